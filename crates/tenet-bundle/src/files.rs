@@ -1,0 +1,229 @@
+//! Reading the files of a bundle from a `.tar.gz` or a directory into memory,
+//! under the limits, and writing files back into an OPA-style `.tar.gz`. This
+//! is the only module that touches archives or the filesystem; it never
+//! writes to the filesystem and never follows links.
+
+use crate::path::normalize;
+use crate::{BundleError, Limits};
+use flate2::read::MultiGzDecoder;
+use std::io::Read;
+use std::path::Path;
+
+/// One file of a bundle: its normalised path and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleFile {
+    /// Path relative to the bundle root, `a/b/c` form.
+    pub path: String,
+    /// The file's contents.
+    pub bytes: Vec<u8>,
+}
+
+/// Running totals checked against the limits as files are read.
+struct Budget<'a> {
+    limits: &'a Limits,
+    files: usize,
+    expanded: u64,
+}
+
+impl<'a> Budget<'a> {
+    fn new(limits: &'a Limits) -> Self {
+        Self {
+            limits,
+            files: 0,
+            expanded: 0,
+        }
+    }
+
+    /// Accounts for one more file of `size` bytes, before its bytes are read.
+    fn admit(&mut self, file: &str, size: u64) -> Result<(), BundleError> {
+        self.files += 1;
+        if self.files > self.limits.max_files {
+            return Err(BundleError::TooManyFiles {
+                file: file.to_string(),
+                limit: self.limits.max_files,
+            });
+        }
+        if size > self.limits.max_file_bytes {
+            return Err(BundleError::FileTooLarge {
+                file: file.to_string(),
+                size,
+                limit: self.limits.max_file_bytes,
+            });
+        }
+        self.expanded = self.expanded.saturating_add(size);
+        if self.expanded > self.limits.max_expanded_bytes {
+            return Err(BundleError::ExpandedTooLarge {
+                file: file.to_string(),
+                limit: self.limits.max_expanded_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn archive_error(e: std::io::Error) -> BundleError {
+    BundleError::Archive {
+        reason: e.to_string(),
+    }
+}
+
+/// Reads every regular file of a gzip-compressed tar archive.
+///
+/// Directories and tar metadata entries (PAX, GNU long names) are skipped;
+/// links, devices and FIFOs are refused. Sizes are checked against the limits
+/// from the entry header before any content is decompressed, so an archive
+/// that claims a huge file costs nothing.
+pub fn read_tar_gz(bytes: &[u8], limits: &Limits) -> Result<Vec<BundleFile>, BundleError> {
+    let size = bytes.len() as u64;
+    if size > limits.max_compressed_bytes {
+        return Err(BundleError::CompressedTooLarge {
+            size,
+            limit: limits.max_compressed_bytes,
+        });
+    }
+    let mut archive = tar::Archive::new(MultiGzDecoder::new(bytes));
+    let mut budget = Budget::new(limits);
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(archive_error)? {
+        let mut entry = entry.map_err(archive_error)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if std::str::from_utf8(&entry.path_bytes()).is_err() {
+            return Err(BundleError::InvalidUtf8 { file: raw });
+        }
+        use tar::EntryType as T;
+        let kind = match entry.header().entry_type() {
+            T::Regular | T::Continuous => None,
+            T::Directory | T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => {
+                continue
+            }
+            T::Symlink => Some("symbolic link"),
+            T::Link => Some("hard link"),
+            T::Char => Some("character device"),
+            T::Block => Some("block device"),
+            T::Fifo => Some("FIFO"),
+            _ => Some("special entry"),
+        };
+        if let Some(kind) = kind {
+            return Err(BundleError::UnsupportedEntry { file: raw, kind });
+        }
+        let path = normalize(&raw, limits)?;
+        let size = entry.header().size().map_err(archive_error)?;
+        budget.admit(&path, size)?;
+        let mut content = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        entry
+            .by_ref()
+            .take(size)
+            .read_to_end(&mut content)
+            .map_err(archive_error)?;
+        if content.len() as u64 != size {
+            return Err(BundleError::Archive {
+                reason: format!("file {path:?} is truncated"),
+            });
+        }
+        out.push(BundleFile {
+            path,
+            bytes: content,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads every file under a bundle directory, in path order.
+///
+/// Symbolic links and special files are refused (a link could pull a host
+/// file into a tenant's bundle); sizes are checked before reading.
+pub fn read_dir(root: &Path, limits: &Limits) -> Result<Vec<BundleFile>, BundleError> {
+    let meta = std::fs::metadata(root).map_err(|e| BundleError::io(root, e))?;
+    if !meta.is_dir() {
+        return Err(BundleError::io(
+            root,
+            std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+        ));
+    }
+    let mut budget = Budget::new(limits);
+    let mut out = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| BundleError::io(&dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| BundleError::io(&dir, e))?;
+            let full = entry.path();
+            let rel = full.strip_prefix(root).unwrap_or(&full);
+            let Some(rel_str) = rel.to_str() else {
+                return Err(BundleError::InvalidUtf8 {
+                    file: rel.to_string_lossy().into_owned(),
+                });
+            };
+            let kind = entry
+                .file_type()
+                .map_err(|e| BundleError::io(&full, e))?;
+            if kind.is_symlink() {
+                return Err(BundleError::UnsupportedEntry {
+                    file: rel_str.to_string(),
+                    kind: "symbolic link",
+                });
+            }
+            if kind.is_dir() {
+                normalize(rel_str, limits)?;
+                pending.push(full);
+                continue;
+            }
+            if !kind.is_file() {
+                return Err(BundleError::UnsupportedEntry {
+                    file: rel_str.to_string(),
+                    kind: "special file",
+                });
+            }
+            let path = normalize(rel_str, limits)?;
+            let size = entry.metadata().map_err(|e| BundleError::io(&full, e))?.len();
+            budget.admit(&path, size)?;
+            let bytes = read_bounded(&full, limits.max_file_bytes)?;
+            out.push(BundleFile { path, bytes });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Reads a file, refusing to read more than `limit` bytes even if the file
+/// grows between the size check and the read.
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, BundleError> {
+    let file = std::fs::File::open(path).map_err(|e| BundleError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| BundleError::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(BundleError::FileTooLarge {
+            file: path.display().to_string(),
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Writes files into a gzip-compressed tar archive that OPA reads as a bundle:
+/// entries in path order with fixed ownership, mode and mtime, so the same
+/// files always give the same bytes. Names are written relative (`a/b.rego`);
+/// OPA accepts both that and its own `/a/b.rego` form.
+pub fn write_tar_gz(files: &[BundleFile]) -> Result<Vec<u8>, BundleError> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut builder = tar::Builder::new(gz);
+    let mut sorted: Vec<&BundleFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for f in sorted {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(f.bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, &f.path, f.bytes.as_slice())
+            .map_err(archive_error)?;
+    }
+    let gz = builder.into_inner().map_err(archive_error)?;
+    gz.finish().map_err(archive_error)
+}

@@ -1,0 +1,123 @@
+//! The `.manifest` file of an OPA bundle and the roots it claims. Parsing and
+//! root arithmetic only; the bundle decides what to do with them.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A bundle's `.manifest`, as OPA defines it. Unknown keys are ignored, as OPA
+/// ignores them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Opaque revision string; empty when the manifest has none.
+    #[serde(default)]
+    pub revision: String,
+    /// Path prefixes (slash-separated) this bundle owns. `[""]` owns everything.
+    #[serde(default = "default_roots")]
+    pub roots: Vec<String>,
+    /// Rego language version for every module: 0 or 1 (OPA 1.x default: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rego_version: Option<u8>,
+    /// Per-file Rego versions: keys are bundle paths, or prefixes ending in `*`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub file_rego_versions: BTreeMap<String, u8>,
+    /// Free-form metadata, passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn default_roots() -> Vec<String> {
+    vec![String::new()]
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Self {
+            revision: String::new(),
+            roots: default_roots(),
+            rego_version: None,
+            file_rego_versions: BTreeMap::new(),
+            metadata: None,
+        }
+    }
+}
+
+impl Manifest {
+    /// Root prefixes as path components; the empty root is the empty slice.
+    pub(crate) fn root_components(&self) -> Vec<Vec<&str>> {
+        self.roots
+            .iter()
+            .map(|r| r.split('/').filter(|c| !c.is_empty()).collect())
+            .collect()
+    }
+
+    /// The Rego version of the module at `path`: a `file_rego_versions` entry
+    /// (exact, or the longest matching `prefix*`), else `rego_version`, else 1.
+    pub fn rego_version_for(&self, path: &str) -> u8 {
+        if let Some(v) = self.file_rego_versions.get(path) {
+            return *v;
+        }
+        self.file_rego_versions
+            .iter()
+            .filter_map(|(k, v)| {
+                let prefix = k.strip_suffix('*')?;
+                path.starts_with(prefix).then_some((prefix.len(), *v))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, v)| v)
+            .or(self.rego_version)
+            .unwrap_or(1)
+    }
+}
+
+/// True when `path` lies at or under one of `roots`.
+pub(crate) fn under_roots(roots: &[Vec<&str>], path: &[String]) -> bool {
+    roots
+        .iter()
+        .any(|r| r.len() <= path.len() && r.iter().zip(path).all(|(a, b)| a == b))
+}
+
+/// True when `path` is a strict prefix of some root (data may pass through it).
+pub(crate) fn above_some_root(roots: &[Vec<&str>], path: &[String]) -> bool {
+    roots
+        .iter()
+        .any(|r| r.len() > path.len() && r.iter().zip(path).all(|(a, b)| a == b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_opa() {
+        let m: Manifest = serde_json::from_str("{}").unwrap_or_default();
+        assert_eq!(m.roots, vec![String::new()]);
+        assert_eq!(m.rego_version_for("x.rego"), 1);
+    }
+
+    #[test]
+    fn file_rego_versions_pick_longest_prefix() {
+        let m: Manifest = serde_json::from_str(
+            r#"{"rego_version": 1, "file_rego_versions": {"legacy/*": 0, "legacy/new/*": 1, "one.rego": 0}}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(m.rego_version_for("legacy/a.rego"), 0);
+        assert_eq!(m.rego_version_for("legacy/new/a.rego"), 1);
+        assert_eq!(m.rego_version_for("one.rego"), 0);
+        assert_eq!(m.rego_version_for("other.rego"), 1);
+    }
+
+    #[test]
+    fn roots_contain_paths() {
+        let m = Manifest {
+            roots: vec!["a/b".into(), "c".into()],
+            ..Manifest::default()
+        };
+        let roots = m.root_components();
+        let p = |s: &str| s.split('.').map(String::from).collect::<Vec<_>>();
+        assert!(under_roots(&roots, &p("a.b.x")));
+        assert!(under_roots(&roots, &p("c")));
+        assert!(!under_roots(&roots, &p("a")));
+        assert!(above_some_root(&roots, &p("a")));
+        assert!(!under_roots(&roots, &p("d")));
+    }
+}
