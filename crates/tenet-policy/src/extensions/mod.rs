@@ -95,7 +95,11 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 /// Operand `position` (1-based, as in OPA's messages) of `builtin`, which must be a string.
-fn string_operand<'a>(builtin: &str, args: &'a [Value], position: usize) -> anyhow::Result<&'a str> {
+fn string_operand<'a>(
+    builtin: &str,
+    args: &'a [Value],
+    position: usize,
+) -> anyhow::Result<&'a str> {
     match position.checked_sub(1).and_then(|index| args.get(index)) {
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(anyhow::anyhow!(
@@ -112,6 +116,7 @@ fn builtin_error(builtin: &str, message: impl std::fmt::Display) -> anyhow::Erro
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 pub(crate) mod test_support {
     //! Helpers shared by the unit tests of the submodules: evaluate a Rego
     //! expression through a real regorus `Engine` with the extensions registered.
@@ -147,6 +152,7 @@ pub(crate) mod test_support {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::test_support::{eval, eval_err, input};
     use super::*;
@@ -181,13 +187,22 @@ mod tests {
 
     #[test]
     fn operand_type_errors_follow_opa_wording() {
-        let err = eval_err("io.jwt.decode(input.n)", Value::from_json_str(r#"{"n": 1}"#).expect("json"));
-        assert!(err.contains("io.jwt.decode: operand 1 must be string but got number"), "{err}");
+        let err = eval_err(
+            "io.jwt.decode(input.n)",
+            Value::from_json_str(r#"{"n": 1}"#).expect("json"),
+        );
+        assert!(
+            err.contains("io.jwt.decode: operand 1 must be string but got number"),
+            "{err}"
+        );
         let err = eval_err(
             "crypto.hmac.sha256(\"x\", input.n)",
             Value::from_json_str(r#"{"n": [1]}"#).expect("json"),
         );
-        assert!(err.contains("crypto.hmac.sha256: operand 2 must be string but got array"), "{err}");
+        assert!(
+            err.contains("crypto.hmac.sha256: operand 2 must be string but got array"),
+            "{err}"
+        );
     }
 
     #[test]

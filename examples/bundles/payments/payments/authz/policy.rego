@@ -9,7 +9,15 @@
 # a prefix pattern ending in "/*" ("orders/*" matches "orders/1001" and
 # "orders/1001/items"). A role's "inherits" list adds those roles' grants (one
 # level). Refunds are capped by the highest "refund_limit" among the user's
-# roles; roles without a limit do not cap anything.
+# roles; roles without a limit do not cap anything. The amount must be a JSON
+# number: Rego orders values of different types (every string sorts after every
+# number), so "250" > 10000 would hold without the numeric_amount guard.
+#
+# Negated expressions never contain a reference that may be undefined: OPA
+# evaluates references found inside a negated call's arguments (or inside a
+# negated ref's brackets) outside the negation, so `not is_number(input.amount)`
+# is undefined, not true, when input.amount is missing. Hence `numeric_amount`,
+# `object.get` and the `is_string(input.user)` guard below.
 package payments.authz
 
 default allow := false
@@ -59,19 +67,22 @@ refund_limit := max(limits) if {
 	count(limits) > 0
 }
 
+numeric_amount if is_number(input.amount)
+
 refund_blocked if {
 	input.action == "refund"
-	not is_number(input.amount)
+	not numeric_amount
 }
 
 refund_blocked if {
 	input.action == "refund"
+	numeric_amount
 	input.amount > refund_limit
 }
 
 deny_reasons contains msg if {
 	some field in required_fields
-	not is_string(input[field])
+	not is_string(object.get(input, field, null))
 	msg := sprintf("input.%s is missing or not a string", [field])
 }
 
@@ -97,11 +108,12 @@ deny_reasons contains msg if {
 
 deny_reasons contains "refund requests must include a numeric amount" if {
 	input.action == "refund"
-	not is_number(input.amount)
+	not numeric_amount
 }
 
 deny_reasons contains msg if {
 	input.action == "refund"
+	numeric_amount
 	input.amount > refund_limit
 	msg := sprintf("refund amount %v exceeds the limit of %v for user %s", [input.amount, refund_limit, input.user])
 }

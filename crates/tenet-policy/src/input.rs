@@ -1,0 +1,134 @@
+//! The input document of one evaluation, parsed once under the tenant's size
+//! and depth limits. Parsing never recurses past the depth limit, so a
+//! hostile input cannot overflow the stack.
+
+use crate::{EvalLimits, PolicyError};
+
+/// A parsed input document (or none: OPA's undefined `input`).
+#[derive(Debug, Clone)]
+pub struct Input(pub(crate) regorus::Value);
+
+impl Input {
+    /// No input: `input` is undefined inside the policy.
+    pub fn none() -> Self {
+        Self(regorus::Value::Undefined)
+    }
+
+    /// Parses JSON text after checking its size and nesting depth.
+    pub fn from_json(text: &str, limits: &EvalLimits) -> Result<Self, PolicyError> {
+        if text.len() > limits.max_input_bytes {
+            return Err(PolicyError::InputTooLarge {
+                size: text.len(),
+                limit: limits.max_input_bytes,
+            });
+        }
+        if json_depth_exceeds(text.as_bytes(), limits.max_input_depth) {
+            return Err(PolicyError::InputTooDeep {
+                limit: limits.max_input_depth,
+            });
+        }
+        regorus::Value::from_json_str(text)
+            .map(Self)
+            .map_err(|e| PolicyError::InvalidInput {
+                reason: e.to_string(),
+            })
+    }
+
+    /// Converts an already parsed JSON value, checking its depth.
+    pub fn from_value(value: &serde_json::Value, limits: &EvalLimits) -> Result<Self, PolicyError> {
+        if value_depth_exceeds(value, limits.max_input_depth) {
+            return Err(PolicyError::InputTooDeep {
+                limit: limits.max_input_depth,
+            });
+        }
+        serde_json::from_value::<regorus::Value>(value.clone())
+            .map(Self)
+            .map_err(|e| PolicyError::InvalidInput {
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Nesting depth of JSON text, without parsing (strings skipped). Written by
+/// hand: it must run before any recursive parser sees the text.
+pub(crate) fn json_depth_exceeds(text: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+fn value_depth_exceeds(value: &serde_json::Value, limit: usize) -> bool {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Vec<&serde_json::Value> = match v {
+            serde_json::Value::Array(a) => a.iter().collect(),
+            serde_json::Value::Object(o) => o.values().collect(),
+            _ => continue,
+        };
+        if d + 1 > limit {
+            return true;
+        }
+        stack.extend(children.into_iter().map(|c| (c, d + 1)));
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_size_and_depth() {
+        let limits = EvalLimits {
+            max_input_bytes: 20,
+            max_input_depth: 2,
+            ..EvalLimits::default()
+        };
+        assert!(Input::from_json(r#"{"a": [1]}"#, &limits).is_ok());
+        assert!(matches!(
+            Input::from_json(r#"{"a": [[1]]}"#, &limits),
+            Err(PolicyError::InputTooDeep { limit: 2 })
+        ));
+        assert!(matches!(
+            Input::from_json(r#"{"a": "01234567890123456789"}"#, &limits),
+            Err(PolicyError::InputTooLarge { .. })
+        ));
+        assert!(matches!(
+            Input::from_json("{", &limits),
+            Err(PolicyError::InvalidInput { .. })
+        ));
+        let deep = serde_json::json!({"a": {"b": {"c": 1}}});
+        assert!(Input::from_value(&deep, &limits).is_err());
+    }
+
+    #[test]
+    fn a_million_brackets_are_refused_without_parsing() {
+        let text = "[".repeat(1_000_000);
+        assert!(matches!(
+            Input::from_json(&text, &EvalLimits::default()),
+            Err(PolicyError::InputTooLarge { .. }) | Err(PolicyError::InputTooDeep { .. })
+        ));
+        assert!(json_depth_exceeds(text.as_bytes(), 64));
+    }
+}

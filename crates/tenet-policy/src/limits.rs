@@ -1,0 +1,58 @@
+//! Per-tenant evaluation limits: how long one decision may run and how big
+//! its input and its builtin results may be. Numbers only; enforcement lives
+//! in `input`, `guard` and `policy`.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Limits applied to every evaluation of a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalLimits {
+    /// Wall-clock deadline of one evaluation. Default 1 s.
+    #[serde(with = "millis")]
+    pub deadline: Duration,
+    /// How many interpreter/VM steps pass between deadline checks; lower is
+    /// more precise and slower. Default 64.
+    pub deadline_check_interval: u32,
+    /// Most instructions one VM execution may run. Default 10,000,000
+    /// (regorus's own default of 25,000 is hit by ordinary policies over data).
+    pub max_instructions: usize,
+    /// Largest input document, as JSON bytes. Default 10 MiB.
+    pub max_input_bytes: usize,
+    /// Deepest nesting of the input document. Default 64.
+    pub max_input_depth: usize,
+    /// Most elements a builtin may create in one call (`numbers.range`,
+    /// `net.cidr_expand`). Default 1,000,000.
+    pub max_builtin_elements: u64,
+    /// Largest string a builtin may build in one call (`sprintf` widths,
+    /// `replace`). Default 16 MiB.
+    pub max_builtin_string_bytes: u64,
+}
+
+impl Default for EvalLimits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(1),
+            deadline_check_interval: 64,
+            max_instructions: 10_000_000,
+            max_input_bytes: 10 << 20,
+            max_input_depth: 64,
+            max_builtin_elements: 1_000_000,
+            max_builtin_string_bytes: 16 << 20,
+        }
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

@@ -1,0 +1,248 @@
+//! Integration tests of compiled policies: evaluation paths agree, limits
+//! hold, and the hostile-policy corpus fails per evaluation, never the process.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tenet_bundle::{Bundle, BundleFile, Limits};
+use tenet_policy::{CompileOptions, EvalLimits, Evaluator, Input, Policy, PolicyError};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn bundle(files: &[(&str, &str)]) -> Bundle {
+    let files = files
+        .iter()
+        .map(|(p, s)| BundleFile {
+            path: p.to_string(),
+            bytes: s.as_bytes().to_vec(),
+        })
+        .collect();
+    Bundle::from_files(files, &Limits::default()).unwrap()
+}
+
+fn compile(b: &Bundle, force: Option<Evaluator>, limits: EvalLimits) -> Policy {
+    Policy::compile(b, CompileOptions { limits, force }).unwrap()
+}
+
+fn input(v: Value) -> Input {
+    Input::from_value(&v, &EvalLimits::default()).unwrap()
+}
+
+const RBAC: &str = r#"package app.rbac
+
+default allow := false
+
+allow if {
+    some role in data.app.bindings[input.user]
+    some grant in data.app.grants[role]
+    grant.action == input.action
+}
+
+reasons contains msg if {
+    not allow
+    msg := sprintf("%s may not %s", [input.user, input.action])
+}
+
+roles := data.app.bindings[input.user]
+"#;
+
+const RBAC_DATA: &str = r#"{"app": {"bindings": {"alice": ["admin"], "bob": ["viewer"]},
+  "grants": {"admin": [{"action": "write"}, {"action": "read"}], "viewer": [{"action": "read"}]}}}"#;
+
+#[test]
+fn rule_paths_run_on_the_vm_and_agree_with_the_interpreter() {
+    let b = bundle(&[("app/rbac.rego", RBAC), ("data.json", RBAC_DATA)]);
+    let auto = compile(&b, None, EvalLimits::default());
+    let interp = compile(&b, Some(Evaluator::Interpreter), EvalLimits::default());
+    let allow = tenet_policy::QueryPath::parse("data.app.rbac.allow").unwrap();
+    assert_eq!(auto.query(&allow).unwrap().evaluator(), Evaluator::Vm);
+    assert_eq!(interp.query(&allow).unwrap().evaluator(), Evaluator::Interpreter);
+    for (user, action, expected) in [
+        ("alice", "write", true),
+        ("bob", "read", true),
+        ("bob", "write", false),
+        ("carol", "read", false),
+    ] {
+        let i = input(json!({"user": user, "action": action}));
+        for p in [&auto, &interp] {
+            assert_eq!(p.evaluate("data.app.rbac.allow", &i).unwrap(), Some(json!(expected)));
+            assert_eq!(p.evaluate("app/rbac/allow", &i).unwrap(), Some(json!(expected)));
+        }
+        assert_eq!(
+            auto.evaluate("data.app.rbac.reasons", &i).unwrap(),
+            interp.evaluate("data.app.rbac.reasons", &i).unwrap()
+        );
+    }
+    // Undefined: a complete rule whose body fails, and a missing document.
+    let carol = input(json!({"user": "carol", "action": "read"}));
+    assert_eq!(auto.evaluate("data.app.rbac.roles", &carol).unwrap(), None);
+    assert_eq!(auto.evaluate("data.app.rbac.nothing", &carol).unwrap(), None);
+    // A package path returns the package document; data paths return data.
+    let pkg = auto.evaluate("data.app.rbac", &carol).unwrap().unwrap();
+    assert_eq!(pkg["allow"], json!(false));
+    assert_eq!(pkg["reasons"], json!(["carol may not read"]));
+    assert!(pkg.get("roles").is_none());
+    assert_eq!(
+        auto.evaluate("data.app.bindings.bob", &carol).unwrap(),
+        Some(json!(["viewer"]))
+    );
+}
+
+#[test]
+fn builtin_errors_are_undefined_on_both_evaluators_as_in_opa() {
+    let b = bundle(&[(
+        "p.rego",
+        "package p\n\nn := to_number(input.s)\n\nok := true if { to_number(input.s) }\n",
+    )]);
+    for force in [None, Some(Evaluator::Interpreter)] {
+        let p = compile(&b, force, EvalLimits::default());
+        assert_eq!(p.evaluate("data.p.n", &input(json!({"s": "abc"}))).unwrap(), None);
+        assert_eq!(p.evaluate("data.p.n", &input(json!({"s": "12"}))).unwrap(), Some(json!(12)));
+    }
+}
+
+#[test]
+fn determinism_is_reported() {
+    let pure = bundle(&[("p.rego", "package p\n\nx := time.parse_rfc3339_ns(input.t)\n")]);
+    let clock = bundle(&[("p.rego", "package p\n\nx := time.now_ns()\n")]);
+    assert!(compile(&pure, None, EvalLimits::default()).is_deterministic());
+    assert!(!compile(&clock, None, EvalLimits::default()).is_deterministic());
+}
+
+#[test]
+fn compile_errors_name_the_file() {
+    let b = bundle(&[("bad/x.rego", "package bad\n\nallow if {\n")]);
+    let err = Policy::compile(&b, CompileOptions::default()).unwrap_err();
+    match err {
+        PolicyError::Compile { file, .. } => assert_eq!(file, "bad/x.rego"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn rego_v0_modules_compile_when_the_manifest_says_so() {
+    let b = bundle(&[
+        (".manifest", r#"{"rego_version": 0}"#),
+        ("p.rego", "package p\n\nallow { input.x == 1 }\n"),
+    ]);
+    let p = compile(&b, None, EvalLimits::default());
+    assert_eq!(p.evaluate("data.p.allow", &input(json!({"x": 1}))).unwrap(), Some(json!(true)));
+}
+
+#[test]
+fn input_limits_are_part_of_the_api() {
+    let limits = EvalLimits {
+        max_input_depth: 3,
+        ..EvalLimits::default()
+    };
+    assert!(matches!(
+        Input::from_json(r#"{"a": {"b": {"c": {}}}}"#, &limits),
+        Err(PolicyError::InputTooDeep { limit: 3 })
+    ));
+}
+
+#[test]
+fn policies_are_shared_across_threads_without_a_lock() {
+    let b = bundle(&[("app/rbac.rego", RBAC), ("data.json", RBAC_DATA)]);
+    let p = compile(&b, None, EvalLimits::default());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let p = p.clone();
+            s.spawn(move || {
+                for i in 0..200 {
+                    let user = if (i + t) % 2 == 0 { "alice" } else { "bob" };
+                    let got = p
+                        .evaluate("data.app.rbac.allow", &input(json!({"user": user, "action": "write"})))
+                        .unwrap();
+                    assert_eq!(got, Some(json!(user == "alice")));
+                }
+            });
+        }
+    });
+}
+
+/// The hostile-policy corpus: every policy fails (or succeeds) exactly as
+/// `expected.json` says, on every evaluator that accepts it, and the process
+/// survives all of them (an abort would kill this test binary).
+#[test]
+fn hostile_policies_fail_per_evaluation_and_the_process_survives() {
+    let dir = root().join("fixtures/policies/hostile");
+    let expected: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let limits = EvalLimits {
+        deadline: Duration::from_millis(300),
+        max_instructions: 1_000_000,
+        ..EvalLimits::default()
+    };
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("rego") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let case = expected
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name}.rego has no entry in expected.json"));
+        let source = std::fs::read_to_string(&path).unwrap();
+        let b = bundle(&[(&format!("{name}.rego"), &source)]);
+        let input = match case.get("input") {
+            Some(f) => Input::from_json(
+                &std::fs::read_to_string(dir.join(f.as_str().unwrap())).unwrap(),
+                &limits,
+            )
+            .unwrap(),
+            None => Input::none(),
+        };
+        for force in [None, Some(Evaluator::Interpreter)] {
+            let p = compile(&b, force, limits.clone());
+            let got = p.evaluation(case["query"].as_str().unwrap(), &input);
+            // The interpreter has no instruction counter; its deadline stops
+            // what the VM's instruction cap stops.
+            let want = match force {
+                Some(Evaluator::Interpreter) => case.get("interpreter_error").or(case.get("error")),
+                _ => case.get("error"),
+            };
+            match (want, got) {
+                (Some(kind), Err(e)) => assert_eq!(e.kind(), kind, "{name} ({force:?}): {e}"),
+                (Some(kind), Ok(v)) => panic!("{name} ({force:?}): expected {kind}, got {v:?}"),
+                (None, Ok(v)) => {
+                    assert_eq!(v.result.as_ref(), case.get("result"), "{name}");
+                    if let Some(prints) = case.get("prints") {
+                        let prints: Vec<String> = serde_json::from_value(prints.clone()).unwrap();
+                        assert!(
+                            prints.iter().all(|want| v.prints.iter().any(|got| got.contains(want))),
+                            "{name}: prints {:?}",
+                            v.prints
+                        );
+                    }
+                }
+                (None, Err(e)) => panic!("{name} ({force:?}): unexpected error {e}"),
+            }
+            // The same compiled policy keeps answering after the failure.
+            assert!(p.evaluation("data", &Input::none()).is_ok() || case.get("error").is_some());
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, expected.len(), "expected.json lists policies that do not exist");
+}
+
+#[test]
+fn rules_with_several_constant_definitions_stay_on_the_vm_and_conflicts_are_errors() {
+    let b = bundle(&[(
+        "p.rego",
+        "package p\n\nallow if input.a == 1\n\nallow if input.b == 1\n\nx = 1 if input.a == 1\n\nx = 2 if input.b == 1\n",
+    )]);
+    let p = compile(&b, None, EvalLimits::default());
+    let allow = tenet_policy::QueryPath::parse("data.p.allow").unwrap();
+    let x = tenet_policy::QueryPath::parse("data.p.x").unwrap();
+    assert_eq!(p.query(&allow).unwrap().evaluator(), Evaluator::Vm);
+    assert_eq!(p.query(&x).unwrap().evaluator(), Evaluator::Interpreter);
+    assert_eq!(p.evaluate("data.p.x", &input(json!({"a": 1}))).unwrap(), Some(json!(1)));
+    let both = input(json!({"a": 1, "b": 1}));
+    assert_eq!(p.evaluate("data.p.allow", &both).unwrap(), Some(json!(true)));
+    assert_eq!(p.evaluate("data.p.x", &both).unwrap_err().kind(), "evaluation_error");
+}
