@@ -40,7 +40,11 @@ impl<W: Write> RawTar<W> {
     fn header(&mut self, name: &[u8], kind: EntryType, size: u64, link: &[u8]) {
         let mut h = Header::new_gnu();
         h.set_entry_type(kind);
-        h.set_mode(if kind == EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if kind == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(0);
@@ -90,7 +94,9 @@ impl<W: Write> RawTar<W> {
 }
 
 fn gzip_writer() -> GzEncoder<Vec<u8>> {
-    GzBuilder::new().mtime(0).write(Vec::new(), Compression::best())
+    GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), Compression::best())
 }
 
 /// A complete `.tar.gz` built by `build`.
@@ -124,7 +130,10 @@ fn valid_bundle() -> Vec<u8> {
         if i > 0 {
             data.push(',');
         }
-        data.push_str(&format!("\"user-{i}\": {{\"team\": \"t{}\"}}", (i * 31) % 97));
+        data.push_str(&format!(
+            "\"user-{i}\": {{\"team\": \"t{}\"}}",
+            (i * 31) % 97
+        ));
     }
     data.push_str("}}}");
     files(&[
@@ -248,7 +257,9 @@ fn hostile() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         tar_gz(|t| {
             let depth = 5_000_000u64;
             t.header(b"data.json", EntryType::Regular, 2 * depth, b"");
-            let brackets = io::repeat(b'[').take(depth).chain(io::repeat(b']').take(depth));
+            let brackets = io::repeat(b'[')
+                .take(depth)
+                .chain(io::repeat(b']').take(depth));
             t.content(brackets, 2 * depth);
         }),
     );

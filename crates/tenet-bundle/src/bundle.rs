@@ -240,7 +240,12 @@ fn check_data_roots(
 
 /// Merges `value` into `data` at `mount`; objects merge key by key, anything
 /// else that meets an existing document is a conflict.
-fn merge_at(data: &mut Value, mount: &[String], value: Value, file: &str) -> Result<(), BundleError> {
+fn merge_at(
+    data: &mut Value,
+    mount: &[String],
+    value: Value,
+    file: &str,
+) -> Result<(), BundleError> {
     let conflict = |path: &[String]| BundleError::DataConflict {
         file: file.to_string(),
         path: path.join("/"),

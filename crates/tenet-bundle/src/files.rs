@@ -154,9 +154,7 @@ pub fn read_dir(root: &Path, limits: &Limits) -> Result<Vec<BundleFile>, BundleE
                     file: rel.to_string_lossy().into_owned(),
                 });
             };
-            let kind = entry
-                .file_type()
-                .map_err(|e| BundleError::io(&full, e))?;
+            let kind = entry.file_type().map_err(|e| BundleError::io(&full, e))?;
             if kind.is_symlink() {
                 return Err(BundleError::UnsupportedEntry {
                     file: rel_str.to_string(),
@@ -175,7 +173,10 @@ pub fn read_dir(root: &Path, limits: &Limits) -> Result<Vec<BundleFile>, BundleE
                 });
             }
             let path = normalize(rel_str, limits)?;
-            let size = entry.metadata().map_err(|e| BundleError::io(&full, e))?.len();
+            let size = entry
+                .metadata()
+                .map_err(|e| BundleError::io(&full, e))?
+                .len();
             budget.admit(&path, size)?;
             let bytes = read_bounded(&full, limits.max_file_bytes)?;
             out.push(BundleFile { path, bytes });

@@ -69,7 +69,16 @@ mod tests {
 
     #[test]
     fn refuses_escapes() {
-        for bad in ["../x", "a/../../x", "//etc/passwd", "C:/x", "a\\b", "", "/", "a\0b"] {
+        for bad in [
+            "../x",
+            "a/../../x",
+            "//etc/passwd",
+            "C:/x",
+            "a\\b",
+            "",
+            "/",
+            "a\0b",
+        ] {
             assert!(
                 matches!(n(bad), Err(BundleError::UnsafePath { .. })),
                 "{bad:?} accepted"
@@ -82,7 +91,11 @@ mod tests {
         let deep = vec!["d"; 40].join("/");
         assert!(matches!(
             n(&deep),
-            Err(BundleError::PathTooDeep { depth: 40, limit: 32, .. })
+            Err(BundleError::PathTooDeep {
+                depth: 40,
+                limit: 32,
+                ..
+            })
         ));
     }
 }

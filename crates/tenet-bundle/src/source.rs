@@ -80,7 +80,10 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BundleError> + Send + 'static,
 ) -> Result<T, BundleError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
-        BundleError::io(path, std::io::Error::other(format!("read task failed: {e}")))
+        BundleError::io(
+            path,
+            std::io::Error::other(format!("read task failed: {e}")),
+        )
     })?
 }
 

@@ -139,7 +139,9 @@ fn check(name: &str, args: &[Value], limits: &EvalLimits) -> anyhow::Result<()> 
             }
         }
         "strings.replace_n" => {
-            if let (Some(Value::Object(patterns)), Some(s)) = (args.first(), args.get(1).and_then(string)) {
+            if let (Some(Value::Object(patterns)), Some(s)) =
+                (args.first(), args.get(1).and_then(string))
+            {
                 let pairs: Vec<(&str, &str)> = patterns
                     .iter()
                     .filter_map(|(k, v)| Some((string(k)?, string(v)?)))
@@ -151,7 +153,8 @@ fn check(name: &str, args: &[Value], limits: &EvalLimits) -> anyhow::Result<()> 
             }
         }
         "regex.replace" => {
-            if let (Some(s), Some(new)) = (args.first().and_then(string), args.get(2).and_then(string))
+            if let (Some(s), Some(new)) =
+                (args.first().and_then(string), args.get(2).and_then(string))
             {
                 // Upper bound: every position of `s` may match (an empty
                 // pattern does), and `$n` expansions are bounded by `s`.
@@ -260,7 +263,10 @@ mod tests {
         assert_eq!(widest_format_number("%d %s"), 0);
         assert_eq!(widest_format_number("%05d"), 5);
         assert_eq!(widest_format_number("%.3f|%10s"), 10);
-        assert_eq!(widest_format_number("%99999999999999999999d"), 99999999999999999999);
+        assert_eq!(
+            widest_format_number("%99999999999999999999d"),
+            99999999999999999999
+        );
     }
 
     #[test]

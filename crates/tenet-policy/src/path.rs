@@ -107,9 +107,15 @@ mod tests {
     #[test]
     fn quoted_components_round_trip() {
         let p = QueryPath::parse("data.a[\"b-c\"].d").ok();
-        assert_eq!(p.as_ref().map(|p| p.to_rego()).as_deref(), Some("data.a[\"b-c\"].d"));
         assert_eq!(
-            QueryPath::parse("a/b-c").ok().map(|p| p.to_rego()).as_deref(),
+            p.as_ref().map(|p| p.to_rego()).as_deref(),
+            Some("data.a[\"b-c\"].d")
+        );
+        assert_eq!(
+            QueryPath::parse("a/b-c")
+                .ok()
+                .map(|p| p.to_rego())
+                .as_deref(),
             Some("data.a[\"b-c\"]")
         );
     }

@@ -3,12 +3,11 @@
 //! path evaluated so far.
 //!
 //! How a path is evaluated (chosen once per path, see BENCHMARKS.md):
-//! - a rule path whose policy the RVM can run is compiled to RVM bytecode
-//!   (`Arc<Program>`), and each evaluation borrows a `RegoVM` from a
-//!   lock-free pool;
-//! - any other rule path (the RVM compiler refuses it, or the policy calls
-//!   `print` or a builtin tenet bounds or adds) runs on the interpreter with
-//!   a pooled clone of a prepared `Engine`;
+//! - a rule path runs on the interpreter with a pooled clone of a prepared
+//!   `Engine` (the default), or, with [`Evaluator::Vm`], as RVM bytecode
+//!   (`Arc<Program>`) on a pooled `RegoVM` where the RVM compiles it and may
+//!   run it (no `print`, no builtin tenet bounds or adds, no rule that could
+//!   conflict);
 //! - a package or data path (`data.a`, `data`) runs as an interpreter query.
 //!
 //! Both evaluators get the same limits (deadline, instruction cap) and the
@@ -29,14 +28,22 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use tenet_bundle::Bundle;
 
-/// Which evaluator a prepared query uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+/// Which evaluator runs a prepared query.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Evaluator {
-    /// RVM bytecode on pooled VMs.
-    Vm,
-    /// The tree-walking interpreter on pooled engine clones.
+    /// The tree-walking interpreter on pooled clones of a prepared engine.
+    /// The default: it gives OPA's answers on every case tenet checks.
+    #[default]
     Interpreter,
+    /// RVM bytecode on pooled VMs where the RVM compiles the entrypoint and
+    /// may run it, the interpreter elsewhere. About 2x faster, but regorus
+    /// 0.14.1's RVM gives wrong answers for some policies (an undefined
+    /// lookup inside a comprehension yields an `"<undefined>"` element; see
+    /// BENCHMARKS.md), so it is opt-in.
+    Vm,
 }
 
 /// How to compile a bundle.
@@ -44,9 +51,8 @@ pub enum Evaluator {
 pub struct CompileOptions {
     /// Limits for every evaluation of the compiled policy.
     pub limits: EvalLimits,
-    /// Force one evaluator (`None`: the RVM where it applies). Benchmarks
-    /// and conformance tests use this to compare the two.
-    pub force: Option<Evaluator>,
+    /// The evaluator to use where it applies.
+    pub evaluator: Evaluator,
 }
 
 /// The result of one evaluation.
@@ -109,7 +115,7 @@ impl Policy {
         engine.set_strict_builtin_errors(false);
         engine.set_gather_prints(true);
         engine.set_execution_timer_config(timer(&options.limits));
-        extensions::register(&mut engine).map_err(|e| compile_error("<extensions>", e))?;
+        extensions::register(&mut engine, false).map_err(|e| compile_error("<extensions>", e))?;
         guard::register(&mut engine, &options.limits).map_err(|e| compile_error("<guards>", e))?;
         let mut calls = BTreeSet::new();
         let mut source_bytes = 0;
@@ -122,8 +128,8 @@ impl Policy {
             source_bytes += m.source.len();
         }
         engine.set_rego_v0(false);
-        let data: Value = serde_json::from_value(bundle.data.clone())
-            .map_err(|e| compile_error("data", e))?;
+        let data: Value =
+            serde_json::from_value(bundle.data.clone()).map_err(|e| compile_error("data", e))?;
         engine
             .add_data(data.clone())
             .map_err(|e| compile_error("data", e))?;
@@ -135,7 +141,11 @@ impl Policy {
             .map_err(|e| compile_error("bundle", e))?;
         let conflict_prone = conflict_prone_rules(&mut engine);
         let deterministic = !NONDETERMINISTIC.iter().any(|b| calls.contains(*b));
-        let data_json = bundle.data_files.iter().map(|d| d.bytes as usize).sum::<usize>();
+        let data_json = bundle
+            .data_files
+            .iter()
+            .map(|d| d.bytes as usize)
+            .sum::<usize>();
         Ok(Self {
             inner: Arc::new(Inner {
                 revision: bundle.manifest.revision.clone(),
@@ -213,7 +223,10 @@ impl Policy {
         let mut winner = prepared.clone();
         self.inner.queries.rcu(|map| {
             let mut map = HashMap::clone(map);
-            winner = map.entry(path.clone()).or_insert_with(|| prepared.clone()).clone();
+            winner = map
+                .entry(path.clone())
+                .or_insert_with(|| prepared.clone())
+                .clone();
             map
         });
         Ok(winner)
@@ -224,18 +237,22 @@ impl Policy {
         let inner = &self.inner;
         let rego = path.to_rego();
         let mut engine = inner.template.clone();
-        let pool_size = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4);
+        let pool_size = std::thread::available_parallelism()
+            .map_or(4, |n| n.get() * 2)
+            .max(4);
         let kind = match engine.compile_with_entrypoint(&rego.as_str().into()) {
             Ok(compiled) => {
-                let program = match inner.options.force {
-                    Some(Evaluator::Interpreter) => None,
-                    _ => match Compiler::compile_from_policy(&compiled, &[rego.as_str()]) {
-                        Ok(p) => vm_can_run(&p, &inner.conflict_prone).then_some(p),
-                        Err(e) => {
-                            tracing::debug!(path = %rego, error = %e, "RVM cannot compile entrypoint; using the interpreter");
-                            None
+                let program = match inner.options.evaluator {
+                    Evaluator::Interpreter => None,
+                    Evaluator::Vm => {
+                        match Compiler::compile_from_policy(&compiled, &[rego.as_str()]) {
+                            Ok(p) => vm_can_run(&p, &inner.conflict_prone).then_some(p),
+                            Err(e) => {
+                                tracing::debug!(path = %rego, error = %e, "RVM cannot compile entrypoint; using the interpreter");
+                                None
+                            }
                         }
-                    },
+                    }
                 };
                 match program {
                     Some(program) => Kind::Vm {
@@ -262,12 +279,6 @@ impl Policy {
                 })
             }
         };
-        if inner.options.force == Some(Evaluator::Vm) && !matches!(kind, Kind::Vm { .. }) {
-            return Err(PolicyError::InvalidPath {
-                path: rego,
-                reason: "the RVM cannot evaluate this path".into(),
-            });
-        }
         Ok(PreparedQuery {
             rego,
             kind,

@@ -23,8 +23,8 @@ fn bundle(files: &[(&str, &str)]) -> Bundle {
     Bundle::from_files(files, &Limits::default()).unwrap()
 }
 
-fn compile(b: &Bundle, force: Option<Evaluator>, limits: EvalLimits) -> Policy {
-    Policy::compile(b, CompileOptions { limits, force }).unwrap()
+fn compile(b: &Bundle, evaluator: Evaluator, limits: EvalLimits) -> Policy {
+    Policy::compile(b, CompileOptions { limits, evaluator }).unwrap()
 }
 
 fn input(v: Value) -> Input {
@@ -55,11 +55,14 @@ const RBAC_DATA: &str = r#"{"app": {"bindings": {"alice": ["admin"], "bob": ["vi
 #[test]
 fn rule_paths_run_on_the_vm_and_agree_with_the_interpreter() {
     let b = bundle(&[("app/rbac.rego", RBAC), ("data.json", RBAC_DATA)]);
-    let auto = compile(&b, None, EvalLimits::default());
-    let interp = compile(&b, Some(Evaluator::Interpreter), EvalLimits::default());
+    let auto = compile(&b, Evaluator::Vm, EvalLimits::default());
+    let interp = compile(&b, Evaluator::Interpreter, EvalLimits::default());
     let allow = tenet_policy::QueryPath::parse("data.app.rbac.allow").unwrap();
     assert_eq!(auto.query(&allow).unwrap().evaluator(), Evaluator::Vm);
-    assert_eq!(interp.query(&allow).unwrap().evaluator(), Evaluator::Interpreter);
+    assert_eq!(
+        interp.query(&allow).unwrap().evaluator(),
+        Evaluator::Interpreter
+    );
     for (user, action, expected) in [
         ("alice", "write", true),
         ("bob", "read", true),
@@ -68,8 +71,14 @@ fn rule_paths_run_on_the_vm_and_agree_with_the_interpreter() {
     ] {
         let i = input(json!({"user": user, "action": action}));
         for p in [&auto, &interp] {
-            assert_eq!(p.evaluate("data.app.rbac.allow", &i).unwrap(), Some(json!(expected)));
-            assert_eq!(p.evaluate("app/rbac/allow", &i).unwrap(), Some(json!(expected)));
+            assert_eq!(
+                p.evaluate("data.app.rbac.allow", &i).unwrap(),
+                Some(json!(expected))
+            );
+            assert_eq!(
+                p.evaluate("app/rbac/allow", &i).unwrap(),
+                Some(json!(expected))
+            );
         }
         assert_eq!(
             auto.evaluate("data.app.rbac.reasons", &i).unwrap(),
@@ -79,7 +88,10 @@ fn rule_paths_run_on_the_vm_and_agree_with_the_interpreter() {
     // Undefined: a complete rule whose body fails, and a missing document.
     let carol = input(json!({"user": "carol", "action": "read"}));
     assert_eq!(auto.evaluate("data.app.rbac.roles", &carol).unwrap(), None);
-    assert_eq!(auto.evaluate("data.app.rbac.nothing", &carol).unwrap(), None);
+    assert_eq!(
+        auto.evaluate("data.app.rbac.nothing", &carol).unwrap(),
+        None
+    );
     // A package path returns the package document; data paths return data.
     let pkg = auto.evaluate("data.app.rbac", &carol).unwrap().unwrap();
     assert_eq!(pkg["allow"], json!(false));
@@ -97,19 +109,28 @@ fn builtin_errors_are_undefined_on_both_evaluators_as_in_opa() {
         "p.rego",
         "package p\n\nn := to_number(input.s)\n\nok := true if { to_number(input.s) }\n",
     )]);
-    for force in [None, Some(Evaluator::Interpreter)] {
+    for force in [Evaluator::Vm, Evaluator::Interpreter] {
         let p = compile(&b, force, EvalLimits::default());
-        assert_eq!(p.evaluate("data.p.n", &input(json!({"s": "abc"}))).unwrap(), None);
-        assert_eq!(p.evaluate("data.p.n", &input(json!({"s": "12"}))).unwrap(), Some(json!(12)));
+        assert_eq!(
+            p.evaluate("data.p.n", &input(json!({"s": "abc"}))).unwrap(),
+            None
+        );
+        assert_eq!(
+            p.evaluate("data.p.n", &input(json!({"s": "12"}))).unwrap(),
+            Some(json!(12))
+        );
     }
 }
 
 #[test]
 fn determinism_is_reported() {
-    let pure = bundle(&[("p.rego", "package p\n\nx := time.parse_rfc3339_ns(input.t)\n")]);
+    let pure = bundle(&[(
+        "p.rego",
+        "package p\n\nx := time.parse_rfc3339_ns(input.t)\n",
+    )]);
     let clock = bundle(&[("p.rego", "package p\n\nx := time.now_ns()\n")]);
-    assert!(compile(&pure, None, EvalLimits::default()).is_deterministic());
-    assert!(!compile(&clock, None, EvalLimits::default()).is_deterministic());
+    assert!(compile(&pure, Evaluator::default(), EvalLimits::default()).is_deterministic());
+    assert!(!compile(&clock, Evaluator::default(), EvalLimits::default()).is_deterministic());
 }
 
 #[test]
@@ -128,8 +149,11 @@ fn rego_v0_modules_compile_when_the_manifest_says_so() {
         (".manifest", r#"{"rego_version": 0}"#),
         ("p.rego", "package p\n\nallow { input.x == 1 }\n"),
     ]);
-    let p = compile(&b, None, EvalLimits::default());
-    assert_eq!(p.evaluate("data.p.allow", &input(json!({"x": 1}))).unwrap(), Some(json!(true)));
+    let p = compile(&b, Evaluator::Vm, EvalLimits::default());
+    assert_eq!(
+        p.evaluate("data.p.allow", &input(json!({"x": 1}))).unwrap(),
+        Some(json!(true))
+    );
 }
 
 #[test]
@@ -147,7 +171,7 @@ fn input_limits_are_part_of_the_api() {
 #[test]
 fn policies_are_shared_across_threads_without_a_lock() {
     let b = bundle(&[("app/rbac.rego", RBAC), ("data.json", RBAC_DATA)]);
-    let p = compile(&b, None, EvalLimits::default());
+    let p = compile(&b, Evaluator::Vm, EvalLimits::default());
     std::thread::scope(|s| {
         for t in 0..4 {
             let p = p.clone();
@@ -155,7 +179,10 @@ fn policies_are_shared_across_threads_without_a_lock() {
                 for i in 0..200 {
                     let user = if (i + t) % 2 == 0 { "alice" } else { "bob" };
                     let got = p
-                        .evaluate("data.app.rbac.allow", &input(json!({"user": user, "action": "write"})))
+                        .evaluate(
+                            "data.app.rbac.allow",
+                            &input(json!({"user": user, "action": "write"})),
+                        )
                         .unwrap();
                     assert_eq!(got, Some(json!(user == "alice")));
                 }
@@ -197,13 +224,13 @@ fn hostile_policies_fail_per_evaluation_and_the_process_survives() {
             .unwrap(),
             None => Input::none(),
         };
-        for force in [None, Some(Evaluator::Interpreter)] {
+        for force in [Evaluator::Vm, Evaluator::Interpreter] {
             let p = compile(&b, force, limits.clone());
             let got = p.evaluation(case["query"].as_str().unwrap(), &input);
             // The interpreter has no instruction counter; its deadline stops
             // what the VM's instruction cap stops.
             let want = match force {
-                Some(Evaluator::Interpreter) => case.get("interpreter_error").or(case.get("error")),
+                Evaluator::Interpreter => case.get("interpreter_error").or(case.get("error")),
                 _ => case.get("error"),
             };
             match (want, got) {
@@ -214,7 +241,9 @@ fn hostile_policies_fail_per_evaluation_and_the_process_survives() {
                     if let Some(prints) = case.get("prints") {
                         let prints: Vec<String> = serde_json::from_value(prints.clone()).unwrap();
                         assert!(
-                            prints.iter().all(|want| v.prints.iter().any(|got| got.contains(want))),
+                            prints
+                                .iter()
+                                .all(|want| v.prints.iter().any(|got| got.contains(want))),
                             "{name}: prints {:?}",
                             v.prints
                         );
@@ -227,7 +256,11 @@ fn hostile_policies_fail_per_evaluation_and_the_process_survives() {
         }
         seen += 1;
     }
-    assert_eq!(seen, expected.len(), "expected.json lists policies that do not exist");
+    assert_eq!(
+        seen,
+        expected.len(),
+        "expected.json lists policies that do not exist"
+    );
 }
 
 #[test]
@@ -236,13 +269,61 @@ fn rules_with_several_constant_definitions_stay_on_the_vm_and_conflicts_are_erro
         "p.rego",
         "package p\n\nallow if input.a == 1\n\nallow if input.b == 1\n\nx = 1 if input.a == 1\n\nx = 2 if input.b == 1\n",
     )]);
-    let p = compile(&b, None, EvalLimits::default());
+    let p = compile(&b, Evaluator::Vm, EvalLimits::default());
     let allow = tenet_policy::QueryPath::parse("data.p.allow").unwrap();
     let x = tenet_policy::QueryPath::parse("data.p.x").unwrap();
     assert_eq!(p.query(&allow).unwrap().evaluator(), Evaluator::Vm);
     assert_eq!(p.query(&x).unwrap().evaluator(), Evaluator::Interpreter);
-    assert_eq!(p.evaluate("data.p.x", &input(json!({"a": 1}))).unwrap(), Some(json!(1)));
+    assert_eq!(
+        p.evaluate("data.p.x", &input(json!({"a": 1}))).unwrap(),
+        Some(json!(1))
+    );
     let both = input(json!({"a": 1, "b": 1}));
-    assert_eq!(p.evaluate("data.p.allow", &both).unwrap(), Some(json!(true)));
-    assert_eq!(p.evaluate("data.p.x", &both).unwrap_err().kind(), "evaluation_error");
+    assert_eq!(
+        p.evaluate("data.p.allow", &both).unwrap(),
+        Some(json!(true))
+    );
+    assert_eq!(
+        p.evaluate("data.p.x", &both).unwrap_err().kind(),
+        "evaluation_error"
+    );
+}
+
+/// regorus 0.14.1's RVM puts `"<undefined>"` into a comprehension when a
+/// lookup inside it is undefined; OPA skips the element. The default
+/// evaluator must give OPA's answer.
+#[test]
+fn default_evaluator_skips_undefined_elements_like_opa() {
+    let b = bundle(&[
+        (
+            "p.rego",
+            "package p\n\nroles := [\"a\", \"b\"]\n\nlimits := [l | some r in roles; l := data.lim[r].x]\n",
+        ),
+        ("data.json", r#"{"lim": {"a": {}, "b": {"x": 5}}}"#),
+    ]);
+    let p = Policy::compile(&b, CompileOptions::default()).unwrap();
+    assert_eq!(
+        p.evaluate("data.p.limits", &Input::none()).unwrap(),
+        Some(json!([5]))
+    );
+}
+
+#[test]
+fn extension_errors_are_undefined_as_in_opa() {
+    let b = bundle(&[(
+        "p.rego",
+        "package p\n\nclaims := io.jwt.decode(input.token)[1]\n\nsum := crypto.sha256(\"\")\n",
+    )]);
+    let p = compile(&b, Evaluator::default(), EvalLimits::default());
+    assert_eq!(
+        p.evaluate("data.p.claims", &input(json!({"token": "abc"})))
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        p.evaluate("data.p.sum", &Input::none()).unwrap(),
+        Some(json!(
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        ))
+    );
 }

@@ -1,1 +1,8 @@
-fn main() {}
+//! The `tenet` binary: command-line glue over the tenet crates. It parses
+//! arguments, calls the library, and prints results; it holds no policy logic.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}

@@ -1,1 +1,21 @@
-//! placeholder
+//! tenet: a multi-tenant policy decision point. This crate is the library to
+//! embed; it re-exports the public API of tenet's crates and adds nothing.
+//!
+//! ```
+//! use tenet::{Bundle, CompileOptions, Input, Limits, Policy};
+//! let bundle = Bundle::load("../../examples/bundles/payments".as_ref(), &Limits::default())?;
+//! let policy = Policy::compile(&bundle, CompileOptions::default())?;
+//! let input = Input::from_json(r#"{"user": "alice", "action": "refund", "resource": "orders/123", "amount": 120}"#, policy.limits())?;
+//! assert_eq!(policy.evaluate("data.payments.authz.allow", &input)?, Some(serde_json::json!(true)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub use tenet_bundle::{
+    build_archive, read_dir, read_tar_gz, write_tar_gz, Bundle, BundleError, BundleFile,
+    BundleSource, DataFile, DirectorySource, Fetched, FileSource, Limits, Manifest, Module,
+    Payload, VersionTag,
+};
+pub use tenet_policy::{
+    CompileOptions, EvalLimits, Evaluation, Evaluator, Input, Policy, PolicyError, PreparedQuery,
+    QueryPath,
+};

@@ -91,7 +91,14 @@ impl RawTar {
         Self::default()
     }
 
-    fn push_header(&mut self, mut h: Header, kind: EntryType, size: u64, name: &[u8], prefix: &[u8]) {
+    fn push_header(
+        &mut self,
+        mut h: Header,
+        kind: EntryType,
+        size: u64,
+        name: &[u8],
+        prefix: &[u8],
+    ) {
         h.set_entry_type(kind);
         h.set_mode(0o644);
         h.set_uid(0);

@@ -196,7 +196,7 @@ fn replace_lone_surrogate_escapes(text: &str) -> Option<String> {
 
 /// Bytes as text the way Go's `encoding/json` reads them: every byte that is
 /// not part of a valid UTF-8 sequence becomes U+FFFD (one per byte).
-pub(super) fn go_lossy_utf8(bytes: &[u8]) -> Cow<'_, str> {
+fn go_lossy_utf8(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Cow::Borrowed(text);
     }

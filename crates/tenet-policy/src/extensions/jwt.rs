@@ -631,15 +631,17 @@ w35+2nO5n1LKXgR2+nzhZUOk8TPsi9WUywRluQ==
     #[test]
     fn decode_lenient_inputs_like_opa() {
         // Empty signature (unsecured JWT), padded segments, duplicate keys
-        // (the last wins), invalid UTF-8 in strings (U+FFFD), case-sensitive cty.
+        // (the last wins), invalid UTF-8 and lone surrogates in strings (U+FFFD),
+        // case-sensitive cty.
         let token = format!(
             "{}.{}.",
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none","cty":"jwt"}"#),
-            base64::engine::general_purpose::URL_SAFE.encode(b"{\"a\":1,\"a\":2,\"s\":\"\xff\"}")
+            base64::engine::general_purpose::URL_SAFE
+                .encode(b"{\"a\":1,\"a\":2,\"s\":\"\xff\",\"t\":\"\\ud800\"}")
         );
         assert_eq!(
             decode_of(&token),
-            json(r#"[{"alg":"none","cty":"jwt"},{"a":2,"s":"\uFFFD"},""]"#)
+            json(r#"[{"alg":"none","cty":"jwt"},{"a":2,"s":"\uFFFD","t":"\uFFFD"},""]"#)
         );
     }
 
@@ -1009,6 +1011,49 @@ w35+2nO5n1LKXgR2+nzhZUOk8TPsi9WUywRluQ==
             fixed_width_ecdsa_signature(&[1, 2, 3], 2),
             Some(vec![0, 1, 2, 3])
         );
+    }
+
+    proptest::proptest! {
+        /// Hostile tokens and keys never panic: every outcome is a value or an error.
+        #[test]
+        fn arbitrary_tokens_never_panic(token in "[A-Za-z0-9_=.\\-\"']{0,80}") {
+            let _ = decode_token(token.as_bytes());
+            let args = vec![Value::from(token.as_str()), Value::from(token.as_str())];
+            let _ = verify_rs256(args.clone());
+            let _ = verify_es256(args.clone());
+            let _ = verify_hs256(args);
+        }
+
+        #[test]
+        fn arbitrary_keys_never_panic(key in "(-----BEGIN |-----END |PUBLIC KEY|CERTIFICATE|-----|\n|[A-Za-z0-9+/=]{0,8}|\\{|\"keys\"|:|\\[|\\]|\"kty\"|\"RSA\"|\"EC\"|,|\\}){0,24}") {
+            let token = es256_token(r#"{"alg":"ES256","kid":"k"}"#, "{}");
+            let args = vec![Value::from(token.as_str()), Value::from(key.as_str())];
+            let _ = verify_rs256(args.clone());
+            let _ = verify_es256(args);
+        }
+
+        #[test]
+        fn corrupted_key_der_never_panics(
+            position in 0usize..200,
+            byte in proptest::num::u8::ANY,
+            cut in 0usize..260,
+        ) {
+            for pem in [EC1_PUBLIC, EC1_CERTIFICATE, RSA1_PUBLIC] {
+                let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+                let mut der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+                if let Some(b) = der.get_mut(position) {
+                    *b = byte;
+                }
+                der.truncate(cut.max(1));
+                let kind = if pem.contains("CERTIFICATE") { "CERTIFICATE" } else { "PUBLIC KEY" };
+                let corrupted = format!(
+                    "-----BEGIN {kind}-----\n{}\n-----END {kind}-----",
+                    base64::engine::general_purpose::STANDARD.encode(&der)
+                );
+                let token = es256_token(r#"{"alg":"ES256"}"#, "{}");
+                let _ = verify_es256(vec![Value::from(token.as_str()), Value::from(corrupted.as_str())]);
+            }
+        }
     }
 
     #[test]

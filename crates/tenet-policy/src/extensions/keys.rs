@@ -4,7 +4,7 @@
 //! `PUBLIC KEY` (SubjectPublicKeyInfo) or a JWK / JWK Set in JSON, and turns it
 //! into a list of keys, each with an optional `alg` and `kid`
 //! (`getKeysFromCertOrJWK` in OPA's `topdown/tokens.go`). This module does the
-//! same: Go's `pem.Decode` is ported exactly (including "extra data after a PEM
+//! same: it decodes PEM with the same acceptance rules as Go's `pem.Decode` (including "extra data after a PEM
 //! certificate block"), the X.509 / SPKI structures are read with a small
 //! bounds-checked DER reader, and JWKs are read with `serde_json`.
 //!
@@ -261,7 +261,7 @@ impl<'a> Der<'a> {
     }
 
     /// Reads the next element, which must have `tag`.
-    fn expect(&mut self, tag: u8) -> Result<Element<'a>, String> {
+    fn read_tag(&mut self, tag: u8) -> Result<Element<'a>, String> {
         let element = self.read()?;
         if element.tag == tag {
             Ok(element)
@@ -294,25 +294,25 @@ const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
 /// followed by `cert.PublicKey`; only the structure leading to the key is read).
 fn certificate_public_key(der: &[u8]) -> Result<PublicKey, String> {
     let mut outer = Der::new(der);
-    let certificate = outer.expect(TAG_SEQUENCE)?;
+    let certificate = outer.read_tag(TAG_SEQUENCE)?;
     outer.finish("certificate")?;
 
     let mut fields = Der::new(certificate.contents);
-    let tbs = fields.expect(TAG_SEQUENCE)?;
-    fields.expect(TAG_SEQUENCE)?; // signatureAlgorithm
-    fields.expect(TAG_BIT_STRING)?; // signatureValue
+    let tbs = fields.read_tag(TAG_SEQUENCE)?;
+    fields.read_tag(TAG_SEQUENCE)?; // signatureAlgorithm
+    fields.read_tag(TAG_BIT_STRING)?; // signatureValue
     fields.finish("certificate")?;
 
     let mut tbs = Der::new(tbs.contents);
     if tbs.peek_tag() == Some(TAG_VERSION) {
         tbs.read()?;
     }
-    tbs.expect(TAG_INTEGER)?; // serialNumber
-    tbs.expect(TAG_SEQUENCE)?; // signature
-    tbs.expect(TAG_SEQUENCE)?; // issuer
-    tbs.expect(TAG_SEQUENCE)?; // validity
-    tbs.expect(TAG_SEQUENCE)?; // subject
-    let spki = tbs.expect(TAG_SEQUENCE)?;
+    tbs.read_tag(TAG_INTEGER)?; // serialNumber
+    tbs.read_tag(TAG_SEQUENCE)?; // signature
+    tbs.read_tag(TAG_SEQUENCE)?; // issuer
+    tbs.read_tag(TAG_SEQUENCE)?; // validity
+    tbs.read_tag(TAG_SEQUENCE)?; // subject
+    let spki = tbs.read_tag(TAG_SEQUENCE)?;
     // Go leaves the key nil (never verifies) for algorithms it does not know.
     subject_public_key(spki.contents, true)
 }
@@ -320,7 +320,7 @@ fn certificate_public_key(der: &[u8]) -> Result<PublicKey, String> {
 /// Go's `x509.ParsePKIXPublicKey` on a DER SubjectPublicKeyInfo.
 fn pkix_public_key(der: &[u8]) -> Result<PublicKey, String> {
     let mut outer = Der::new(der);
-    let spki = outer.expect(TAG_SEQUENCE)?;
+    let spki = outer.read_tag(TAG_SEQUENCE)?;
     outer.finish("ASN.1 of public-key")?;
     subject_public_key(spki.contents, false)
 }
@@ -329,12 +329,12 @@ fn pkix_public_key(der: &[u8]) -> Result<PublicKey, String> {
 /// algorithm yields an unusable key (as in a certificate) instead of an error.
 fn subject_public_key(spki: &[u8], in_certificate: bool) -> Result<PublicKey, String> {
     let mut fields = Der::new(spki);
-    let algorithm = fields.expect(TAG_SEQUENCE)?;
-    let bits = fields.expect(TAG_BIT_STRING)?;
+    let algorithm = fields.read_tag(TAG_SEQUENCE)?;
+    let bits = fields.read_tag(TAG_BIT_STRING)?;
     fields.finish("ASN.1 of public-key")?;
 
     let mut algorithm = Der::new(algorithm.contents);
-    let oid = algorithm.expect(TAG_OID)?;
+    let oid = algorithm.read_tag(TAG_OID)?;
     let params = if algorithm.peek_tag().is_some() {
         Some(algorithm.read()?)
     } else {
@@ -394,11 +394,11 @@ fn subject_public_key(spki: &[u8], in_certificate: bool) -> Result<PublicKey, St
 fn rsa_public_key(der: &[u8]) -> Result<PublicKey, String> {
     let invalid = || "x509: invalid RSA public key".to_string();
     let mut outer = Der::new(der);
-    let sequence = outer.expect(TAG_SEQUENCE).map_err(|_| invalid())?;
+    let sequence = outer.read_tag(TAG_SEQUENCE).map_err(|_| invalid())?;
     outer.finish("RSA public key")?;
     let mut fields = Der::new(sequence.contents);
-    let modulus = fields.expect(TAG_INTEGER).map_err(|_| invalid())?;
-    let exponent = fields.expect(TAG_INTEGER).map_err(|_| invalid())?;
+    let modulus = fields.read_tag(TAG_INTEGER).map_err(|_| invalid())?;
+    let exponent = fields.read_tag(TAG_INTEGER).map_err(|_| invalid())?;
     fields.finish("RSA public key")?;
 
     let n = positive_integer(modulus.contents)

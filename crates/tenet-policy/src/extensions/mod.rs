@@ -1,8 +1,8 @@
 //! OPA builtins that regorus lacks, registered as interpreter extensions.
 //!
 //! regorus 0.14 has no `io.jwt.*` and no `crypto.*` builtins. This module
-//! provides the subset tenet needs, with the semantics of OPA v1 (ported from
-//! OPA's `topdown/tokens.go`, `topdown/crypto.go` and `topdown/encoding.go`):
+//! provides the subset tenet needs, with the semantics OPA v1 documents and tests
+//! (its `topdown` tokens, crypto and encoding builtins), written anew in Rust:
 //!
 //! * `io.jwt.decode(token)` → `[header, payload, signature_hex]`
 //! * `io.jwt.verify_rs256(token, certificate)`, `io.jwt.verify_es256(token, certificate)`,
@@ -69,12 +69,20 @@ pub(crate) const NAMES: &[&str] = &[
 
 /// Registers every extension on `engine`. Errors only if regorus refuses a registration.
 ///
+/// With `strict == false` (OPA's default) a builtin error makes the call
+/// undefined instead of failing the query, as OPA does for every builtin;
+/// regorus treats extension errors as fatal, so the choice is made here.
+///
 /// regorus refuses a name that is already registered on that engine, so call
 /// this once per engine (clones of a registered engine keep the extensions).
-pub(crate) fn register(engine: &mut regorus::Engine) -> anyhow::Result<()> {
+pub(crate) fn register(engine: &mut regorus::Engine, strict: bool) -> anyhow::Result<()> {
     for &(name, nargs, builtin) in BUILTINS {
+        let extension = move |args: Vec<Value>| match builtin(args) {
+            Err(_) if !strict => Ok(Value::Undefined),
+            other => other,
+        };
         engine
-            .add_extension(name.to_string(), nargs, Box::new(builtin))
+            .add_extension(name.to_string(), nargs, Box::new(extension))
             .map_err(|e| e.context(format!("registering builtin {name}")))?;
     }
     Ok(())
@@ -127,7 +135,7 @@ pub(crate) mod test_support {
     /// of a Rego v1 policy, on an engine where [`super::register`] was called.
     pub(crate) fn eval(expr: &str, input: Value) -> anyhow::Result<Value> {
         let mut engine = regorus::Engine::new();
-        super::register(&mut engine)?;
+        super::register(&mut engine, true)?;
         engine.add_policy("t.rego".to_string(), format!("package t\n\nx := {expr}\n"))?;
         engine.set_input(input);
         engine.eval_rule("data.t.x".to_string())
@@ -166,8 +174,8 @@ mod tests {
     #[test]
     fn register_twice_on_same_engine_is_refused() {
         let mut engine = regorus::Engine::new();
-        register(&mut engine).expect("first registration");
-        assert!(register(&mut engine).is_err());
+        register(&mut engine, true).expect("first registration");
+        assert!(register(&mut engine, true).is_err());
     }
 
     #[test]
