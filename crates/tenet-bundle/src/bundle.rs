@@ -185,7 +185,7 @@ fn read_data(f: &BundleFile, yaml: bool, limits: &Limits) -> Result<Value, Bundl
         if depth::json_exceeds(&f.bytes, limits.max_json_depth) {
             return Err(too_deep());
         }
-        serde_yaml_ng::from_slice(&f.bytes).map_err(|e| bad(e.to_string()))?
+        crate::yaml::from_slice(&f.bytes).map_err(bad)?
     } else {
         if depth::json_exceeds(&f.bytes, limits.max_json_depth) {
             return Err(too_deep());

@@ -6,6 +6,7 @@
 use crate::path::normalize;
 use crate::{BundleError, Limits};
 use flate2::read::MultiGzDecoder;
+use std::cell::Cell;
 use std::io::Read;
 use std::path::Path;
 
@@ -61,6 +62,47 @@ impl<'a> Budget<'a> {
     }
 }
 
+/// Tar framing allowed per admitted file on top of its content: its header,
+/// up to 511 bytes of padding, and room for a directory entry, a GNU long
+/// name or a PAX record of ordinary size.
+const TAR_OVERHEAD_PER_FILE: u64 = 2048;
+
+/// A reader that fails once more than `left` bytes have come out of `inner`.
+///
+/// `Budget` only sees the regular files handed to us; the `tar` crate also
+/// reads headers, skips the content of directories and other ignored entries,
+/// and buffers GNU long names and PAX records in full before we see the entry
+/// they describe. Capping the decompressed stream bounds all of that, so a
+/// small archive cannot make us decompress or hold more than the limits say.
+struct Capped<'a, R> {
+    inner: R,
+    left: u64,
+    hit: &'a Cell<bool>,
+}
+
+impl<R: Read> Read for Capped<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // Ending exactly at the cap is fine; one more byte is not.
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            self.hit.set(true);
+            return Err(std::io::Error::other(
+                "decompressed archive exceeds the limits",
+            ));
+        }
+        let max = usize::try_from(self.left).map_or(buf.len(), |left| left.min(buf.len()));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left = self.left.saturating_sub(n as u64);
+        Ok(n)
+    }
+}
+
 fn archive_error(e: std::io::Error) -> BundleError {
     BundleError::Archive {
         reason: e.to_string(),
@@ -81,7 +123,27 @@ pub fn read_tar_gz(bytes: &[u8], limits: &Limits) -> Result<Vec<BundleFile>, Bun
             limit: limits.max_compressed_bytes,
         });
     }
-    let mut archive = tar::Archive::new(MultiGzDecoder::new(bytes));
+    let hit = Cell::new(false);
+    let stream = Capped {
+        inner: MultiGzDecoder::new(bytes),
+        left: limits
+            .max_expanded_bytes
+            .saturating_add(TAR_OVERHEAD_PER_FILE.saturating_mul(limits.max_files as u64 + 1)),
+        hit: &hit,
+    };
+    match read_entries(tar::Archive::new(stream), limits) {
+        Err(BundleError::Archive { .. }) if hit.get() => Err(BundleError::ExpandedTooLarge {
+            file: "(archive stream)".to_string(),
+            limit: limits.max_expanded_bytes,
+        }),
+        other => other,
+    }
+}
+
+fn read_entries<R: Read>(
+    mut archive: tar::Archive<R>,
+    limits: &Limits,
+) -> Result<Vec<BundleFile>, BundleError> {
     let mut budget = Budget::new(limits);
     let mut out = Vec::new();
     for entry in archive.entries().map_err(archive_error)? {
@@ -107,7 +169,9 @@ pub fn read_tar_gz(bytes: &[u8], limits: &Limits) -> Result<Vec<BundleFile>, Bun
             return Err(BundleError::UnsupportedEntry { file: raw, kind });
         }
         let path = normalize(&raw, limits)?;
-        let size = entry.header().size().map_err(archive_error)?;
+        // The entry's size, which a PAX `size` record overrides: the header
+        // field alone would disagree with what the tar reader (and OPA) read.
+        let size = entry.size();
         budget.admit(&path, size)?;
         let mut content = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         entry

@@ -15,6 +15,7 @@ mod manifest;
 mod package;
 mod path;
 mod source;
+mod yaml;
 
 pub use bundle::{Bundle, DataFile, Module};
 pub use error::BundleError;

@@ -4,6 +4,10 @@
 
 use crate::{BundleError, Limits};
 
+/// Longest path accepted, in bytes (Linux's PATH_MAX). Longer names can only
+/// come from GNU long-name or PAX records, never from a real bundle.
+const MAX_PATH_BYTES: usize = 4096;
+
 /// Normalises a path inside a bundle to `a/b/c` form.
 ///
 /// One leading `/` is accepted and removed: OPA's own `opa build` writes
@@ -16,6 +20,13 @@ pub(crate) fn normalize(raw: &str, limits: &Limits) -> Result<String, BundleErro
         file: raw.to_string(),
         reason,
     };
+    if raw.len() > MAX_PATH_BYTES {
+        let cut = raw.char_indices().nth(200).map_or(raw.len(), |(i, _)| i);
+        return Err(BundleError::UnsafePath {
+            file: format!("{}…", &raw[..cut]),
+            reason: "longer than 4096 bytes",
+        });
+    }
     if raw.contains('\0') {
         return Err(unsafe_path("contains a NUL byte"));
     }

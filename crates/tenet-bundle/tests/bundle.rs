@@ -646,3 +646,85 @@ fn kinds_are_stable_snake_case() {
     // An empty input is an empty archive or a typed error, never a panic.
     assert!(matches!(kind_of(&e), "ok" | "corrupt_archive"));
 }
+
+// ---------------------------------------------------------------------------
+// Gaps in src/ found by these tests (see the report that came with them).
+// Each is ignored until the proposed patch lands; all are cheap to run.
+// ---------------------------------------------------------------------------
+
+/// Small limits under which a few KiB of tar framing must not pass unnoticed.
+fn framing_limits() -> Limits {
+    Limits {
+        max_expanded_bytes: 1024,
+        max_files: 4,
+        ..Limits::default()
+    }
+}
+
+/// A GNU long-name record is buffered whole by the `tar` crate before the
+/// entry it names reaches `read_tar_gz`, and is never counted against any
+/// limit: with the default limits a 300 KiB archive holding a 300 MiB name
+/// loads (using ~1 GB of memory), and a 64 MiB one could hold ~64 GiB.
+#[test]
+fn long_name_records_count_against_limits() {
+    let mut t = support::RawTar::new();
+    t.file_as(support::NameForm::GnuLong, &[b'a'; 64 << 10], b"x");
+    let r = Bundle::from_tar_gz(&support::gzip(&t.finish()), &framing_limits());
+    assert!(
+        matches!(kind_of(&r), "expanded_too_large" | "unsafe_path"),
+        "a 64 KiB file name passed limits of 1 KiB: {}",
+        kind_of(&r)
+    );
+}
+
+/// Directory (and other skipped) entries may carry content; the `tar` crate
+/// decompresses it to skip it, and nothing counts it: 2 MB of gzip makes
+/// the loader inflate 2 GiB and report success.
+#[test]
+fn skipped_entry_content_counts_against_limits() {
+    let mut t = support::RawTar::new();
+    t.header(b"dir/", tar::EntryType::Directory, 1 << 20);
+    t.data(&vec![0u8; 1 << 20]);
+    let r = Bundle::from_tar_gz(&support::gzip(&t.finish()), &framing_limits());
+    assert_eq!(kind_of(&r), "expanded_too_large");
+}
+
+/// A PAX `size` record overrides the header's size field (POSIX; Go's
+/// archive/tar and the `tar` crate honour it). `read_tar_gz` reads the header
+/// field, so it sees an empty policy.rego where OPA sees the module.
+#[test]
+fn pax_size_record_is_honoured() {
+    let policy = b"package p\n\nallow := true\n";
+    // A PAX record starts with its own length in bytes.
+    let record = format!("11 size={}\n", policy.len());
+    assert_eq!(record.len(), 11);
+    let mut t = support::RawTar::new();
+    t.header(b"PaxHeader", tar::EntryType::XHeader, record.len() as u64);
+    t.data(record.as_bytes());
+    t.header(b"policy.rego", tar::EntryType::Regular, 0);
+    t.data(policy);
+    let b = Bundle::from_tar_gz(&support::gzip(&t.finish()), &Limits::default()).unwrap();
+    assert_eq!(b.modules[0].source.as_bytes(), policy);
+}
+
+/// YAML aliases expand without bound: `a: &a [1, …n]` and a list of n `*a`
+/// is n² values from ~5n bytes. serde_yaml_ng's repetition limit (100 alias
+/// jumps per event) does not catch it: a 50 KB data.yaml (a 376-byte
+/// archive) exhausted 4 GB of memory in 19 s.
+#[test]
+fn yaml_alias_expansion_is_bounded() {
+    let n = 300;
+    let ones = vec!["1"; n].join(",");
+    let aliases = vec!["*a"; n].join(",");
+    let yaml = format!("a: &a [{ones}]\nb: [{aliases}]\n");
+    let r = Bundle::from_tar_gz(
+        &tar_gz(&[("data.yaml", yaml.as_bytes())]),
+        &Limits::default(),
+    );
+    assert_eq!(
+        kind_of(&r),
+        "bad_data",
+        "{} bytes of YAML expanded to {n}² values",
+        yaml.len()
+    );
+}

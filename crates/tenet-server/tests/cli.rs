@@ -29,7 +29,8 @@ fn stdout_json(out: &Output) -> Value {
 }
 
 fn cases(tenant: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(root().join(format!("examples/cases/{tenant}.json"))).unwrap();
+    let text =
+        std::fs::read_to_string(root().join(format!("examples/cases/{tenant}.json"))).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -42,8 +43,18 @@ fn eval_gives_opas_decisions_for_every_example_case() {
     for tenant in ["payments", "storefront", "analytics"] {
         let bundle_dir = format!("examples/bundles/{tenant}");
         let archive = dir.path().join(format!("{tenant}.tar.gz"));
-        let built = tenet(&["bundle", "build", &bundle_dir, "-o", archive.to_str().unwrap()]);
-        assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+        let built = tenet(&[
+            "bundle",
+            "build",
+            &bundle_dir,
+            "-o",
+            archive.to_str().unwrap(),
+        ]);
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
         // One process per case is slow; check every case from the
         // directory, and every fourth from the archive.
         for (i, case) in cases(tenant).iter().enumerate() {
@@ -55,7 +66,12 @@ fn eval_gives_opas_decisions_for_every_example_case() {
             }
             for source in sources {
                 let out = tenet(&["eval", "--bundle", &source, "--input", &input, query]);
-                assert_eq!(stdout_json(&out), case["expected"], "{tenant}/{}", case["name"]);
+                assert_eq!(
+                    stdout_json(&out),
+                    case["expected"],
+                    "{tenant}/{}",
+                    case["name"]
+                );
             }
         }
     }
@@ -65,13 +81,25 @@ fn eval_gives_opas_decisions_for_every_example_case() {
 fn eval_reads_input_from_stdin_and_prints_empty_object_for_undefined() {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_tenet"))
-        .args(["eval", "--bundle", "examples/bundles/payments", "--input", "-", "data.payments.authz.nothing_here"])
+        .args([
+            "eval",
+            "--bundle",
+            "examples/bundles/payments",
+            "--input",
+            "-",
+            "data.payments.authz.nothing_here",
+        ])
         .current_dir(root())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"{\"user\": \"alice\"}").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"user\": \"alice\"}")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(stdout_json(&out), serde_json::json!({}));
 }
@@ -82,11 +110,20 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/bundle"));
 
-    let bad_path = tenet(&["eval", "--bundle", "examples/bundles/payments", "not a path"]);
+    let bad_path = tenet(&[
+        "eval",
+        "--bundle",
+        "examples/bundles/payments",
+        "not a path",
+    ]);
     assert!(!bad_path.status.success());
     assert!(String::from_utf8_lossy(&bad_path.stderr).contains("invalid query path"));
 
-    let hostile = tenet(&["bundle", "inspect", "fixtures/bundles/hostile/traversal.tar.gz"]);
+    let hostile = tenet(&[
+        "bundle",
+        "inspect",
+        "fixtures/bundles/hostile/traversal.tar.gz",
+    ]);
     assert!(!hostile.status.success());
     assert!(String::from_utf8_lossy(&hostile.stderr).contains("unsafe path"));
 
@@ -100,7 +137,9 @@ fn bundle_inspect_reports_manifest_modules_and_data() {
     assert_eq!(out["revision"], "payments-2026.11.1");
     assert_eq!(out["roots"], serde_json::json!(["payments"]));
     let modules = out["modules"].as_array().unwrap();
-    assert!(modules.iter().any(|m| m["package"] == "data.payments.authz"));
+    assert!(modules
+        .iter()
+        .any(|m| m["package"] == "data.payments.authz"));
     let mounts: Vec<&str> = out["data"]
         .as_array()
         .unwrap()
