@@ -14,6 +14,18 @@ impl Input {
         Self(regorus::Value::Undefined)
     }
 
+    /// The input as canonical JSON (object keys sorted): equal documents
+    /// give equal bytes, whatever the key order of the request. Decision
+    /// caches key on it.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.0).unwrap_or_default()
+    }
+
+    /// True when there is no input document.
+    pub fn is_none(&self) -> bool {
+        self.0 == regorus::Value::Undefined
+    }
+
     /// Parses JSON text after checking its size and nesting depth.
     pub fn from_json(text: &str, limits: &EvalLimits) -> Result<Self, PolicyError> {
         if text.len() > limits.max_input_bytes {
@@ -120,6 +132,14 @@ mod tests {
         ));
         let deep = serde_json::json!({"a": {"b": {"c": 1}}});
         assert!(Input::from_value(&deep, &limits).is_err());
+    }
+
+    #[test]
+    fn canonical_json_ignores_key_order() {
+        let l = EvalLimits::default();
+        let a = Input::from_json(r#"{"b": 1, "a": {"y": 2, "x": 1}}"#, &l).ok();
+        let b = Input::from_json(r#"{"a": {"x": 1, "y": 2}, "b": 1}"#, &l).ok();
+        assert_eq!(a.map(|i| i.canonical_json()), b.map(|i| i.canonical_json()));
     }
 
     #[test]

@@ -23,4 +23,4 @@ pub use error::PolicyError;
 pub use input::Input;
 pub use limits::EvalLimits;
 pub use path::QueryPath;
-pub use policy::{CompileOptions, Evaluation, Evaluator, Policy, PreparedQuery};
+pub use policy::{CompileOptions, Evaluation, Evaluator, Policy, PreparedQuery, WeakPolicy};

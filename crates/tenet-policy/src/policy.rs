@@ -164,6 +164,12 @@ impl Policy {
         })
     }
 
+    /// A handle that does not keep the policy alive; hosts use it to share
+    /// one compiled policy between tenants whose bundles are identical.
+    pub fn downgrade(&self) -> WeakPolicy {
+        WeakPolicy(Arc::downgrade(&self.inner))
+    }
+
     /// The bundle's manifest revision.
     pub fn revision(&self) -> &str {
         &self.inner.revision
@@ -326,16 +332,15 @@ fn conflict_prone_rules(engine: &mut Engine) -> BTreeSet<String> {
             let Rule::Spec { head, .. } = rule.as_ref() else {
                 continue;
             };
-            let (refr, value) = match head {
-                RuleHead::Compr { refr, assign, .. } => (
-                    refr,
-                    match assign {
-                        None => Some(Value::Bool(true)),
-                        Some(a) => literal(&a.value),
-                    },
-                ),
-                RuleHead::Func { refr, .. } => (refr, None),
+            let (refr, assign) = match head {
+                RuleHead::Compr { refr, assign, .. } | RuleHead::Func { refr, assign, .. } => {
+                    (refr, assign)
+                }
                 RuleHead::Set { .. } => continue,
+            };
+            let value = match assign {
+                None => Some(Value::Bool(true)),
+                Some(a) => literal(&a.value),
             };
             if let Ok(path) = get_path_string(refr, Some(&package)) {
                 definitions.entry(path).or_default().push(value);
@@ -355,6 +360,23 @@ fn conflict_prone_rules(engine: &mut Engine) -> BTreeSet<String> {
 /// Functions are not documents; OPA leaves them out of `data`.
 fn is_function(_engine: &Engine, _rego: &str) -> bool {
     false
+}
+
+/// A weak reference to a [`Policy`].
+#[derive(Clone, Default)]
+pub struct WeakPolicy(std::sync::Weak<Inner>);
+
+impl WeakPolicy {
+    /// The policy, if something still holds it.
+    pub fn upgrade(&self) -> Option<Policy> {
+        self.0.upgrade().map(|inner| Policy { inner })
+    }
+}
+
+impl std::fmt::Debug for WeakPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakPolicy")
+    }
 }
 
 /// The compiled entrypoint for one path, shared by every caller.

@@ -15,7 +15,11 @@ pub use tenet_bundle::{
     BundleSource, DataFile, DirectorySource, Fetched, FileSource, Limits, Manifest, Module,
     Payload, VersionTag,
 };
+pub use tenet_host::{
+    validate_tenant, Decision, DecisionCacheConfig, Host, HostConfig, HostError, HostStats,
+    InstanceState, Lease, ReferenceChange, SourceFactory, SourceTemplate, TenantSnapshot,
+};
 pub use tenet_policy::{
     CompileOptions, EvalLimits, Evaluation, Evaluator, Input, Policy, PolicyError, PreparedQuery,
-    QueryPath,
+    QueryPath, WeakPolicy,
 };

@@ -1,0 +1,112 @@
+//! How a host behaves: timings, capacity, caches and limits. Plain data with
+//! documented defaults; the host reads it, nothing here acts.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tenet_bundle::Limits;
+use tenet_policy::{EvalLimits, Evaluator};
+
+/// Configuration of a [`crate::Host`].
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// How long an unreferenced instance stays warm before it is collected.
+    /// Default 30 s.
+    pub grace_period: Duration,
+    /// How often the sweeper looks for instances to collect. Default 5 s.
+    pub sweep_interval: Duration,
+    /// Create and load an instance on the first decision for an unknown
+    /// tenant. Default false.
+    pub on_demand: bool,
+    /// How long an on-demand instance counts as referenced after its last
+    /// decision. Default 5 min.
+    pub idle_timeout: Duration,
+    /// How long a decision waits for an instance's first activation before
+    /// failing with `NotReady`. Default 5 s.
+    pub startup_timeout: Duration,
+    /// Most instances at once; unreferenced ones are evicted least recently
+    /// used first to make room. Default 100,000.
+    pub max_instances: usize,
+    /// Approximate memory budget for all activations, in bytes. Default
+    /// unlimited (`u64::MAX`).
+    pub memory_budget: u64,
+    /// Most bundle loads (fetch + compile) running at once. Default 8.
+    pub load_concurrency: usize,
+    /// First retry delay after a failed load; doubles per failure, with
+    /// jitter, up to `retry_max`. Default 500 ms.
+    pub retry_initial: Duration,
+    /// Longest retry delay. Default 60 s.
+    pub retry_max: Duration,
+    /// Labels added to every instance (besides `tenant=<id>`).
+    pub labels: BTreeMap<String, String>,
+    /// Bundle limits for every tenant.
+    pub bundle_limits: Limits,
+    /// Evaluation limits for every tenant.
+    pub eval_limits: EvalLimits,
+    /// Which evaluator compiled policies use.
+    pub evaluator: Evaluator,
+    /// Per-instance decision cache.
+    pub decision_cache: DecisionCacheConfig,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            grace_period: Duration::from_secs(30),
+            sweep_interval: Duration::from_secs(5),
+            on_demand: false,
+            idle_timeout: Duration::from_secs(300),
+            startup_timeout: Duration::from_secs(5),
+            max_instances: 100_000,
+            memory_budget: u64::MAX,
+            load_concurrency: 8,
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(60),
+            labels: BTreeMap::new(),
+            bundle_limits: Limits::default(),
+            eval_limits: EvalLimits::default(),
+            evaluator: Evaluator::default(),
+            decision_cache: DecisionCacheConfig::default(),
+        }
+    }
+}
+
+/// The decision cache of each instance. Only deterministic policies are
+/// cached; the cache is dropped with its activation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DecisionCacheConfig {
+    /// Cache decisions. Default false.
+    pub enabled: bool,
+    /// Most entries per instance. Default 10,000.
+    pub max_entries: u64,
+    /// Most bytes (keys + values) per instance. Default 16 MiB.
+    pub max_bytes: u64,
+    /// How long an entry lives. Default 60 s.
+    #[serde(with = "secs")]
+    pub ttl: Duration,
+}
+
+impl Default for DecisionCacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_entries: 10_000,
+            max_bytes: 16 << 20,
+            ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs(u64::deserialize(d)?))
+    }
+}

@@ -1,0 +1,823 @@
+//! The registry of virtual policy instances. One `Host` per process holds an
+//! instance per tenant in a lock-free map (papaya): a decision is a map read,
+//! an atomic pointer load and an evaluation, with no lock taken. Instances
+//! are created by leases, route tables, preloading or (when enabled) a first
+//! decision; each is loaded once in the background however many callers
+//! wait; unreferenced instances stay warm for the grace period and are then
+//! collected by a sweeper; capacity limits evict unreferenced instances,
+//! least recently used first. Tenants whose bundles are identical share one
+//! compiled policy.
+//!
+//! The host must not parse HTTP or know where requests come from; it must
+//! never block a caller that changes references on a load.
+
+use crate::cache::DecisionCache;
+use crate::instance::{Activation, Instance, InstanceState};
+use crate::{validate_tenant, HostConfig, HostError, SourceFactory};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+use tenet_bundle::{Bundle, Fetched};
+use tenet_policy::{CompileOptions, Input, Policy, QueryPath, WeakPolicy};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// The result of a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The document, or `None` for OPA's undefined.
+    pub result: Option<serde_json::Value>,
+    /// The revision that produced it.
+    pub revision: Arc<str>,
+    /// True when it came from the decision cache.
+    pub cached: bool,
+}
+
+/// Counters over the host's life, for tests, metrics and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostStats {
+    /// Bundle fetches started.
+    pub fetches: u64,
+    /// Bundles compiled (a shared compile is not counted).
+    pub compiles: u64,
+    /// Activations that reused another tenant's compiled policy.
+    pub shared_compiles: u64,
+    /// Revisions activated.
+    pub activations: u64,
+    /// Loads that failed (fetch, bundle or compile error).
+    pub activation_failures: u64,
+    /// Instances collected after their grace period.
+    pub collected: u64,
+    /// Instances evicted for capacity before their grace period ended.
+    pub evicted: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    fetches: AtomicU64,
+    compiles: AtomicU64,
+    shared_compiles: AtomicU64,
+    activations: AtomicU64,
+    activation_failures: AtomicU64,
+    collected: AtomicU64,
+    evicted: AtomicU64,
+}
+
+/// What one instance looks like now; the admin API and metrics read this.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantSnapshot {
+    /// The tenant id.
+    pub tenant: String,
+    /// `tenant=<id>` plus the configured labels.
+    pub labels: BTreeMap<String, String>,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// Leases and route references held.
+    pub references: usize,
+    /// Created by an on-demand decision.
+    pub on_demand: bool,
+    /// How long it has been unreferenced, if it is.
+    pub idle_for: Option<Duration>,
+    /// Active revision.
+    pub revision: Option<String>,
+    /// Content digest of the active bundle.
+    pub digest: Option<String>,
+    /// Where the bundle comes from.
+    pub source: String,
+    /// Last fetch attempt.
+    pub last_fetch: Option<SystemTime>,
+    /// Last successful download of a new bundle.
+    pub last_download: Option<SystemTime>,
+    /// Last successful activation.
+    pub last_activation: Option<SystemTime>,
+    /// Last load error, cleared by a successful load.
+    pub last_error: Option<String>,
+    /// Failed loads since the last success.
+    pub consecutive_failures: u32,
+    /// Approximate bytes: the compiled policy (possibly shared) plus the
+    /// instance's own state.
+    pub approx_bytes: u64,
+    /// Decisions answered.
+    pub decisions: u64,
+    /// Decisions that failed.
+    pub decision_errors: u64,
+    /// Decisions answered from the cache.
+    pub cache_hits: u64,
+}
+
+/// What `set_references` changed.
+#[derive(Debug, Default)]
+pub struct ReferenceChange {
+    /// Tenants that got a route reference.
+    pub added: Vec<String>,
+    /// Tenants whose route reference was released.
+    pub removed: Vec<String>,
+    /// Tenants that could not be referenced, and why.
+    pub refused: Vec<HostError>,
+}
+
+/// A reference to a tenant's instance: while any lease is alive the
+/// instance is never collected or evicted. Dropping it releases the
+/// reference and, if it was the last, starts the grace period.
+pub struct Lease {
+    instance: Arc<Instance>,
+    epoch: Instant,
+}
+
+impl Lease {
+    /// The tenant this lease holds.
+    pub fn tenant(&self) -> &str {
+        &self.instance.tenant
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("tenant", &self.tenant())
+            .finish()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.instance.unref(nanos_since(self.epoch));
+    }
+}
+
+fn nanos_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The registry of instances. Cheap to clone; all clones are one host.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    config: HostConfig,
+    sources: Arc<dyn SourceFactory>,
+    instances: papaya::HashMap<Arc<str>, Arc<Instance>>,
+    /// Compiled policies by bundle digest, for sharing; load path only.
+    compiled: Mutex<HashMap<String, WeakPolicy>>,
+    /// Route references held by `set_references`; not on the decision path.
+    routes: Mutex<HashMap<Arc<str>, Lease>>,
+    load_permits: Arc<Semaphore>,
+    epoch: Instant,
+    runtime: tokio::runtime::Handle,
+    counters: Counters,
+    labels: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("instances", &self.inner.instances.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// A host whose tenants' bundles come from `sources`. Must be called
+    /// inside a tokio runtime: the sweeper and loads run on it. The sweeper
+    /// stops when the last clone of the host is dropped.
+    pub fn new(config: HostConfig, sources: Arc<dyn SourceFactory>) -> Self {
+        let inner = Arc::new(HostInner {
+            load_permits: Arc::new(Semaphore::new(config.load_concurrency.max(1))),
+            labels: config.labels.clone(),
+            config,
+            sources,
+            instances: papaya::HashMap::new(),
+            compiled: Mutex::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+            runtime: tokio::runtime::Handle::current(),
+            counters: Counters::default(),
+        });
+        let weak = Arc::downgrade(&inner);
+        let interval = inner.config.sweep_interval;
+        inner.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.sweep();
+            }
+        });
+        Self { inner }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HostConfig {
+        &self.inner.config
+    }
+
+    /// Decides `path` (`data.a.b` or `a/b`) for `tenant` with `input`.
+    ///
+    /// Takes no lock. An unknown tenant is created and loaded when
+    /// `on_demand` is set, else refused; an instance that has never
+    /// activated is waited for up to `startup_timeout`.
+    pub async fn decide(
+        &self,
+        tenant: &str,
+        path: &str,
+        input: &Input,
+    ) -> Result<Decision, HostError> {
+        let inner = &self.inner;
+        let instance = match inner.lookup(tenant) {
+            Some(i) => i,
+            None if inner.config.on_demand => inner.get_or_create(tenant, true)?,
+            None => {
+                validate_tenant(tenant)?;
+                return Err(HostError::TenantNotFound {
+                    tenant: tenant.to_string(),
+                });
+            }
+        };
+        instance.last_used.store(inner.now(), Ordering::Relaxed);
+        {
+            let current = instance.current();
+            if let Some(activation) = current.as_ref() {
+                return evaluate(&instance, activation, path, input);
+            }
+        }
+        let activation = inner.wait_ready(&instance).await?;
+        evaluate(&instance, &activation, path, input)
+    }
+
+    /// Takes a reference to `tenant`, creating its instance (and starting
+    /// its load in the background) if needed. Returns at once.
+    pub fn acquire(&self, tenant: &str) -> Result<Lease, HostError> {
+        self.inner.acquire(tenant)
+    }
+
+    /// Reconciles the route table: every tenant in `tenants` holds one route
+    /// reference, tenants no longer listed are released (and start their
+    /// grace period). Returns at once; loads run in the background.
+    pub fn set_references<I, S>(&self, tenants: I) -> ReferenceChange
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let wanted: BTreeSet<String> = tenants
+            .into_iter()
+            .map(|t| t.as_ref().to_string())
+            .collect();
+        let mut change = ReferenceChange::default();
+        let released: Vec<Lease>;
+        {
+            let mut routes = self.inner.routes.lock().unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<Arc<str>> = routes
+                .keys()
+                .filter(|t| !wanted.contains(t.as_ref()))
+                .cloned()
+                .collect();
+            released = gone.iter().filter_map(|t| routes.remove(t)).collect();
+            change.removed = gone.iter().map(|t| t.to_string()).collect();
+            for tenant in wanted {
+                if routes.contains_key(tenant.as_str()) {
+                    continue;
+                }
+                match self.inner.acquire(&tenant) {
+                    Ok(lease) => {
+                        routes.insert(tenant.as_str().into(), lease);
+                        change.added.push(tenant);
+                    }
+                    Err(e) => change.refused.push(e),
+                }
+            }
+        }
+        drop(released);
+        change
+    }
+
+    /// Loads `tenants` in the background (bounded by `load_concurrency`
+    /// like every load). They are unreferenced: without a reference they are
+    /// collected after the grace period.
+    pub fn preload<I, S>(&self, tenants: I) -> Vec<HostError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        tenants
+            .into_iter()
+            .filter_map(|t| self.inner.get_or_create(t.as_ref(), false).err())
+            .collect()
+    }
+
+    /// Fetches `tenant`'s bundle now and activates it if it changed. A bad
+    /// revision leaves the current one active and is returned (and recorded
+    /// in the status).
+    pub async fn reload(&self, tenant: &str) -> Result<Option<Arc<str>>, HostError> {
+        let instance = self
+            .inner
+            .lookup(tenant)
+            .ok_or_else(|| HostError::TenantNotFound {
+                tenant: tenant.to_string(),
+            })?;
+        self.inner.load(&instance).await
+    }
+
+    /// Activates `bundle` for `tenant` directly (a policy or data push),
+    /// creating the instance if needed. Atomic: decisions see the old
+    /// revision or the new one, never a mix.
+    pub async fn install(&self, tenant: &str, bundle: Bundle) -> Result<Arc<str>, HostError> {
+        let instance = self.inner.get_or_create(tenant, false)?;
+        let inner = self.inner.clone();
+        let tenant_name = tenant.to_string();
+        let policy = tokio::task::spawn_blocking(move || inner.compiled_policy(&bundle))
+            .await
+            .map_err(|e| HostError::LoadFailed {
+                tenant: tenant_name.clone(),
+                reason: format!("compile task failed: {e}"),
+            })?
+            .map_err(|reason| HostError::LoadFailed {
+                tenant: tenant_name,
+                reason,
+            })?;
+        Ok(self.inner.activate(&instance, policy))
+    }
+
+    /// A snapshot of every instance.
+    pub fn tenants(&self) -> Vec<TenantSnapshot> {
+        let pin = self.inner.instances.pin();
+        let mut out: Vec<TenantSnapshot> = pin
+            .iter()
+            .filter(|(_, i)| !i.is_collected())
+            .map(|(_, i)| self.inner.snapshot(i))
+            .collect();
+        out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        out
+    }
+
+    /// A snapshot of one instance.
+    pub fn tenant(&self, tenant: &str) -> Option<TenantSnapshot> {
+        self.inner.lookup(tenant).map(|i| self.inner.snapshot(&i))
+    }
+
+    /// Number of live instances.
+    pub fn len(&self) -> usize {
+        self.inner.instances.len()
+    }
+
+    /// True when no instance exists.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Lifetime counters.
+    pub fn stats(&self) -> HostStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        HostStats {
+            fetches: get(&c.fetches),
+            compiles: get(&c.compiles),
+            shared_compiles: get(&c.shared_compiles),
+            activations: get(&c.activations),
+            activation_failures: get(&c.activation_failures),
+            collected: get(&c.collected),
+            evicted: get(&c.evicted),
+        }
+    }
+
+    /// Runs one sweep now (the sweeper also runs every `sweep_interval`).
+    pub fn sweep(&self) {
+        self.inner.sweep();
+    }
+
+    /// Approximate memory of all activations: each compiled policy counted
+    /// once however many tenants share it, plus every instance's own state.
+    pub fn approx_memory(&self) -> u64 {
+        self.inner.approx_memory()
+    }
+}
+
+fn evaluate(
+    instance: &Instance,
+    activation: &Activation,
+    path: &str,
+    input: &Input,
+) -> Result<Decision, HostError> {
+    let fail = |source| {
+        instance.decision_errors.fetch_add(1, Ordering::Relaxed);
+        HostError::Policy {
+            tenant: instance.tenant.to_string(),
+            source,
+        }
+    };
+    let query = QueryPath::parse(path).map_err(fail)?;
+    let cache_key = activation
+        .cache
+        .as_ref()
+        .map(|_| (Arc::<str>::from(path), input.canonical_json()));
+    if let (Some(cache), Some((p, i))) = (&activation.cache, &cache_key) {
+        if let Some(hit) = cache.get(p, i) {
+            instance.decisions.fetch_add(1, Ordering::Relaxed);
+            instance.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Decision {
+                result: hit.as_ref().clone(),
+                revision: activation.revision.clone(),
+                cached: true,
+            });
+        }
+    }
+    let prepared = activation.policy.query(&query).map_err(fail)?;
+    let evaluation = prepared.evaluate(input).map_err(fail)?;
+    instance.decisions.fetch_add(1, Ordering::Relaxed);
+    if let (Some(cache), Some((p, i))) = (&activation.cache, cache_key) {
+        cache.insert(p, i, Arc::new(evaluation.result.clone()));
+    }
+    Ok(Decision {
+        result: evaluation.result,
+        revision: activation.revision.clone(),
+        cached: false,
+    })
+}
+
+impl HostInner {
+    fn now(&self) -> u64 {
+        nanos_since(self.epoch)
+    }
+
+    fn lookup(&self, tenant: &str) -> Option<Arc<Instance>> {
+        self.instances.pin().get(tenant).cloned()
+    }
+
+    fn acquire(self: &Arc<Self>, tenant: &str) -> Result<Lease, HostError> {
+        loop {
+            let instance = self.get_or_create(tenant, false)?;
+            if instance.try_ref() {
+                instance.last_used.store(self.now(), Ordering::Relaxed);
+                return Ok(Lease {
+                    instance,
+                    epoch: self.epoch,
+                });
+            }
+            // Collected between lookup and reference: drop the dead entry
+            // and create a fresh instance on the next turn.
+            let _ = self
+                .instances
+                .pin()
+                .remove_if(tenant, |_, v| Arc::ptr_eq(v, &instance));
+        }
+    }
+
+    /// The tenant's live instance, created (and its load started) if absent.
+    fn get_or_create(
+        self: &Arc<Self>,
+        tenant: &str,
+        on_demand: bool,
+    ) -> Result<Arc<Instance>, HostError> {
+        if let Some(i) = self.lookup(tenant) {
+            if !i.is_collected() {
+                return Ok(i);
+            }
+            let _ = self
+                .instances
+                .pin()
+                .remove_if(tenant, |_, v| Arc::ptr_eq(v, &i));
+        }
+        validate_tenant(tenant)?;
+        self.make_room(tenant)?;
+        let name: Arc<str> = tenant.into();
+        let mut labels = self.labels.clone();
+        labels.insert("tenant".to_string(), tenant.to_string());
+        let fresh = Arc::new(Instance::new(
+            name.clone(),
+            Arc::new(labels),
+            self.sources.source(tenant),
+            self.now(),
+            on_demand,
+        ));
+        let pin = self.instances.pin();
+        match pin.try_insert(name, fresh.clone()) {
+            Ok(_) => {
+                tracing::info!(tenant, on_demand, "instance created");
+                let weak = Arc::downgrade(self);
+                let instance = fresh.clone();
+                self.runtime.spawn(initial_load(weak, instance));
+                Ok(fresh)
+            }
+            Err(occupied) => Ok(occupied.current.clone()),
+        }
+    }
+
+    /// Evicts unreferenced instances, least recently used first, until a new
+    /// one fits under `max_instances` and the memory budget.
+    fn make_room(&self, tenant: &str) -> Result<(), HostError> {
+        let config = &self.config;
+        while self.instances.len() >= config.max_instances {
+            if !self.evict_one(tenant) {
+                return Err(HostError::CapacityExceeded {
+                    tenant: tenant.to_string(),
+                    reason: format!(
+                        "{} instances exist (max_instances) and all are referenced",
+                        self.instances.len()
+                    ),
+                });
+            }
+        }
+        if config.memory_budget != u64::MAX {
+            while self.approx_memory() >= config.memory_budget {
+                if !self.evict_one(tenant) {
+                    return Err(HostError::CapacityExceeded {
+                        tenant: tenant.to_string(),
+                        reason: format!(
+                            "approximate memory {} B is over the budget of {} B and all instances are referenced",
+                            self.approx_memory(),
+                            config.memory_budget
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Collects the least recently used unreferenced instance; false if
+    /// every instance is referenced.
+    fn evict_one(&self, for_tenant: &str) -> bool {
+        let pin = self.instances.pin();
+        let mut victims: Vec<(u64, Arc<Instance>)> = pin
+            .iter()
+            .filter(|(_, i)| i.references() == 0 && !i.is_collected())
+            .map(|(_, i)| (i.last_used.load(Ordering::Relaxed), i.clone()))
+            .collect();
+        victims.sort_by_key(|(used, _)| *used);
+        for (_, victim) in victims {
+            if victim.try_collect() {
+                let _ = pin.remove_if(victim.tenant.as_ref(), |_, v| Arc::ptr_eq(v, &victim));
+                self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(tenant = %victim.tenant, for_tenant, "instance evicted");
+                return true;
+            }
+        }
+        false
+    }
+
+    fn approx_memory(&self) -> u64 {
+        let pin = self.instances.pin();
+        let mut policies: HashMap<String, u64> = HashMap::new();
+        let mut own = 0;
+        for (_, i) in pin.iter() {
+            own += i.own_bytes();
+            if let Some(a) = i.current().as_ref() {
+                policies
+                    .entry(a.policy.digest().to_string())
+                    .or_insert(a.policy.approx_bytes() as u64);
+            }
+        }
+        own + policies.values().sum::<u64>()
+    }
+
+    fn sweep(&self) {
+        let now = self.now();
+        let grace = nanos(self.config.grace_period);
+        let idle_timeout = nanos(self.config.idle_timeout);
+        let pin = self.instances.pin();
+        for (tenant, instance) in pin.iter() {
+            if instance.references() > 0 || instance.is_collected() {
+                continue;
+            }
+            let mut idle_from = instance.idle_since.load(Ordering::Acquire);
+            if instance.on_demand.load(Ordering::Relaxed) {
+                let used = instance.last_used.load(Ordering::Relaxed);
+                idle_from = idle_from.max(used.saturating_add(idle_timeout));
+            }
+            if now >= idle_from.saturating_add(grace) && instance.try_collect() {
+                let _ = pin.remove_if(tenant.as_ref(), |_, v| Arc::ptr_eq(v, instance));
+                self.counters.collected.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(tenant = %tenant, "instance collected");
+            }
+        }
+        drop(pin);
+        if self.config.memory_budget != u64::MAX {
+            while self.approx_memory() > self.config.memory_budget && self.evict_one("") {}
+        }
+    }
+
+    async fn wait_ready(&self, instance: &Instance) -> Result<Arc<Activation>, HostError> {
+        let timeout = self.config.startup_timeout;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = instance.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(a) = instance.activation.load_full() {
+                return Ok(a);
+            }
+            if instance.failed.load(Ordering::Acquire) {
+                let reason = instance
+                    .status
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .last_error
+                    .clone()
+                    .unwrap_or_default();
+                return Err(HostError::LoadFailed {
+                    tenant: instance.tenant.to_string(),
+                    reason,
+                });
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(HostError::NotReady {
+                    tenant: instance.tenant.to_string(),
+                    waited: timeout,
+                });
+            }
+        }
+    }
+
+    /// One load: fetch (with the last version tag), validate and compile off
+    /// the async runtime, activate. Serialised per instance and bounded by
+    /// `load_concurrency` across the host. Returns the new revision, or
+    /// `None` when the bundle did not change.
+    async fn load(
+        self: &Arc<Self>,
+        instance: &Arc<Instance>,
+    ) -> Result<Option<Arc<str>>, HostError> {
+        let _serial = instance.loading.lock().await;
+        let _permit = self.load_permits.acquire().await.ok();
+        let known = self.status(instance, |s| {
+            s.load_attempts += 1;
+            s.last_fetch = Some(SystemTime::now());
+            s.version.clone()
+        });
+        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        let outcome = match instance.source.fetch(known.as_ref()).await {
+            Err(e) => Err(format!("fetching from {}: {e}", instance.source.location())),
+            Ok(Fetched::NotModified) => Ok(None),
+            Ok(Fetched::Bundle { payload, version }) => {
+                let inner = self.clone();
+                let limits = self.config.bundle_limits.clone();
+                let compiled = tokio::task::spawn_blocking(move || {
+                    let bundle = payload.into_bundle(&limits).map_err(|e| e.to_string())?;
+                    inner.compiled_policy(&bundle)
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("compile task failed: {e}")));
+                compiled.map(|policy| Some((policy, version)))
+            }
+        };
+        let result = match outcome {
+            Ok(None) => {
+                self.status(instance, |s| {
+                    s.consecutive_failures = 0;
+                    s.last_error = None;
+                });
+                instance.failed.store(false, Ordering::Release);
+                Ok(None)
+            }
+            Ok(Some((policy, version))) => {
+                let revision = self.activate(instance, policy);
+                self.status(instance, |s| {
+                    s.version = Some(version);
+                    s.last_download = Some(SystemTime::now());
+                });
+                Ok(Some(revision))
+            }
+            Err(reason) => {
+                self.counters
+                    .activation_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                self.status(instance, |s| {
+                    s.consecutive_failures += 1;
+                    s.last_error = Some(reason.clone());
+                });
+                if instance.current().is_none() {
+                    instance.failed.store(true, Ordering::Release);
+                }
+                tracing::warn!(tenant = %instance.tenant, error = %reason, "activation failed");
+                Err(HostError::LoadFailed {
+                    tenant: instance.tenant.to_string(),
+                    reason,
+                })
+            }
+        };
+        instance.attempts_done.fetch_add(1, Ordering::AcqRel);
+        instance.ready.notify_waiters();
+        result
+    }
+
+    fn status<T>(
+        &self,
+        instance: &Instance,
+        f: impl FnOnce(&mut crate::instance::LoadStatus) -> T,
+    ) -> T {
+        f(&mut instance.status.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Compiles `bundle`, or reuses the compiled policy of another tenant
+    /// whose bundle has the same digest.
+    fn compiled_policy(&self, bundle: &Bundle) -> Result<Policy, String> {
+        let shared = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&bundle.digest)
+            .and_then(WeakPolicy::upgrade);
+        if let Some(policy) = shared {
+            self.counters
+                .shared_compiles
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(policy);
+        }
+        let options = CompileOptions {
+            limits: self.config.eval_limits.clone(),
+            evaluator: self.config.evaluator,
+        };
+        let policy = Policy::compile(bundle, options).map_err(|e| e.to_string())?;
+        self.counters.compiles.fetch_add(1, Ordering::Relaxed);
+        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        compiled.retain(|_, w| w.upgrade().is_some());
+        compiled.insert(bundle.digest.clone(), policy.downgrade());
+        Ok(policy)
+    }
+
+    /// Swaps in a new activation (with a fresh decision cache) atomically.
+    fn activate(&self, instance: &Instance, policy: Policy) -> Arc<str> {
+        let config = &self.config.decision_cache;
+        let cache =
+            (config.enabled && policy.is_deterministic()).then(|| DecisionCache::new(config));
+        let revision: Arc<str> = policy.revision().into();
+        instance.activation.store(Some(Arc::new(Activation {
+            policy,
+            revision: revision.clone(),
+            cache,
+        })));
+        instance.failed.store(false, Ordering::Release);
+        self.status(instance, |s| {
+            s.last_activation = Some(SystemTime::now());
+            s.consecutive_failures = 0;
+            s.last_error = None;
+        });
+        self.counters.activations.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(tenant = %instance.tenant, revision = %revision, "activated");
+        instance.ready.notify_waiters();
+        revision
+    }
+
+    fn snapshot(&self, i: &Instance) -> TenantSnapshot {
+        let now = self.now();
+        let status = i.status.lock().unwrap_or_else(|p| p.into_inner());
+        let current = i.current();
+        let references = i.references();
+        TenantSnapshot {
+            tenant: i.tenant.to_string(),
+            labels: i.labels.as_ref().clone(),
+            state: i.state(),
+            references,
+            on_demand: i.on_demand.load(Ordering::Relaxed),
+            idle_for: (references == 0).then(|| {
+                Duration::from_nanos(now.saturating_sub(i.idle_since.load(Ordering::Relaxed)))
+            }),
+            revision: current.as_ref().map(|a| a.revision.to_string()),
+            digest: current.as_ref().map(|a| a.policy.digest().to_string()),
+            source: i.source.location(),
+            last_fetch: status.last_fetch,
+            last_download: status.last_download,
+            last_activation: status.last_activation,
+            last_error: status.last_error.clone(),
+            consecutive_failures: status.consecutive_failures,
+            approx_bytes: i.own_bytes()
+                + current
+                    .as_ref()
+                    .map_or(0, |a| a.policy.approx_bytes() as u64),
+            decisions: i.decisions.load(Ordering::Relaxed),
+            decision_errors: i.decision_errors.load(Ordering::Relaxed),
+            cache_hits: i.cache_hits.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Loads a new instance, retrying failures with exponential backoff and
+/// jitter until it activates or is collected. Holds the host only weakly,
+/// so a failing tenant never keeps a dropped host alive.
+async fn initial_load(host: Weak<HostInner>, instance: Arc<Instance>) {
+    let mut failures: u32 = 0;
+    loop {
+        if instance.is_collected() || instance.current().is_some() {
+            return;
+        }
+        let Some(inner) = host.upgrade() else { return };
+        if inner.load(&instance).await.is_ok() {
+            return;
+        }
+        failures = failures.saturating_add(1);
+        let base = inner
+            .config
+            .retry_initial
+            .saturating_mul(1u32 << failures.min(16));
+        let capped = base.min(inner.config.retry_max);
+        // Jitter in [0.5, 1.5) so failing tenants do not retry in lockstep.
+        let delay = capped.mul_f64(0.5 + fastrand::f64());
+        drop(inner);
+        tokio::time::sleep(delay).await;
+    }
+}

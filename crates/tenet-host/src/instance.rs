@@ -1,0 +1,175 @@
+//! One virtual policy instance: a tenant's activation (compiled revision and
+//! decision cache) behind an atomic pointer, its reference count, its
+//! timestamps and its load status. The decision path reads only atomics and
+//! the activation pointer; the mutex here guards load bookkeeping and is
+//! taken only by loads and snapshots.
+
+use crate::cache::DecisionCache;
+use arc_swap::{ArcSwapOption, Guard};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tenet_bundle::{BundleSource, VersionTag};
+use tenet_policy::Policy;
+use tokio::sync::Notify;
+
+/// Reference count value of an instance that the sweeper has collected: it
+/// can never be referenced again, so a lease cannot land on a dead instance.
+pub(crate) const COLLECTED: usize = usize::MAX;
+
+/// One compiled revision as served to one tenant.
+pub(crate) struct Activation {
+    pub(crate) policy: Policy,
+    pub(crate) revision: Arc<str>,
+    pub(crate) cache: Option<DecisionCache>,
+}
+
+/// Lifecycle state, as reported in snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// No revision activated yet; the first load is running or waiting.
+    Loading,
+    /// A revision is active.
+    Active,
+    /// No revision activated and the last load failed (a retry is scheduled).
+    Failed,
+}
+
+/// Load bookkeeping; guarded by a mutex that decisions never take.
+#[derive(Default)]
+pub(crate) struct LoadStatus {
+    pub(crate) version: Option<VersionTag>,
+    pub(crate) last_fetch: Option<SystemTime>,
+    pub(crate) last_download: Option<SystemTime>,
+    pub(crate) last_activation: Option<SystemTime>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) load_attempts: u64,
+}
+
+pub(crate) struct Instance {
+    pub(crate) tenant: Arc<str>,
+    pub(crate) labels: Arc<BTreeMap<String, String>>,
+    pub(crate) source: Arc<dyn BundleSource>,
+    pub(crate) activation: ArcSwapOption<Activation>,
+    /// Lease and route references; `COLLECTED` once collected.
+    pub(crate) refs: AtomicUsize,
+    /// Created by an on-demand decision: referenced while recently used.
+    pub(crate) on_demand: AtomicBool,
+    /// Host-clock nanos when `refs` last dropped to zero (or creation).
+    pub(crate) idle_since: AtomicU64,
+    /// Host-clock nanos of the last decision or reference change.
+    pub(crate) last_used: AtomicU64,
+    pub(crate) decisions: AtomicU64,
+    pub(crate) decision_errors: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
+    /// Bumped after every load attempt, success or failure, so waiters can
+    /// tell that "the load they waited for" has finished.
+    pub(crate) attempts_done: AtomicU64,
+    pub(crate) failed: AtomicBool,
+    pub(crate) status: Mutex<LoadStatus>,
+    /// Serialises loads of this instance (a reload never runs beside the
+    /// initial load); decisions never touch it.
+    pub(crate) loading: tokio::sync::Mutex<()>,
+    pub(crate) ready: Notify,
+}
+
+impl Instance {
+    pub(crate) fn new(
+        tenant: Arc<str>,
+        labels: Arc<BTreeMap<String, String>>,
+        source: Arc<dyn BundleSource>,
+        now: u64,
+        on_demand: bool,
+    ) -> Self {
+        Self {
+            tenant,
+            labels,
+            source,
+            activation: ArcSwapOption::empty(),
+            refs: AtomicUsize::new(0),
+            on_demand: AtomicBool::new(on_demand),
+            idle_since: AtomicU64::new(now),
+            last_used: AtomicU64::new(now),
+            decisions: AtomicU64::new(0),
+            decision_errors: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            attempts_done: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            status: Mutex::new(LoadStatus::default()),
+            loading: tokio::sync::Mutex::new(()),
+            ready: Notify::new(),
+        }
+    }
+
+    /// The current activation, without touching a reference count.
+    pub(crate) fn current(&self) -> Guard<Option<Arc<Activation>>> {
+        self.activation.load()
+    }
+
+    /// Adds a reference unless the instance was collected.
+    pub(crate) fn try_ref(&self) -> bool {
+        self.refs
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n != COLLECTED).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Drops a reference; the last one starts the grace period.
+    pub(crate) fn unref(&self, now: u64) {
+        let before = self
+            .refs
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n != COLLECTED && n > 0).then(|| n - 1)
+            });
+        if before == Ok(1) {
+            self.idle_since.store(now, Ordering::Release);
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the instance collected if nothing references it; after this,
+    /// `try_ref` fails forever.
+    pub(crate) fn try_collect(&self) -> bool {
+        self.refs
+            .compare_exchange(0, COLLECTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub(crate) fn references(&self) -> usize {
+        match self.refs.load(Ordering::Acquire) {
+            COLLECTED => 0,
+            n => n,
+        }
+    }
+
+    pub(crate) fn is_collected(&self) -> bool {
+        self.refs.load(Ordering::Acquire) == COLLECTED
+    }
+
+    pub(crate) fn state(&self) -> InstanceState {
+        if self.current().is_some() {
+            InstanceState::Active
+        } else if self.failed.load(Ordering::Acquire) {
+            InstanceState::Failed
+        } else {
+            InstanceState::Loading
+        }
+    }
+
+    /// Approximate heap bytes this instance alone accounts for (its decision
+    /// cache and bookkeeping); the compiled policy may be shared and is
+    /// counted by the host once per digest.
+    pub(crate) fn own_bytes(&self) -> u64 {
+        let cache = self
+            .current()
+            .as_ref()
+            .and_then(|a| a.cache.as_ref().map(|c| c.weighted_bytes()))
+            .unwrap_or(0);
+        std::mem::size_of::<Self>() as u64 + self.tenant.len() as u64 + cache
+    }
+}

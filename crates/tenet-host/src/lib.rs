@@ -1,0 +1,22 @@
+//! Virtual policy instances: the [`Host`] registry holds one instance per
+//! tenant, each with its own bundle source, activation (compiled revision,
+//! prepared queries, decision cache), status, limits and references.
+//!
+//! Invariants: a decision takes no lock (papaya map read, atomic pointer
+//! load, lock-free evaluation); a decision that started on revision N
+//! finishes on N; a bad revision never replaces a good one; callers that
+//! change references never wait for a load; a referenced instance is never
+//! collected or evicted. This crate does not parse HTTP.
+
+mod cache;
+mod config;
+mod error;
+mod host;
+mod instance;
+mod tenant;
+
+pub use config::{DecisionCacheConfig, HostConfig};
+pub use error::HostError;
+pub use host::{Decision, Host, HostStats, Lease, ReferenceChange, TenantSnapshot};
+pub use instance::InstanceState;
+pub use tenant::{validate_tenant, SourceFactory, SourceTemplate, MAX_TENANT_LEN};

@@ -1,0 +1,99 @@
+//! Tenant ids and where their bundles come from. A tenant id ends up in a
+//! path or URL, so it is validated here once; a [`SourceTemplate`] turns an
+//! id into the tenant's [`BundleSource`]. Nothing here fetches.
+
+use crate::HostError;
+use std::sync::Arc;
+use tenet_bundle::{BundleSource, DirectorySource, FileSource, Limits};
+
+/// Longest tenant id accepted.
+pub const MAX_TENANT_LEN: usize = 128;
+
+/// Checks that `tenant` can safely name a bundle: 1–128 characters of
+/// `[A-Za-z0-9._-]`, not `.` or `..`.
+pub fn validate_tenant(tenant: &str) -> Result<(), HostError> {
+    let invalid = |reason| HostError::InvalidTenant {
+        tenant: tenant.chars().take(MAX_TENANT_LEN).collect(),
+        reason,
+    };
+    if tenant.is_empty() {
+        return Err(invalid("empty"));
+    }
+    if tenant.len() > MAX_TENANT_LEN {
+        return Err(invalid("longer than 128 characters"));
+    }
+    if tenant == "." || tenant == ".." {
+        return Err(invalid("`.` and `..` are not tenant ids"));
+    }
+    if !tenant
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(invalid(
+            "only letters, digits, `.`, `_` and `-` are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// Gives each tenant its bundle source.
+pub trait SourceFactory: Send + Sync + std::fmt::Debug {
+    /// The source of `tenant`'s bundle (the id is already validated).
+    fn source(&self, tenant: &str) -> Arc<dyn BundleSource>;
+}
+
+/// A path template with `{tenant}`: `examples/bundles/{tenant}` (a bundle
+/// directory) or `bundles/{tenant}.tar.gz` (an archive; `.tar.gz` or `.tgz`).
+#[derive(Debug, Clone)]
+pub struct SourceTemplate {
+    template: String,
+    limits: Limits,
+}
+
+impl SourceTemplate {
+    /// A template; it must contain `{tenant}`.
+    pub fn new(template: impl Into<String>, limits: Limits) -> Result<Self, String> {
+        let template = template.into();
+        if !template.contains("{tenant}") {
+            return Err(format!("bundle template {template:?} has no {{tenant}}"));
+        }
+        Ok(Self { template, limits })
+    }
+}
+
+impl SourceFactory for SourceTemplate {
+    fn source(&self, tenant: &str) -> Arc<dyn BundleSource> {
+        let path = self.template.replace("{tenant}", tenant);
+        let path = path.strip_prefix("file://").unwrap_or(&path).to_string();
+        if path.ends_with(".tar.gz") || path.ends_with(".tgz") {
+            Arc::new(FileSource::new(path, self.limits.clone()))
+        } else {
+            Arc::new(DirectorySource::new(path, self.limits.clone()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_are_path_safe() {
+        for ok in ["payments", "a", "team-1.prod", "A_b"] {
+            assert!(validate_tenant(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "é", &"x".repeat(129)] {
+            assert!(validate_tenant(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn templates_pick_the_source_kind() {
+        let t = SourceTemplate::new("b/{tenant}.tar.gz", Limits::default()).ok();
+        assert_eq!(
+            t.map(|t| t.source("x").location()).as_deref(),
+            Some("b/x.tar.gz")
+        );
+        assert!(SourceTemplate::new("b/x", Limits::default()).is_err());
+    }
+}
