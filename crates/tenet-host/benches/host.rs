@@ -1,1 +1,224 @@
-fn main() {}
+//! Host benchmarks (results in BENCHMARKS.md):
+//! - `decide_overhead`: `Host::decide` against evaluating the same prepared
+//!   query directly, same policy and input, in one run (the ratio is the
+//!   host's cost: tenant lookup, activation load, path parse, counters);
+//! - `cold_start`: a new tenant from a local bundle directory: fetch,
+//!   validate, compile, first decision;
+//! - memory with 10,000 idle instances, printed after the criterion groups:
+//!   RSS growth and the host's own estimate, for 10,000 tenants on one
+//!   shared bundle and for 10,000 tenants each with its own bundle.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use criterion::{criterion_group, Criterion};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tenet_bundle::{Bundle, DirectorySource, Limits};
+use tenet_host::{Host, HostConfig, SourceFactory, SourceTemplate};
+use tenet_policy::{CompileOptions, Input, Policy, QueryPath};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// Polls a future once: `decide` on an active instance completes without
+/// waiting, so this measures it without any executor cost.
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("decide did not complete at once"),
+    }
+}
+
+fn input() -> Input {
+    let text =
+        std::fs::read_to_string(examples().join("inputs/payments/alice-refund.json")).unwrap();
+    Input::from_json(&text, &Default::default()).unwrap()
+}
+
+fn host(rt: &tokio::runtime::Runtime) -> Host {
+    let _guard = rt.enter();
+    let template = format!("{}/bundles/{{tenant}}", examples().display());
+    Host::new(
+        HostConfig::default(),
+        Arc::new(SourceTemplate::new(template, Limits::default()).unwrap()),
+    )
+}
+
+fn decide_overhead(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let host = host(&rt);
+    let _lease = host.acquire("payments").unwrap();
+    let input = input();
+    let path = "data.payments.authz.allow";
+    rt.block_on(host.decide("payments", path, &input)).unwrap();
+
+    let bundle = Bundle::load(&examples().join("bundles/payments"), &Limits::default()).unwrap();
+    let policy = Policy::compile(&bundle, CompileOptions::default()).unwrap();
+    let prepared = policy.query(&QueryPath::parse(path).unwrap()).unwrap();
+    assert_eq!(
+        prepared.evaluate(&input).unwrap().result,
+        ready(host.decide("payments", path, &input)).unwrap().result
+    );
+
+    let mut g = c.benchmark_group("decide_overhead");
+    g.bench_function("direct_prepared_query", |b| {
+        b.iter(|| prepared.evaluate(&input).unwrap())
+    });
+    g.bench_function("host_decide", |b| {
+        b.iter(|| ready(host.decide("payments", path, &input)).unwrap())
+    });
+    g.finish();
+}
+
+fn cold_start(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let input = input();
+    let mut g = c.benchmark_group("cold_start");
+    g.bench_function("payments_fetch_compile_first_decision", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                // A fresh host each time, so nothing is shared or cached.
+                let host = host(&rt);
+                let start = std::time::Instant::now();
+                let d = rt
+                    .block_on(host.decide_on_demand_for_bench("payments", &input))
+                    .unwrap();
+                total += start.elapsed();
+                assert_eq!(d, Some(serde_json::json!(true)));
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+trait ColdStart {
+    fn decide_on_demand_for_bench(
+        &self,
+        tenant: &str,
+        input: &Input,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, tenet_host::HostError>>;
+}
+
+impl ColdStart for Host {
+    async fn decide_on_demand_for_bench(
+        &self,
+        tenant: &str,
+        input: &Input,
+    ) -> Result<Option<serde_json::Value>, tenet_host::HostError> {
+        let _lease = self.acquire(tenant)?;
+        self.decide(tenant, "data.payments.authz.allow", input)
+            .await
+            .map(|d| d.result)
+    }
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// 10,000 idle (leased, activated) instances: RSS growth per instance.
+fn memory(shared: bool) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 10_000;
+    let src = examples().join("bundles/payments");
+    let sources: Arc<dyn SourceFactory> = if shared {
+        Arc::new(SameBundle(src))
+    } else {
+        for i in 0..n {
+            let dir = tmp.path().join(format!("t{i}"));
+            copy_dir(&src, &dir);
+            // A different revision makes a different bundle digest.
+            std::fs::write(
+                dir.join(".manifest"),
+                format!(r#"{{"revision": "t{i}", "roots": ["payments"]}}"#),
+            )
+            .unwrap();
+        }
+        let template = format!("{}/{{tenant}}", tmp.path().display());
+        Arc::new(SourceTemplate::new(template, Limits::default()).unwrap())
+    };
+    let _guard = rt.enter();
+    let host = Host::new(
+        HostConfig {
+            load_concurrency: 2,
+            ..HostConfig::default()
+        },
+        sources,
+    );
+    let input = input();
+    let before = rss_bytes();
+    let leases: Vec<_> = (0..n)
+        .map(|i| host.acquire(&format!("t{i}")).unwrap())
+        .collect();
+    for i in 0..n {
+        rt.block_on(host.decide(&format!("t{i}"), "data.payments.authz.allow", &input))
+            .unwrap();
+    }
+    let after = rss_bytes();
+    let stats = host.stats();
+    println!(
+        "memory/{}: {} instances, RSS +{:.1} MiB = {:.1} KiB per instance; host estimate {:.1} MiB; compiles {}, shared {}",
+        if shared { "one_shared_bundle" } else { "own_bundle_each" },
+        n,
+        (after - before) as f64 / (1 << 20) as f64,
+        (after - before) as f64 / 1024.0 / n as f64,
+        host.approx_memory() as f64 / (1 << 20) as f64,
+        stats.compiles,
+        stats.shared_compiles,
+    );
+    drop(leases);
+}
+
+/// Every tenant reads the same bundle directory.
+#[derive(Debug)]
+struct SameBundle(PathBuf);
+
+impl SourceFactory for SameBundle {
+    fn source(&self, _tenant: &str) -> Arc<dyn tenet_bundle::BundleSource> {
+        Arc::new(DirectorySource::new(self.0.clone(), Limits::default()))
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    targets = decide_overhead, cold_start
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if std::env::args().any(|a| a == "--bench") {
+        memory(true);
+        memory(false);
+    }
+}

@@ -165,8 +165,9 @@ struct HostInner {
     config: HostConfig,
     sources: Arc<dyn SourceFactory>,
     instances: papaya::HashMap<Arc<str>, Arc<Instance>>,
-    /// Compiled policies by bundle digest, for sharing; load path only.
-    compiled: Mutex<HashMap<String, WeakPolicy>>,
+    /// Compiled policies by bundle digest, for sharing; load path only. The
+    /// per-digest mutex makes concurrent loads of one bundle compile once.
+    compiled: Mutex<HashMap<String, Arc<Mutex<WeakPolicy>>>>,
     /// Route references held by `set_references`; not on the decision path.
     routes: Mutex<HashMap<Arc<str>, Lease>>,
     load_permits: Arc<Semaphore>,
@@ -714,15 +715,20 @@ impl HostInner {
     }
 
     /// Compiles `bundle`, or reuses the compiled policy of another tenant
-    /// whose bundle has the same digest.
+    /// whose bundle has the same digest. Runs on a blocking thread: loads of
+    /// the same digest wait on that digest's slot, so however many tenants
+    /// load one bundle at once, it is compiled once.
     fn compiled_policy(&self, bundle: &Bundle) -> Result<Policy, String> {
-        let shared = self
-            .compiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&bundle.digest)
-            .and_then(WeakPolicy::upgrade);
-        if let Some(policy) = shared {
+        let slot = {
+            let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+            compiled.retain(|_, slot| {
+                Arc::strong_count(slot) > 1
+                    || slot.try_lock().map_or(true, |w| w.upgrade().is_some())
+            });
+            compiled.entry(bundle.digest.clone()).or_default().clone()
+        };
+        let mut weak = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(policy) = weak.upgrade() {
             self.counters
                 .shared_compiles
                 .fetch_add(1, Ordering::Relaxed);
@@ -734,9 +740,7 @@ impl HostInner {
         };
         let policy = Policy::compile(bundle, options).map_err(|e| e.to_string())?;
         self.counters.compiles.fetch_add(1, Ordering::Relaxed);
-        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
-        compiled.retain(|_, w| w.upgrade().is_some());
-        compiled.insert(bundle.digest.clone(), policy.downgrade());
+        *weak = policy.downgrade();
         Ok(policy)
     }
 

@@ -156,9 +156,11 @@ impl Policy {
                 calls,
                 deterministic,
                 conflict_prone,
-                // Measured: a regorus Value is ~7x its JSON size; a policy
-                // adds ~7 KB plus its source (see ../shared notes).
-                approx_bytes: data_json * 7 + source_bytes * 4 + 8 * 1024,
+                // Calibrated on the payments example (10,000 tenants, one
+                // bundle each: 203 KiB RSS per tenant, BENCHMARKS.md): data
+                // as regorus values ~7x its JSON, the analysed and pooled
+                // engines ~24x the Rego source, plus a fixed 64 KiB.
+                approx_bytes: data_json * 7 + source_bytes * 24 + 64 * 1024,
                 queries: ArcSwap::from_pointee(HashMap::new()),
             }),
         })
