@@ -25,7 +25,8 @@ use regorus::{Engine, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU32;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use tenet_bundle::Bundle;
 
 /// Which evaluator runs a prepared query.
@@ -80,7 +81,8 @@ struct Inner {
     deterministic: bool,
     conflict_prone: BTreeSet<String>,
     approx_bytes: usize,
-    queries: ArcSwap<HashMap<QueryPath, Arc<PreparedQuery>>>,
+    queries: ArcSwap<HashMap<QueryPath, Arc<QuerySlot>>>,
+    prepared_builds: AtomicU64,
 }
 
 impl std::fmt::Debug for Policy {
@@ -162,6 +164,7 @@ impl Policy {
                 // engines ~24x the Rego source, plus a fixed 64 KiB.
                 approx_bytes: data_json * 7 + source_bytes * 24 + 64 * 1024,
                 queries: ArcSwap::from_pointee(HashMap::new()),
+                prepared_builds: AtomicU64::new(0),
             }),
         })
     }
@@ -221,23 +224,44 @@ impl Policy {
     }
 
     /// The prepared query for `path`, built on first use and shared after.
-    /// Lock-free on a hit; a miss builds outside any lock and publishes with
-    /// a compare-and-swap.
+    /// Lock-free on a hit. Concurrent misses on one path collapse into one
+    /// build: the first caller builds under that path's slot lock while the
+    /// others wait for it. A failed build is returned and not cached.
     pub fn query(&self, path: &QueryPath) -> Result<Arc<PreparedQuery>, PolicyError> {
-        if let Some(q) = self.inner.queries.load().get(path) {
+        let slot = match self.inner.queries.load().get(path) {
+            Some(slot) => {
+                if let Some(q) = slot.ready.get() {
+                    return Ok(q.clone());
+                }
+                slot.clone()
+            }
+            None => {
+                let fresh = Arc::new(QuerySlot::default());
+                let mut winner = fresh.clone();
+                self.inner.queries.rcu(|map| {
+                    let mut map = HashMap::clone(map);
+                    winner = map
+                        .entry(path.clone())
+                        .or_insert_with(|| fresh.clone())
+                        .clone();
+                    map
+                });
+                winner
+            }
+        };
+        let _building = slot.building.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = slot.ready.get() {
             return Ok(q.clone());
         }
         let prepared = Arc::new(self.prepare(path)?);
-        let mut winner = prepared.clone();
-        self.inner.queries.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            winner = map
-                .entry(path.clone())
-                .or_insert_with(|| prepared.clone())
-                .clone();
-            map
-        });
-        Ok(winner)
+        self.inner.prepared_builds.fetch_add(1, Ordering::Relaxed);
+        Ok(slot.ready.get_or_init(|| prepared).clone())
+    }
+
+    /// How many prepared queries this policy has built (for tests and
+    /// metrics: one per path, however many callers raced for it).
+    pub fn prepared_builds(&self) -> u64 {
+        self.inner.prepared_builds.load(Ordering::Relaxed)
     }
 
     /// Builds a prepared query for `path` without caching it.
@@ -274,18 +298,11 @@ impl Policy {
                     },
                 }
             }
-            Err(_) if path.components().is_empty() || !is_function(&inner.template, &rego) => {
-                Kind::Query {
-                    template: inner.template.clone(),
-                    pool: ArrayQueue::new(pool_size),
-                }
-            }
-            Err(e) => {
-                return Err(PolicyError::InvalidPath {
-                    path: rego,
-                    reason: e.to_string(),
-                })
-            }
+            // Not a rule: a package or data path, evaluated as a query.
+            Err(_) => Kind::Query {
+                template: inner.template.clone(),
+                pool: ArrayQueue::new(pool_size),
+            },
         };
         Ok(PreparedQuery {
             rego,
@@ -359,9 +376,12 @@ fn conflict_prone_rules(engine: &mut Engine) -> BTreeSet<String> {
         .collect()
 }
 
-/// Functions are not documents; OPA leaves them out of `data`.
-fn is_function(_engine: &Engine, _rego: &str) -> bool {
-    false
+/// One path's prepared query: `ready` is read without a lock; `building`
+/// makes concurrent misses wait for one build.
+#[derive(Default)]
+struct QuerySlot {
+    ready: OnceLock<Arc<PreparedQuery>>,
+    building: Mutex<()>,
 }
 
 /// A weak reference to a [`Policy`].

@@ -327,3 +327,23 @@ fn extension_errors_are_undefined_as_in_opa() {
         ))
     );
 }
+
+#[test]
+fn concurrent_misses_on_one_path_build_one_prepared_query() {
+    let b = bundle(&[("app/rbac.rego", RBAC), ("data.json", RBAC_DATA)]);
+    let p = compile(&b, Evaluator::default(), EvalLimits::default());
+    let path = tenet_policy::QueryPath::parse("data.app.rbac.allow").unwrap();
+    let barrier = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                barrier.wait();
+                p.query(&path).unwrap();
+            });
+        }
+    });
+    assert_eq!(p.prepared_builds(), 1);
+    p.query(&tenet_policy::QueryPath::parse("data.app.rbac.reasons").unwrap())
+        .unwrap();
+    assert_eq!(p.prepared_builds(), 2);
+}
