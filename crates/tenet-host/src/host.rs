@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
-use tenet_bundle::{Bundle, Fetched};
+use tenet_bundle::{Bundle, BundleError, Fetched};
 use tenet_policy::{CompileOptions, Input, Policy, QueryPath, WeakPolicy};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -614,6 +614,11 @@ impl HostInner {
                 return Ok(a);
             }
             if instance.failed.load(Ordering::Acquire) {
+                if instance.missing.load(Ordering::Acquire) {
+                    return Err(HostError::TenantNotFound {
+                        tenant: instance.tenant.to_string(),
+                    });
+                }
                 let reason = instance
                     .status
                     .lock()
@@ -652,7 +657,11 @@ impl HostInner {
         });
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let outcome = match instance.source.fetch(known.as_ref()).await {
-            Err(e) => Err(format!("fetching from {}: {e}", instance.source.location())),
+            Err(e) => {
+                let missing = matches!(&e, BundleError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+                instance.missing.store(missing, Ordering::Release);
+                Err(format!("fetching from {}: {e}", instance.source.location()))
+            }
             Ok(Fetched::NotModified) => Ok(None),
             Ok(Fetched::Bundle { payload, version }) => {
                 let inner = self.clone();
@@ -676,6 +685,7 @@ impl HostInner {
                 Ok(None)
             }
             Ok(Some((policy, version))) => {
+                instance.missing.store(false, Ordering::Release);
                 let revision = self.activate(instance, policy);
                 self.status(instance, |s| {
                     s.version = Some(version);
@@ -811,6 +821,19 @@ async fn initial_load(host: Weak<HostInner>, instance: Arc<Instance>) {
         }
         let Some(inner) = host.upgrade() else { return };
         if inner.load(&instance).await.is_ok() {
+            return;
+        }
+        // An on-demand instance for a tenant that has no bundle is dropped
+        // at once: unknown tenant names must not pile up retrying instances.
+        if instance.on_demand.load(Ordering::Relaxed)
+            && instance.missing.load(Ordering::Acquire)
+            && instance.try_collect()
+        {
+            let _ = inner
+                .instances
+                .pin()
+                .remove_if(instance.tenant.as_ref(), |_, v| Arc::ptr_eq(v, &instance));
+            tracing::info!(tenant = %instance.tenant, "no bundle for on-demand tenant; instance dropped");
             return;
         }
         failures = failures.saturating_add(1);

@@ -70,6 +70,8 @@ pub(crate) struct Instance {
     /// tell that "the load they waited for" has finished.
     pub(crate) attempts_done: AtomicU64,
     pub(crate) failed: AtomicBool,
+    /// The last fetch failed because the source has no bundle for the tenant.
+    pub(crate) missing: AtomicBool,
     pub(crate) status: Mutex<LoadStatus>,
     /// Serialises loads of this instance (a reload never runs beside the
     /// initial load); decisions never touch it.
@@ -99,6 +101,7 @@ impl Instance {
             cache_hits: AtomicU64::new(0),
             attempts_done: AtomicU64::new(0),
             failed: AtomicBool::new(false),
+            missing: AtomicBool::new(false),
             status: Mutex::new(LoadStatus::default()),
             loading: tokio::sync::Mutex::new(()),
             ready: Notify::new(),

@@ -214,12 +214,17 @@ async fn a_thousand_first_requests_cause_one_fetch_and_one_compile() {
     assert_eq!(f.fetches.load(Ordering::SeqCst), 1);
     assert_eq!(h.stats().compiles, 1);
 
-    // A tenant whose bundle does not exist: one fetch, and every caller
-    // gets the same error.
+    // A tenant whose bundle is broken: one fetch, and every caller gets
+    // the same error.
+    write_bundle(
+        &f.root.join("broken"),
+        "broken-1",
+        "package app\n\nallow if {\n",
+    );
     let calls: Vec<_> = (0..1000)
         .map(|_| {
             let h = h.clone();
-            tokio::spawn(async move { allow(&h, "missing").await })
+            tokio::spawn(async move { allow(&h, "broken").await })
         })
         .collect();
     let mut reasons = std::collections::BTreeSet::new();
@@ -233,13 +238,13 @@ async fn a_thousand_first_requests_cause_one_fetch_and_one_compile() {
     }
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert_eq!(f.fetches.load(Ordering::SeqCst), 2);
-    let snap = h.tenant("missing").unwrap();
+    let snap = h.tenant("broken").unwrap();
     assert_eq!(snap.state, InstanceState::Failed);
     assert!(snap.last_error.is_some());
 }
 
-#[tokio::test(start_paused = true)]
-async fn failed_loads_are_retried_with_backoff_and_not_cached_as_success() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_on_demand_tenants_are_not_found_and_leave_no_instance_behind() {
     let f = fixture(&[]);
     let h = host(
         &f,
@@ -249,7 +254,36 @@ async fn failed_loads_are_retried_with_backoff_and_not_cached_as_success() {
             ..config()
         },
     );
-    assert_eq!(allow(&h, "late").await.unwrap_err().kind(), "load_failed");
+    for i in 0..20 {
+        let err = allow(&h, &format!("nobody-{i}")).await.unwrap_err();
+        assert_eq!(err.kind(), "tenant_not_found", "{err}");
+    }
+    // The failed loads drop their instances (the drop runs right after the
+    // waiters are told; give the loader tasks a moment to finish).
+    for _ in 0..100 {
+        if h.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        h.is_empty(),
+        "{:?}",
+        h.tenants().iter().map(|t| &t.tenant).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_loads_are_retried_with_backoff_and_not_cached_as_success() {
+    let f = fixture(&[]);
+    let h = host(&f, false, config());
+    // A referenced tenant whose bundle does not exist yet: reported as not
+    // found, and retried in the background (it is not on-demand).
+    let _lease = h.acquire("late").unwrap();
+    assert_eq!(
+        allow(&h, "late").await.unwrap_err().kind(),
+        "tenant_not_found"
+    );
     // The bundle appears; the retry (within the backoff's first steps)
     // activates it without anyone asking again.
     write_bundle(&f.root.join("late"), "late-1", ALLOW);

@@ -2,7 +2,7 @@
 //! `bundle inspect`, `bundle build`; `serve` is reserved for the server.
 //! Results go to stdout as JSON; errors go to stderr with a non-zero exit.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use std::io::Read;
@@ -46,8 +46,46 @@ enum Command {
         #[command(subcommand)]
         command: BundleCommand,
     },
-    /// Run the policy server (not in this build yet).
-    Serve,
+    /// Serve OPA's REST API for every tenant whose bundle the template
+    /// resolves, loading each on its first request.
+    Serve(ServeArgs),
+}
+
+/// `tenet serve` options.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    #[arg(long, env = "TENET_ADDR", default_value = "127.0.0.1:8181")]
+    addr: String,
+    /// Bundle location template with `{tenant}`: a directory per tenant
+    /// (`bundles/{tenant}`) or an archive (`bundles/{tenant}.tar.gz`).
+    #[arg(
+        long,
+        env = "TENET_BUNDLES",
+        default_value = "examples/bundles/{tenant}"
+    )]
+    bundles: String,
+    /// Header naming the tenant on paths without `/tenants/{tenant}`.
+    #[arg(long, env = "TENET_TENANT_HEADER", default_value = "X-Tenant-ID")]
+    tenant_header: String,
+    /// Largest request body in bytes (after gzip decoding).
+    #[arg(long, env = "TENET_MAX_BODY_BYTES", default_value_t = 10 << 20)]
+    max_body_bytes: usize,
+    /// Path of the default decision served at `POST /`.
+    #[arg(long, default_value = "system/main")]
+    default_decision: String,
+    /// Seconds an unused tenant stays loaded after its last request.
+    #[arg(long, default_value_t = 300)]
+    idle_timeout_secs: u64,
+    /// Seconds an unreferenced tenant stays warm before it is collected.
+    #[arg(long, default_value_t = 30)]
+    grace_period_secs: u64,
+    /// Evaluation deadline in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    deadline_ms: u64,
+    /// Seconds to drain in-flight requests after SIGTERM/SIGINT.
+    #[arg(long, default_value_t = 10)]
+    drain_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,8 +140,64 @@ fn execute(command: Command) -> Result<()> {
             eprintln!("wrote {} ({} bytes)", output.display(), bytes.len());
             Ok(())
         }
-        Command::Serve => bail!("`tenet serve` is not part of this build yet; use `tenet eval`"),
+        Command::Serve(args) => serve(args),
     }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let sources = tenet::SourceTemplate::new(args.bundles.clone(), Limits::default())
+            .map_err(anyhow::Error::msg)
+            .context("--bundles")?;
+        let config = tenet::HostConfig {
+            on_demand: true,
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            grace_period: Duration::from_secs(args.grace_period_secs),
+            eval_limits: EvalLimits {
+                deadline: Duration::from_millis(args.deadline_ms),
+                max_input_bytes: args.max_body_bytes,
+                ..EvalLimits::default()
+            },
+            ..tenet::HostConfig::default()
+        };
+        let host = tenet::Host::new(config, std::sync::Arc::new(sources));
+        let tenant_header = axum_header(&args.tenant_header)?;
+        let app = tenet_server::app(tenet_server::AppState {
+            host,
+            tenant_header,
+            default_decision: args.default_decision.trim_matches('/').to_string(),
+            max_body_bytes: args.max_body_bytes,
+        });
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .with_context(|| format!("binding {}", args.addr))?;
+        let local = listener.local_addr()?;
+        // The first line on stdout is the address, for scripts and tests.
+        println!("tenet listening on http://{local}");
+        tracing::info!(addr = %local, bundles = %args.bundles, "serving");
+        tenet_server::serve(
+            listener,
+            app,
+            tenet_server::shutdown_signal(),
+            Duration::from_secs(args.drain_secs),
+        )
+        .await
+        .context("serving")?;
+        Ok(())
+    })
+}
+
+fn axum_header(name: &str) -> Result<tenet_server::HeaderName> {
+    tenet_server::HeaderName::from_bytes(name.as_bytes())
+        .with_context(|| format!("--tenant-header {name:?} is not a valid header name"))
 }
 
 fn parse_evaluator(s: &str) -> Result<Evaluator, String> {

@@ -127,8 +127,9 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
     assert!(!hostile.status.success());
     assert!(String::from_utf8_lossy(&hostile.stderr).contains("unsafe path"));
 
-    let serve = tenet(&["serve"]);
+    let serve = tenet(&["serve", "--bundles", "no-template-here"]);
     assert!(!serve.status.success());
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("{tenant}"));
 }
 
 #[test]

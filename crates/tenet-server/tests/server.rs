@@ -1,0 +1,248 @@
+//! `tenet serve` end to end: the real binary on an ephemeral loopback port,
+//! driven by a real HTTP client. Each test stops its server (SIGTERM via
+//! `kill`, then a hard kill on drop) so nothing outlives the test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tenet"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .current_dir(root())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("tenet listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Self { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "content-type {content_type:?}"
+    );
+    let body = resp.bytes().await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+fn example_input(tenant: &str, name: &str) -> Value {
+    let text =
+        std::fs::read_to_string(root().join(format!("examples/inputs/{tenant}/{name}.json")))
+            .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn decisions_over_the_opa_data_api_per_tenant() {
+    let server = Server::start(&[]);
+    let c = client();
+    let alice = example_input("payments", "alice-refund");
+
+    // URL prefix and header forms give the same decision.
+    let (s, body) = call(
+        c.post(server.url("/tenants/payments/v1/data/payments/authz/allow"))
+            .json(&json!({ "input": alice })),
+    )
+    .await;
+    assert_eq!((s, body), (200, json!({"result": true})));
+    let (s, body) = call(
+        c.post(server.url("/v1/data/payments/authz/allow"))
+            .header("X-Tenant-ID", "payments")
+            .json(&json!({ "input": alice })),
+    )
+    .await;
+    assert_eq!((s, body), (200, json!({"result": true})));
+
+    // GET with ?input=, and ?metrics.
+    let (s, body) = call(
+        c.get(server.url("/tenants/payments/v1/data/payments/authz/allow"))
+            .query(&[("input", alice.to_string()), ("metrics", String::new())]),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(body["result"], json!(true));
+    assert!(body["metrics"]["timer_server_handler_ns"]
+        .as_u64()
+        .is_some());
+
+    // Undefined: 200 with no result. Missing input: OPA's warning.
+    let (s, body) = call(
+        c.post(server.url("/tenants/payments/v1/data/payments/authz/no_such_rule"))
+            .json(&json!({"input": {}})),
+    )
+    .await;
+    assert_eq!((s, body), (200, json!({})));
+    let (s, body) =
+        call(c.post(server.url("/tenants/payments/v1/data/payments/authz/allow"))).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["warning"]["code"], "api_usage_warning");
+    assert_eq!(body["result"], json!(false));
+
+    // A gzip request body.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(json!({ "input": alice }).to_string().as_bytes())
+        .unwrap();
+    let (s, body) = call(
+        c.post(server.url("/tenants/payments/v1/data/payments/authz/allow"))
+            .header("content-encoding", "gzip")
+            .body(gz.finish().unwrap()),
+    )
+    .await;
+    assert_eq!((s, body), (200, json!({"result": true})));
+
+    // The default decision: undefined is OPA's 404 undefined_document.
+    let (s, body) = call(c.post(server.url("/tenants/payments/")).json(&json!({}))).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (404, Some("undefined_document"))
+    );
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_others_documents() {
+    let server = Server::start(&[]);
+    let c = client();
+    let (s, payments) = call(c.get(server.url("/tenants/payments/v1/data"))).await;
+    assert_eq!(s, 200);
+    assert!(payments["result"]["payments"].is_object());
+    let (s, storefront) = call(c.get(server.url("/tenants/storefront/v1/data"))).await;
+    assert_eq!(s, 200);
+    assert!(storefront["result"]["storefront"].is_object());
+    assert!(
+        storefront["result"].get("payments").is_none(),
+        "{storefront}"
+    );
+    let (s, body) = call(c.get(server.url("/tenants/storefront/v1/data/payments"))).await;
+    assert_eq!((s, body), (200, json!({})));
+}
+
+#[tokio::test]
+async fn bad_requests_get_opa_shaped_errors() {
+    let server = Server::start(&["--max-body-bytes", "4096"]);
+    let c = client();
+    let allow = server.url("/tenants/payments/v1/data/payments/authz/allow");
+
+    let (s, body) = call(c.post(&allow).body("{\"input\": ")).await;
+    assert_eq!((s, body["code"].as_str()), (400, Some("invalid_parameter")));
+    assert!(
+        body["message"].as_str().unwrap().contains("line 1"),
+        "{body}"
+    );
+
+    let big = json!({"input": {"pad": "x".repeat(10_000)}}).to_string();
+    let (s, body) = call(c.post(&allow).body(big)).await;
+    assert_eq!((s, body["code"].as_str()), (413, Some("invalid_parameter")));
+
+    let deep = format!("{{\"input\": {}1{}}}", "[".repeat(100), "]".repeat(100));
+    let (s, body) = call(c.post(&allow).body(deep)).await;
+    assert_eq!((s, body["code"].as_str()), (400, Some("invalid_parameter")));
+
+    let (s, body) = call(
+        c.post(server.url("/tenants/nobody/v1/data/x"))
+            .json(&json!({"input": {}})),
+    )
+    .await;
+    assert_eq!((s, body["code"].as_str()), (404, Some("tenant_not_found")));
+
+    let (s, body) = call(
+        c.post(server.url("/tenants/a%20b/v1/data/x"))
+            .json(&json!({"input": {}})),
+    )
+    .await;
+    assert_eq!((s, body["code"].as_str()), (400, Some("invalid_parameter")));
+
+    let (s, body) = call(c.post(server.url("/v1/data/x")).json(&json!({"input": {}}))).await;
+    assert_eq!((s, body["code"].as_str()), (400, Some("invalid_parameter")));
+
+    let (s, body) = call(c.get(server.url("/no/such/endpoint"))).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (404, Some("resource_not_found"))
+    );
+}
+
+#[tokio::test]
+async fn health_endpoints_answer() {
+    let server = Server::start(&[]);
+    let c = client();
+    for path in [
+        "/health",
+        "/health/live",
+        "/health/ready",
+        "/health?bundles",
+    ] {
+        let (s, body) = call(c.get(server.url(path))).await;
+        assert_eq!((s, body), (200, json!({})), "{path}");
+    }
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let mut server = Server::start(&[]);
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            assert!(exit.success(), "{exit:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
