@@ -78,7 +78,8 @@ pub struct TenantSnapshot {
     pub references: usize,
     /// Created by an on-demand decision.
     pub on_demand: bool,
-    /// How long it has been unreferenced, if it is.
+    /// How long it has been unreferenced, if it is (seconds in JSON).
+    #[serde(serialize_with = "as_secs")]
     pub idle_for: Option<Duration>,
     /// Active revision.
     pub revision: Option<String>,
@@ -87,10 +88,13 @@ pub struct TenantSnapshot {
     /// Where the bundle comes from.
     pub source: String,
     /// Last fetch attempt.
+    #[serde(serialize_with = "as_rfc3339")]
     pub last_fetch: Option<SystemTime>,
     /// Last successful download of a new bundle.
+    #[serde(serialize_with = "as_rfc3339")]
     pub last_download: Option<SystemTime>,
     /// Last successful activation.
+    #[serde(serialize_with = "as_rfc3339")]
     pub last_activation: Option<SystemTime>,
     /// Last load error, cleared by a successful load.
     pub last_error: Option<String>,
@@ -105,6 +109,20 @@ pub struct TenantSnapshot {
     pub decision_errors: u64,
     /// Decisions answered from the cache.
     pub cache_hits: u64,
+}
+
+fn as_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+fn as_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string()),
+        None => s.serialize_none(),
+    }
 }
 
 /// What `set_references` changed.

@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::io::Read;
@@ -20,7 +20,7 @@ use std::time::Instant;
 use tenet::{Host, Input, InstanceState};
 
 /// What the handlers share.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AppState {
     /// The instances.
     pub host: Host,
@@ -30,16 +30,39 @@ pub struct AppState {
     pub default_decision: String,
     /// Largest request body, after gzip decoding, in bytes.
     pub max_body_bytes: usize,
+    /// Bearer token required on `/v1/tenants` (admin), if set.
+    pub admin_token: Option<String>,
+    /// Bearer token required on the decision API, if set.
+    pub decision_token: Option<String>,
+    /// Leases taken by `PUT /v1/tenants/{id}` (pins).
+    pub pins: std::sync::Mutex<HashMap<String, tenet::Lease>>,
+}
+
+impl AppState {
+    /// State with no tokens and no pins.
+    pub fn new(
+        host: Host,
+        tenant_header: HeaderName,
+        default_decision: String,
+        max_body_bytes: usize,
+    ) -> Self {
+        Self {
+            host,
+            tenant_header,
+            default_decision,
+            max_body_bytes,
+            admin_token: None,
+            decision_token: None,
+            pins: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// The router: every endpoint, with `state`.
 pub fn app(state: AppState) -> Router {
     let limit = state.max_body_bytes;
     let state = Arc::new(state);
-    Router::new()
-        .route("/health", get(health))
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
+    let decisions = Router::new()
         .route("/v1/data", get(data_header_root).post(data_header_root))
         .route("/v1/data/", get(data_header_root).post(data_header_root))
         .route("/v1/data/{*path}", get(data_header).post(data_header))
@@ -49,11 +72,130 @@ pub fn app(state: AppState) -> Router {
         .route("/tenants/{tenant}/v1/data/{*path}", get(data).post(data))
         .route("/tenants/{tenant}", post(default_decision))
         .route("/tenants/{tenant}/", post(default_decision))
+        .route_layer(middleware::from_fn_with_state(state.clone(), decision_auth));
+    let admin = Router::new()
+        .route("/v1/tenants", get(list_tenants))
+        .route("/v1/tenants/", get(list_tenants))
+        .route(
+            "/v1/tenants/{tenant}",
+            get(get_tenant).put(pin_tenant).delete(unpin_tenant),
+        )
+        .route("/v1/tenants/{tenant}/reload", post(reload_tenant))
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth));
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .merge(decisions)
+        .merge(admin)
         .fallback(not_found)
         // The body limit is enforced by `body()` below with an OPA-shaped
         // 413; axum's own limit is lifted so it does not answer first.
         .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
         .with_state(state)
+}
+
+/// Refuses a request without `Authorization: Bearer <token>` when a token
+/// is configured; compares in constant time.
+fn check_bearer(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token",
+        ))
+    }
+}
+
+async fn admin_auth(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    match check_bearer(state.admin_token.as_deref(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn decision_auth(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    match check_bearer(state.decision_token.as_deref(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn list_tenants(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({ "result": state.host.tenants() }))
+}
+
+async fn get_tenant(State(state): State<Arc<AppState>>, Path(tenant): Path<String>) -> AppResult {
+    tenet::validate_tenant(&tenant)?;
+    match state.host.tenant(&tenant) {
+        Some(snapshot) => Ok(Json(json!({ "result": snapshot })).into_response()),
+        None => Err(tenet::HostError::TenantNotFound { tenant }.into()),
+    }
+}
+
+/// Pins a tenant: the server holds a lease until `DELETE`. Idempotent.
+async fn pin_tenant(State(state): State<Arc<AppState>>, Path(tenant): Path<String>) -> AppResult {
+    let mut pins = state.pins.lock().unwrap_or_else(|p| p.into_inner());
+    if !pins.contains_key(&tenant) {
+        let lease = state.host.acquire(&tenant)?;
+        pins.insert(tenant.clone(), lease);
+    }
+    drop(pins);
+    Ok(Json(json!({ "result": state.host.tenant(&tenant) })).into_response())
+}
+
+/// Releases a pin; the tenant then stays warm for the grace period.
+async fn unpin_tenant(State(state): State<Arc<AppState>>, Path(tenant): Path<String>) -> AppResult {
+    let lease = state
+        .pins
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&tenant);
+    match lease {
+        Some(lease) => {
+            drop(lease);
+            Ok(Json(json!({})).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "resource_not_found",
+            format!("tenant {tenant:?} is not pinned"),
+        )),
+    }
+}
+
+/// Fetches the tenant's bundle now; answers with the revision activated
+/// (`null` when the bundle did not change).
+async fn reload_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+) -> AppResult {
+    let revision = state.host.reload(&tenant).await?;
+    Ok(Json(json!({ "result": { "revision": revision.as_deref() } })).into_response())
 }
 
 type AppResult = Result<Response, ApiError>;

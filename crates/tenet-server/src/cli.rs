@@ -83,6 +83,12 @@ struct ServeArgs {
     /// Evaluation deadline in milliseconds.
     #[arg(long, default_value_t = 1000)]
     deadline_ms: u64,
+    /// Bearer token required on the admin API (`/v1/tenants`).
+    #[arg(long, env = "TENET_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Bearer token required on the decision API.
+    #[arg(long, env = "TENET_DECISION_TOKEN")]
+    decision_token: Option<String>,
     /// Seconds to drain in-flight requests after SIGTERM/SIGINT.
     #[arg(long, default_value_t = 10)]
     drain_secs: u64,
@@ -170,12 +176,15 @@ fn serve(args: ServeArgs) -> Result<()> {
         };
         let host = tenet::Host::new(config, std::sync::Arc::new(sources));
         let tenant_header = axum_header(&args.tenant_header)?;
-        let app = tenet_server::app(tenet_server::AppState {
+        let mut state = tenet_server::AppState::new(
             host,
             tenant_header,
-            default_decision: args.default_decision.trim_matches('/').to_string(),
-            max_body_bytes: args.max_body_bytes,
-        });
+            args.default_decision.trim_matches('/').to_string(),
+            args.max_body_bytes,
+        );
+        state.admin_token = args.admin_token.clone();
+        state.decision_token = args.decision_token.clone();
+        let app = tenet_server::app(state);
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("binding {}", args.addr))?;

@@ -246,3 +246,65 @@ fn sigterm_drains_and_exits_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[tokio::test]
+async fn admin_api_lists_pins_reloads_and_releases_tenants_behind_its_token() {
+    let server = Server::start(&["--admin-token", "s3cret", "--decision-token", "d3cide"]);
+    let c = client();
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth("s3cret");
+
+    let (s, body) = call(c.get(server.url("/v1/tenants"))).await;
+    assert_eq!((s, body["code"].as_str()), (401, Some("unauthorized")));
+    let (s, body) = call(c.get(server.url("/v1/tenants")).bearer_auth("d3cide")).await;
+    assert_eq!(s, 401, "{body}");
+
+    let (s, body) = call(admin(c.put(server.url("/v1/tenants/payments")))).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["result"]["references"], 1);
+    assert_eq!(body["result"]["labels"]["tenant"], "payments");
+
+    // Decisions need their own token.
+    let allow = server.url("/tenants/payments/v1/data/payments/authz/allow");
+    let (s, _) = call(c.post(&allow).json(&json!({"input": {}}))).await;
+    assert_eq!(s, 401);
+    let (s, body) = call(
+        c.post(&allow)
+            .bearer_auth("d3cide")
+            .json(&json!({"input": {}})),
+    )
+    .await;
+    assert_eq!((s, body), (200, json!({"result": false})));
+
+    let (s, body) = call(admin(c.get(server.url("/v1/tenants/payments")))).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["result"]["state"], "active");
+    assert_eq!(body["result"]["revision"], "payments-2026.11.1");
+    assert!(body["result"]["last_activation"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(body["result"]["decisions"], 1);
+
+    let (s, body) = call(admin(c.post(server.url("/v1/tenants/payments/reload")))).await;
+    assert_eq!((s, body), (200, json!({"result": {"revision": null}})));
+
+    let (s, body) = call(admin(c.get(server.url("/v1/tenants")))).await;
+    assert_eq!(s, 200);
+    let names: Vec<&str> = body["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["payments"]);
+
+    let (s, _) = call(admin(c.delete(server.url("/v1/tenants/payments")))).await;
+    assert_eq!(s, 200);
+    let (s, body) = call(admin(c.delete(server.url("/v1/tenants/payments")))).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (404, Some("resource_not_found"))
+    );
+    let (s, body) = call(admin(c.get(server.url("/v1/tenants/nobody")))).await;
+    assert_eq!((s, body["code"].as_str()), (404, Some("tenant_not_found")));
+}
