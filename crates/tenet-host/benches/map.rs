@@ -1,8 +1,9 @@
 //! Concurrent map benchmark for the host's tenant → instance table. The
 //! decision path's lookup is `get(&str)` plus a clone of the `Arc` value;
 //! this measures it over 10,000 tenants (`tenant-{i}`, values `Arc<u64>`)
-//! for papaya (what the host uses, pinned per lookup), `RwLock<HashMap>`,
-//! `DashMap` and `ArcSwap<HashMap>` (copy on write, `load()` then get):
+//! for papaya (what the host uses, pinned per lookup; also with
+//! `ResizeMode::Blocking`), `RwLock<HashMap>`, `DashMap` and
+//! `ArcSwap<HashMap>` (copy on write, `load()` then get):
 //! - `lookup`: one thread, plain `iter`;
 //! - `lookup_threads`: one and two threads, each doing `iters` lookups over
 //!   a pseudo-random tenant sequence computed before timing; the time given
@@ -11,7 +12,12 @@
 //! - `lookup_churn`: the two-thread case while a third thread inserts and
 //!   removes a tenant about once a microsecond (for `ArcSwap` each change
 //!   clones and swaps the whole map); the churn rate reached is printed;
-//! - `insert_remove`: one insert plus one remove with 10,000 tenants present.
+//! - `insert_remove`: one insert plus one remove with 10,000 tenants present,
+//!   of the same key each time (papaya never reuses a tombstone, so this
+//!   walks the key's probe chain to its limit and forces a table copy every
+//!   few dozen pairs) and of keys rotating over 1,024 names.
+//!
+//! The machine has two cores: the churn case runs three threads on them.
 //!
 //! Run: `cargo bench -p tenet-host --bench map`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -50,6 +56,33 @@ impl Map for Papaya {
     const NAME: &'static str = "papaya";
     fn build(keys: &[Arc<str>]) -> Self {
         let map = papaya::HashMap::new();
+        {
+            let pin = map.pin();
+            for (i, k) in keys.iter().enumerate() {
+                pin.insert(k.clone(), Arc::new(i as u64));
+            }
+        }
+        Self(map)
+    }
+    fn lookup(&self, tenant: &str) -> Option<Value> {
+        self.0.pin().get(tenant).cloned()
+    }
+    fn insert(&self, tenant: Arc<str>, value: Value) {
+        self.0.pin().insert(tenant, value);
+    }
+    fn remove(&self, tenant: &str) {
+        self.0.pin().remove(tenant);
+    }
+}
+
+struct PapayaBlocking(papaya::HashMap<Arc<str>, Value>);
+
+impl Map for PapayaBlocking {
+    const NAME: &'static str = "papaya-blocking";
+    fn build(keys: &[Arc<str>]) -> Self {
+        let map = papaya::HashMap::builder()
+            .resize_mode(papaya::ResizeMode::Blocking)
+            .build();
         {
             let pin = map.pin();
             for (i, k) in keys.iter().enumerate() {
@@ -280,13 +313,25 @@ fn lookup_churn_one<M: Map>(g: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture) {
 }
 
 fn insert_remove_one<M: Map>(g: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture) {
+    // The same key inserted and removed again and again.
     let map: M = f.build();
     let key: Arc<str> = Arc::from("tenant-new");
     let value = Arc::new(0u64);
-    g.bench_function(M::NAME, |b| {
+    g.bench_function(format!("{}/same-key", M::NAME), |b| {
         b.iter(|| {
             map.insert(key.clone(), value.clone());
             map.remove(black_box(&key));
+        })
+    });
+    // Rotating over the churn keys, as the churn thread does: insert one,
+    // remove the one inserted `CHURN_KEYS / 2` pairs earlier.
+    let map: M = f.build();
+    let mut j = 0usize;
+    g.bench_function(format!("{}/rotating", M::NAME), |b| {
+        b.iter(|| {
+            map.insert(f.churn[j % CHURN_KEYS].clone(), value.clone());
+            map.remove(black_box(&f.churn[(j + CHURN_KEYS / 2) % CHURN_KEYS]));
+            j = j.wrapping_add(1);
         })
     });
 }
@@ -294,6 +339,7 @@ fn insert_remove_one<M: Map>(g: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture) 
 macro_rules! each_map {
     ($bench:ident, $g:expr, $f:expr) => {
         $bench::<Papaya>($g, $f);
+        $bench::<PapayaBlocking>($g, $f);
         $bench::<Locked>($g, $f);
         $bench::<Dash>($g, $f);
         $bench::<Cow>($g, $f);
