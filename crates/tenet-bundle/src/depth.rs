@@ -1,4 +1,5 @@
-//! Nesting depth of a JSON text, measured before parsing. serde_json's own
+//! Nesting depth of a JSON text, measured before parsing (also used by
+//! tenet-policy for request inputs). serde_json's own
 //! recursion guard is fixed at 128 and reports a parse error; a tenant limit
 //! must be configurable and reported as a limit, and a scan is O(n) with no
 //! allocation, so it is written here by hand (no crate offers it).
@@ -6,7 +7,7 @@
 /// Returns true when the JSON text nests arrays/objects deeper than `limit`.
 /// Brackets inside strings (including escaped quotes) are not counted.
 /// Malformed text is not judged here; the parser reports it afterwards.
-pub(crate) fn json_exceeds(text: &[u8], limit: usize) -> bool {
+pub fn json_exceeds(text: &[u8], limit: usize) -> bool {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -38,7 +39,7 @@ pub(crate) fn json_exceeds(text: &[u8], limit: usize) -> bool {
 
 /// Nesting depth of an already parsed value, iteratively (no recursion, so a
 /// deep YAML document cannot overflow the stack here).
-pub(crate) fn value_exceeds(value: &serde_json::Value, limit: usize) -> bool {
+pub fn value_exceeds(value: &serde_json::Value, limit: usize) -> bool {
     let mut stack = vec![(value, 0usize)];
     while let Some((v, d)) = stack.pop() {
         let children: Box<dyn Iterator<Item = &serde_json::Value>> = match v {

@@ -7,7 +7,7 @@
 //! checked bundle or a [`BundleError`] that names the file and the limit.
 
 mod bundle;
-mod depth;
+pub mod depth;
 mod error;
 mod files;
 mod limits;

@@ -34,7 +34,7 @@ impl Input {
                 limit: limits.max_input_bytes,
             });
         }
-        if json_depth_exceeds(text.as_bytes(), limits.max_input_depth) {
+        if tenet_bundle::depth::json_exceeds(text.as_bytes(), limits.max_input_depth) {
             return Err(PolicyError::InputTooDeep {
                 limit: limits.max_input_depth,
             });
@@ -48,7 +48,7 @@ impl Input {
 
     /// Converts an already parsed JSON value, checking its depth.
     pub fn from_value(value: &serde_json::Value, limits: &EvalLimits) -> Result<Self, PolicyError> {
-        if value_depth_exceeds(value, limits.max_input_depth) {
+        if tenet_bundle::depth::value_exceeds(value, limits.max_input_depth) {
             return Err(PolicyError::InputTooDeep {
                 limit: limits.max_input_depth,
             });
@@ -59,51 +59,6 @@ impl Input {
                 reason: e.to_string(),
             })
     }
-}
-
-/// Nesting depth of JSON text, without parsing (strings skipped). Written by
-/// hand: it must run before any recursive parser sees the text.
-pub(crate) fn json_depth_exceeds(text: &[u8], limit: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in text {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
-}
-
-fn value_depth_exceeds(value: &serde_json::Value, limit: usize) -> bool {
-    let mut stack = vec![(value, 0usize)];
-    while let Some((v, d)) = stack.pop() {
-        let children: Vec<&serde_json::Value> = match v {
-            serde_json::Value::Array(a) => a.iter().collect(),
-            serde_json::Value::Object(o) => o.values().collect(),
-            _ => continue,
-        };
-        if d + 1 > limit {
-            return true;
-        }
-        stack.extend(children.into_iter().map(|c| (c, d + 1)));
-    }
-    false
 }
 
 #[cfg(test)]
@@ -149,6 +104,6 @@ mod tests {
             Input::from_json(&text, &EvalLimits::default()),
             Err(PolicyError::InputTooLarge { .. }) | Err(PolicyError::InputTooDeep { .. })
         ));
-        assert!(json_depth_exceeds(text.as_bytes(), 64));
+        assert!(tenet_bundle::depth::json_exceeds(text.as_bytes(), 64));
     }
 }

@@ -82,7 +82,11 @@ async fn drive(
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Level {
         rps: all.len() as f64 / elapsed,
         p50: pct(0.50),
@@ -156,10 +160,16 @@ fn main() {
         println!("|---|---|---|---|---|---|---|");
         for concurrency in [1, 4, 16, 64] {
             let ceiling = drive(&client, noop.clone(), body.clone(), concurrency, secs).await;
-            for (name, urls) in [("no-op handler", None), ("1 tenant", Some(&one)), ("1,000 tenants", Some(&many))] {
+            for (name, urls) in [
+                ("no-op handler", None),
+                ("1 tenant", Some(&one)),
+                ("1,000 tenants", Some(&many)),
+            ] {
                 let level = match urls {
                     None => Level { ..ceiling },
-                    Some(urls) => drive(&client, urls.clone(), body.clone(), concurrency, secs).await,
+                    Some(urls) => {
+                        drive(&client, urls.clone(), body.clone(), concurrency, secs).await
+                    }
                 };
                 println!(
                     "| {name} | {concurrency} | {:.0} | {:.0} µs | {:.0} µs | {} | {:.0} % |",
