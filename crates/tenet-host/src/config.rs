@@ -30,6 +30,9 @@ pub struct HostConfig {
     /// Approximate memory budget for all activations, in bytes. Default
     /// unlimited (`u64::MAX`).
     pub memory_budget: u64,
+    /// Longest a bundle fetch may take before it counts as failed.
+    /// Default 60 s.
+    pub fetch_timeout: Duration,
     /// Most bundle loads (fetch + compile) running at once. Default 8.
     pub load_concurrency: usize,
     /// First retry delay after a failed load; doubles per failure, with
@@ -49,6 +52,29 @@ pub struct HostConfig {
     pub decision_cache: DecisionCacheConfig,
 }
 
+impl HostConfig {
+    /// The configuration with every value brought into a range the host can
+    /// run with (no busy sweeper, no timer overflow, no zero capacity).
+    pub(crate) fn sanitized(mut self) -> Self {
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        self.sweep_interval = self
+            .sweep_interval
+            .clamp(Duration::from_millis(10), CENTURY);
+        self.grace_period = self.grace_period.min(CENTURY);
+        self.idle_timeout = self.idle_timeout.min(CENTURY);
+        self.startup_timeout = self.startup_timeout.min(CENTURY);
+        self.fetch_timeout = self.fetch_timeout.clamp(Duration::from_millis(1), CENTURY);
+        self.retry_initial = self.retry_initial.clamp(Duration::from_millis(1), CENTURY);
+        self.retry_max = self
+            .retry_max
+            .clamp(self.retry_initial, Duration::from_secs(24 * 3600));
+        self.max_instances = self.max_instances.max(1);
+        self.load_concurrency = self.load_concurrency.clamp(1, 4096);
+        self.decision_cache.ttl = self.decision_cache.ttl.min(CENTURY);
+        self
+    }
+}
+
 impl Default for HostConfig {
     fn default() -> Self {
         Self {
@@ -59,6 +85,7 @@ impl Default for HostConfig {
             startup_timeout: Duration::from_secs(5),
             max_instances: 100_000,
             memory_budget: u64::MAX,
+            fetch_timeout: Duration::from_secs(60),
             load_concurrency: 8,
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(60),

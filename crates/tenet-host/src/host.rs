@@ -208,12 +208,18 @@ impl Host {
     /// inside a tokio runtime: the sweeper and loads run on it. The sweeper
     /// stops when the last clone of the host is dropped.
     pub fn new(config: HostConfig, sources: Arc<dyn SourceFactory>) -> Self {
+        let config = config.sanitized();
         let inner = Arc::new(HostInner {
             load_permits: Arc::new(Semaphore::new(config.load_concurrency.max(1))),
             labels: config.labels.clone(),
             config,
             sources,
-            instances: papaya::HashMap::new(),
+            // Blocking resize: only writers wait while the table grows;
+            // readers never do, and re-inserting a removed key stays cheap
+            // (measured in benches/map.rs, BENCHMARKS.md).
+            instances: papaya::HashMap::builder()
+                .resize_mode(papaya::ResizeMode::Blocking)
+                .build(),
             compiled: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
@@ -260,6 +266,11 @@ impl Host {
             }
         };
         instance.last_used.store(inner.now(), Ordering::Relaxed);
+        // With on-demand loading, traffic itself keeps an instance alive,
+        // whoever created it.
+        if inner.config.on_demand && !instance.on_demand.load(Ordering::Relaxed) {
+            instance.on_demand.store(true, Ordering::Relaxed);
+        }
         {
             let current = instance.current();
             if let Some(activation) = current.as_ref() {
@@ -348,6 +359,10 @@ impl Host {
     /// revision or the new one, never a mix.
     pub async fn install(&self, tenant: &str, bundle: Bundle) -> Result<Arc<str>, HostError> {
         let instance = self.inner.get_or_create(tenant, false)?;
+        // Serialised with loads of the same instance, so a fetch that was
+        // in flight cannot overwrite the pushed bundle afterwards.
+        let _serial = instance.loading.lock().await;
+        let _permit = self.inner.load_permits.acquire().await.ok();
         let inner = self.inner.clone();
         let tenant_name = tenant.to_string();
         let policy = tokio::task::spawn_blocking(move || inner.compiled_policy(&bundle))
@@ -434,7 +449,7 @@ fn evaluate(
     let cache_key = activation
         .cache
         .as_ref()
-        .map(|_| (Arc::<str>::from(path), input.canonical_json()));
+        .and_then(|_| Some((Arc::<str>::from(path), input.cache_key()?)));
     if let (Some(cache), Some((p, i))) = (&activation.cache, &cache_key) {
         if let Some(hit) = cache.get(p, i) {
             instance.decisions.fetch_add(1, Ordering::Relaxed);
@@ -515,7 +530,13 @@ impl HostInner {
             on_demand,
         ));
         let pin = self.instances.pin();
-        match pin.try_insert(name, fresh.clone()) {
+        match pin.try_insert(name.clone(), fresh.clone()) {
+            Err(occupied) if occupied.current.is_collected() => {
+                let dead = occupied.current.clone();
+                let _ = pin.remove_if(name.as_ref(), |_, v| Arc::ptr_eq(v, &dead));
+                drop(pin);
+                self.get_or_create(tenant, on_demand)
+            }
             Ok(_) => {
                 tracing::info!(tenant, on_demand, "instance created");
                 let weak = Arc::downgrade(self);
@@ -563,14 +584,16 @@ impl HostInner {
     /// every instance is referenced.
     fn evict_one(&self, for_tenant: &str) -> bool {
         let pin = self.instances.pin();
+        let (now, idle_timeout) = (self.now(), nanos(self.config.idle_timeout));
         let mut victims: Vec<(u64, Arc<Instance>)> = pin
             .iter()
-            .filter(|(_, i)| i.references() == 0 && !i.is_collected())
+            .filter(|(_, i)| !i.in_use(now, idle_timeout) && !i.is_collected())
             .map(|(_, i)| (i.last_used.load(Ordering::Relaxed), i.clone()))
             .collect();
         victims.sort_by_key(|(used, _)| *used);
         for (_, victim) in victims {
             if victim.try_collect() {
+                victim.ready.notify_waiters();
                 let _ = pin.remove_if(victim.tenant.as_ref(), |_, v| Arc::ptr_eq(v, &victim));
                 self.counters.evicted.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(tenant = %victim.tenant, for_tenant, "instance evicted");
@@ -601,7 +624,7 @@ impl HostInner {
         let idle_timeout = nanos(self.config.idle_timeout);
         let pin = self.instances.pin();
         for (tenant, instance) in pin.iter() {
-            if instance.references() > 0 || instance.is_collected() {
+            if instance.in_use(now, idle_timeout) || instance.is_collected() {
                 continue;
             }
             let mut idle_from = instance.idle_since.load(Ordering::Acquire);
@@ -610,6 +633,7 @@ impl HostInner {
                 idle_from = idle_from.max(used.saturating_add(idle_timeout));
             }
             if now >= idle_from.saturating_add(grace) && instance.try_collect() {
+                instance.ready.notify_waiters();
                 let _ = pin.remove_if(tenant.as_ref(), |_, v| Arc::ptr_eq(v, instance));
                 self.counters.collected.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(tenant = %tenant, "instance collected");
@@ -623,7 +647,8 @@ impl HostInner {
 
     async fn wait_ready(&self, instance: &Instance) -> Result<Arc<Activation>, HostError> {
         let timeout = self.config.startup_timeout;
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = now.checked_add(timeout).unwrap_or(now);
         loop {
             let notified = instance.ready.notified();
             tokio::pin!(notified);
@@ -631,7 +656,7 @@ impl HostInner {
             if let Some(a) = instance.activation.load_full() {
                 return Ok(a);
             }
-            if instance.failed.load(Ordering::Acquire) {
+            if instance.failed.load(Ordering::Acquire) || instance.is_collected() {
                 if instance.missing.load(Ordering::Acquire) {
                     return Err(HostError::TenantNotFound {
                         tenant: instance.tenant.to_string(),
@@ -674,7 +699,19 @@ impl HostInner {
             s.version.clone()
         });
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
-        let outcome = match instance.source.fetch(known.as_ref()).await {
+        let fetch_timeout = self.config.fetch_timeout;
+        let fetched = tokio::time::timeout(fetch_timeout, instance.source.fetch(known.as_ref()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(BundleError::Io {
+                    path: instance.source.location().into(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {fetch_timeout:?}"),
+                    ),
+                })
+            });
+        let outcome = match fetched {
             Err(e) => {
                 let missing = matches!(&e, BundleError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
                 instance.missing.store(missing, Ordering::Release);
@@ -751,7 +788,12 @@ impl HostInner {
             let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
             compiled.retain(|_, slot| {
                 Arc::strong_count(slot) > 1
-                    || slot.try_lock().map_or(true, |w| w.upgrade().is_some())
+                    || match slot.try_lock() {
+                        Ok(w) => w.upgrade().is_some(),
+                        // A compile panicked holding it: nothing to share.
+                        Err(std::sync::TryLockError::Poisoned(_)) => false,
+                        Err(std::sync::TryLockError::WouldBlock) => true,
+                    }
             });
             compiled.entry(bundle.digest.clone()).or_default().clone()
         };

@@ -122,17 +122,29 @@ impl Instance {
             .is_ok()
     }
 
-    /// Drops a reference; the last one starts the grace period.
+    /// Drops a reference; the last one starts the grace period. The idle
+    /// time is written before the count drops, so a sweep that sees zero
+    /// references also sees when they went (never a stale, older time).
     pub(crate) fn unref(&self, now: u64) {
-        let before = self
+        self.idle_since.store(now, Ordering::Release);
+        self.last_used.store(now, Ordering::Relaxed);
+        let _ = self
             .refs
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n != COLLECTED && n > 0).then(|| n - 1)
             });
-        if before == Ok(1) {
-            self.idle_since.store(now, Ordering::Release);
-            self.last_used.store(now, Ordering::Relaxed);
-        }
+    }
+
+    /// True while something keeps the instance: a lease or route reference,
+    /// or (on-demand) a decision within the last `idle_timeout`.
+    pub(crate) fn in_use(&self, now: u64, idle_timeout: u64) -> bool {
+        self.references() > 0
+            || (self.on_demand.load(Ordering::Relaxed)
+                && now
+                    < self
+                        .last_used
+                        .load(Ordering::Relaxed)
+                        .saturating_add(idle_timeout))
     }
 
     /// Marks the instance collected if nothing references it; after this,

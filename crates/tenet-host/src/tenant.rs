@@ -63,9 +63,14 @@ impl SourceTemplate {
 
 impl SourceFactory for SourceTemplate {
     fn source(&self, tenant: &str) -> Arc<dyn BundleSource> {
-        let path = self.template.replace("{tenant}", tenant);
-        let path = path.strip_prefix("file://").unwrap_or(&path).to_string();
-        if path.ends_with(".tar.gz") || path.ends_with(".tgz") {
+        let template = self
+            .template
+            .strip_prefix("file://")
+            .unwrap_or(&self.template);
+        let path = template.replace("{tenant}", tenant);
+        // The template decides the kind, not the tenant id (`x.tar.gz` as a
+        // tenant of `dir/{tenant}` is still a directory).
+        if template.ends_with(".tar.gz") || template.ends_with(".tgz") {
             Arc::new(FileSource::new(path, self.limits.clone()))
         } else {
             Arc::new(DirectorySource::new(path, self.limits.clone()))
@@ -95,5 +100,11 @@ mod tests {
             Some("b/x.tar.gz")
         );
         assert!(SourceTemplate::new("b/x", Limits::default()).is_err());
+        let dirs = SourceTemplate::new("b/{tenant}", Limits::default()).ok();
+        assert_eq!(
+            dirs.map(|t| format!("{:?}", t.source("x.tar.gz")))
+                .map(|d| d.starts_with("DirectorySource")),
+            Some(true)
+        );
     }
 }

@@ -538,3 +538,35 @@ async fn identical_bundles_share_one_compiled_policy() {
     assert_eq!(snap.labels.get("tenant").map(String::as_str), Some("t7"));
     assert_eq!(snap.decisions, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_on_demand_traffic_keeps_any_instance_alive_and_out_of_eviction() {
+    let f = fixture(&["a", "b", "c"]);
+    let h = host(
+        &f,
+        false,
+        HostConfig {
+            on_demand: true,
+            idle_timeout: Duration::from_secs(60),
+            max_instances: 2,
+            ..config()
+        },
+    );
+    // Preloaded (not created by a decision), then used every 20 s for
+    // longer than idle timeout + grace period.
+    h.preload(["a"]);
+    for _ in 0..10 {
+        assert_eq!(allow(&h, "a").await.unwrap(), Some(json!(true)));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        h.sweep();
+    }
+    assert!(h.tenant("a").is_some(), "an instance in use was collected");
+    assert_eq!(f.fetches.load(Ordering::SeqCst), 1);
+    // b, then c: c must evict b (idle longest), not a (in use).
+    assert_eq!(allow(&h, "b").await.unwrap(), Some(json!(true)));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(allow(&h, "a").await.unwrap(), Some(json!(true)));
+    assert_eq!(allow(&h, "c").await.unwrap(), Some(json!(true)));
+    let names: Vec<String> = h.tenants().into_iter().map(|t| t.tenant).collect();
+    assert_eq!(names, ["a", "c"]);
+}

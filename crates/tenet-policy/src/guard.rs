@@ -26,6 +26,7 @@ pub(crate) const GUARDED: &[(&str, u8)] = &[
     ("replace", 3),
     ("strings.replace_n", 2),
     ("regex.replace", 3),
+    ("bits.lsh", 2),
 ];
 
 /// Registers every guard on `engine`.
@@ -120,9 +121,10 @@ fn check(name: &str, args: &[Value], limits: &EvalLimits) -> anyhow::Result<()> 
         }
         "sprintf" => {
             if let Some(format) = args.first().and_then(string) {
-                let widest = widest_format_number(format);
-                if widest > max_bytes {
-                    return Err(too_long(widest));
+                // Every width and precision pads its own verb: add them up.
+                let total = total_format_numbers(format);
+                if total > max_bytes {
+                    return Err(too_long(total));
                 }
             }
         }
@@ -132,38 +134,66 @@ fn check(name: &str, args: &[Value], limits: &EvalLimits) -> anyhow::Result<()> 
                 args.get(1).and_then(string),
                 args.get(2).and_then(string),
             ) {
-                let n = replaced_len(s, &[(old, new)]);
+                let n = replaced_len(s, old, new);
                 if n > max_bytes {
                     return Err(too_long(n));
                 }
             }
         }
         "strings.replace_n" => {
+            // regorus applies the patterns one after the other, in key
+            // order, each to the previous result: measure each step on the
+            // string it will really see.
             if let (Some(Value::Object(patterns)), Some(s)) =
                 (args.first(), args.get(1).and_then(string))
             {
-                let pairs: Vec<(&str, &str)> = patterns
-                    .iter()
-                    .filter_map(|(k, v)| Some((string(k)?, string(v)?)))
-                    .collect();
-                let n = replaced_len(s, &pairs);
-                if n > max_bytes {
-                    return Err(too_long(n));
+                let mut current = s.to_string();
+                for (k, v) in patterns.iter() {
+                    let (Some(old), Some(new)) = (string(k), string(v)) else {
+                        continue;
+                    };
+                    let n = replaced_len(&current, old, new);
+                    if n > max_bytes {
+                        return Err(too_long(n));
+                    }
+                    current = current.replace(old, new);
                 }
             }
         }
         "regex.replace" => {
-            if let (Some(s), Some(new)) =
-                (args.first().and_then(string), args.get(2).and_then(string))
-            {
-                // Upper bound: every position of `s` may match (an empty
-                // pattern does), and `$n` expansions are bounded by `s`.
-                let slots = s.chars().count() as u128 + 1;
-                let expansion = new.len() as u128 + s.len() as u128 * count_refs(new);
-                let n = s.len() as u128 + slots * expansion;
-                if n > max_bytes {
-                    return Err(too_long(n));
+            if let (Some(s), Some(pattern), Some(new)) = (
+                args.first().and_then(string),
+                args.get(1).and_then(string),
+                args.get(2).and_then(string),
+            ) {
+                let refs = new.matches('$').count() as u128;
+                // Exact matches; each adds the replacement, and each `$n`
+                // in it at most the matched text again.
+                if let Ok(re) = regex::Regex::new(pattern) {
+                    let mut n = s.len() as u128;
+                    for m in re.find_iter(s) {
+                        n += new.len() as u128 + refs * m.as_str().len() as u128;
+                        if n > max_bytes {
+                            return Err(too_long(n));
+                        }
+                    }
                 }
+            }
+        }
+        "bits.lsh" => {
+            // A shift of n bits builds an n-bit integer.
+            if let Some(shift) = args.get(1).and_then(int) {
+                if shift.unsigned_abs() > max_bytes.saturating_mul(8) {
+                    return Err(limit(
+                        name,
+                        format!(
+                            "a shift of {shift} bits is over the limit of {} bits",
+                            max_bytes.saturating_mul(8)
+                        ),
+                    ));
+                }
+            } else if args.get(1).is_some_and(is_huge_number) {
+                return Err(too_long(u128::MAX));
             }
         }
         _ => {}
@@ -178,29 +208,21 @@ fn is_huge_number(v: &Value) -> bool {
     }
 }
 
-/// Length of `s` after replacing every occurrence of each `old` with `new`
-/// (an empty `old` matches at every character boundary).
-fn replaced_len(s: &str, pairs: &[(&str, &str)]) -> u128 {
-    let mut n = s.len() as u128;
-    for (old, new) in pairs {
-        let count = if old.is_empty() {
-            s.chars().count() as u128 + 1
-        } else {
-            s.matches(old).count() as u128
-        };
-        n += count * new.len() as u128;
-    }
-    n
+/// Length of `s` after replacing every occurrence of `old` with `new` (an
+/// empty `old` matches at every character boundary).
+fn replaced_len(s: &str, old: &str, new: &str) -> u128 {
+    let count = if old.is_empty() {
+        s.chars().count() as u128 + 1
+    } else {
+        s.matches(old).count() as u128
+    };
+    (s.len() as u128 - count * old.len() as u128) + count * new.len() as u128
 }
 
-fn count_refs(template: &str) -> u128 {
-    template.matches('$').count() as u128
-}
-
-/// The largest width or precision number in a format string (`%0999d`,
-/// `%.5f`, `%*d` is not supported by OPA).
-fn widest_format_number(format: &str) -> u128 {
-    let mut widest = 0u128;
+/// The sum of every width and precision number in a format string
+/// (`%0999d`, `%.5f`): an upper bound on the padding sprintf adds.
+fn total_format_numbers(format: &str) -> u128 {
+    let mut total = 0u128;
     let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
@@ -210,17 +232,18 @@ fn widest_format_number(format: &str) -> u128 {
         while let Some(&d) = chars.peek() {
             if let Some(v) = d.to_digit(10) {
                 current = current.saturating_mul(10).saturating_add(u128::from(v));
-                widest = widest.max(current);
             } else if matches!(d, '.' | '-' | '+' | ' ' | '#') {
+                total = total.saturating_add(current);
                 current = 0;
             } else {
                 break;
             }
             chars.next();
         }
+        total = total.saturating_add(current);
         chars.next();
     }
-    widest
+    total
 }
 
 /// Calls regorus's own builtin `name` with `args`. Its error spans point at
@@ -259,20 +282,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn format_widths_are_measured() {
-        assert_eq!(widest_format_number("%d %s"), 0);
-        assert_eq!(widest_format_number("%05d"), 5);
-        assert_eq!(widest_format_number("%.3f|%10s"), 10);
+    fn format_widths_are_added_up() {
+        assert_eq!(total_format_numbers("%d %s"), 0);
+        assert_eq!(total_format_numbers("%05d"), 5);
+        assert_eq!(total_format_numbers("%.3f|%10s"), 13);
+        assert_eq!(total_format_numbers("%5d%5d%5d"), 15);
         assert_eq!(
-            widest_format_number("%99999999999999999999d"),
+            total_format_numbers("%99999999999999999999d"),
             99999999999999999999
         );
     }
 
     #[test]
     fn replaced_length_is_exact() {
-        assert_eq!(replaced_len("aaa", &[("a", "bb")]), 9);
-        assert_eq!(replaced_len("abc", &[("", "-")]), 7);
+        assert_eq!(replaced_len("aaa", "a", "bb"), 6);
+        assert_eq!("aaa".replace("a", "bb").len(), 6);
+        assert_eq!(replaced_len("abc", "", "-"), 7);
         assert_eq!("abc".replace("", "-").len(), 7);
     }
 }

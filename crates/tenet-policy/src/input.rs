@@ -14,11 +14,18 @@ impl Input {
         Self(regorus::Value::Undefined)
     }
 
-    /// The input as canonical JSON (object keys sorted): equal documents
-    /// give equal bytes, whatever the key order of the request. Decision
-    /// caches key on it.
-    pub fn canonical_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.0).unwrap_or_default()
+    /// A key for decision caches: a tag byte (0 for no input, 1 for a
+    /// document) and then the canonical JSON (object keys sorted), so equal
+    /// documents give equal keys whatever their key order, and no input
+    /// never collides with any document. `None` if the input cannot be
+    /// serialised (then it must not be cached).
+    pub fn cache_key(&self) -> Option<Vec<u8>> {
+        if self.is_none() {
+            return Some(vec![0]);
+        }
+        let mut key = vec![1];
+        serde_json::to_writer(&mut key, &self.0).ok()?;
+        Some(key)
     }
 
     /// True when there is no input document.
@@ -90,11 +97,16 @@ mod tests {
     }
 
     #[test]
-    fn canonical_json_ignores_key_order() {
+    fn cache_keys_ignore_key_order_and_tell_none_from_documents() {
         let l = EvalLimits::default();
         let a = Input::from_json(r#"{"b": 1, "a": {"y": 2, "x": 1}}"#, &l).ok();
         let b = Input::from_json(r#"{"a": {"x": 1, "y": 2}, "b": 1}"#, &l).ok();
-        assert_eq!(a.map(|i| i.canonical_json()), b.map(|i| i.canonical_json()));
+        assert_eq!(a.map(|i| i.cache_key()), b.map(|i| i.cache_key()));
+        let undefined_string = Input::from_json(r#""<undefined>""#, &l).ok();
+        assert_ne!(
+            undefined_string.and_then(|i| i.cache_key()),
+            Input::none().cache_key()
+        );
     }
 
     #[test]

@@ -23,4 +23,6 @@ pub use error::PolicyError;
 pub use input::Input;
 pub use limits::EvalLimits;
 pub use path::QueryPath;
-pub use policy::{CompileOptions, Evaluation, Evaluator, Policy, PreparedQuery, WeakPolicy};
+pub use policy::{
+    CompileOptions, Evaluation, Evaluator, Policy, PreparedQuery, WeakPolicy, MAX_CACHED_QUERIES,
+};

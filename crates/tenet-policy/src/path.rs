@@ -49,6 +49,7 @@ impl QueryPath {
                     match ch {
                         '"' => s.push_str("\\\""),
                         '\\' => s.push_str("\\\\"),
+                        c if c.is_control() => s.push_str(&format!("\\u{:04x}", u32::from(c))),
                         c => s.push(c),
                     }
                 }
@@ -117,6 +118,15 @@ mod tests {
                 .map(|p| p.to_rego())
                 .as_deref(),
             Some("data.a[\"b-c\"]")
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let p = QueryPath::parse("a/b\nc").ok();
+        assert_eq!(
+            p.map(|p| p.to_rego()).as_deref(),
+            Some("data.a[\"b\\u000ac\"]")
         );
     }
 

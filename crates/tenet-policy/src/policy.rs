@@ -235,6 +235,12 @@ impl Policy {
                 }
                 slot.clone()
             }
+            // Paths come from requests: past the cap, a new path is
+            // prepared for this call only, so the map cannot grow without
+            // bound (nor its copy-on-write cost).
+            None if self.inner.queries.load().len() >= MAX_CACHED_QUERIES => {
+                return self.prepare(path).map(Arc::new);
+            }
             None => {
                 let fresh = Arc::new(QuerySlot::default());
                 let mut winner = fresh.clone();
@@ -375,6 +381,9 @@ fn conflict_prone_rules(engine: &mut Engine) -> BTreeSet<String> {
         .map(|(path, _)| path)
         .collect()
 }
+
+/// Most paths whose prepared queries a policy keeps.
+pub const MAX_CACHED_QUERIES: usize = 1024;
 
 /// One path's prepared query: `ready` is read without a lock; `building`
 /// makes concurrent misses wait for one build.

@@ -347,3 +347,18 @@ fn concurrent_misses_on_one_path_build_one_prepared_query() {
         .unwrap();
     assert_eq!(p.prepared_builds(), 2);
 }
+
+#[test]
+fn prepared_queries_are_capped_and_odd_paths_are_undefined() {
+    let b = bundle(&[("app/rbac.rego", RBAC), ("data.json", RBAC_DATA)]);
+    let p = compile(&b, Evaluator::default(), EvalLimits::default());
+    for i in 0..(tenet_policy::MAX_CACHED_QUERIES + 100) {
+        assert_eq!(
+            p.evaluate(&format!("app/missing{i}"), &Input::none())
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(p.prepared_builds(), tenet_policy::MAX_CACHED_QUERIES as u64);
+    assert_eq!(p.evaluate("app/a\nb", &Input::none()).unwrap(), None);
+}
