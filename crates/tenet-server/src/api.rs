@@ -63,12 +63,12 @@ pub fn app(state: AppState) -> Router {
     let limit = state.max_body_bytes;
     let state = Arc::new(state);
     let decisions = Router::new()
-        .route("/v1/data", get(data_header_root).post(data_header_root))
-        .route("/v1/data/", get(data_header_root).post(data_header_root))
-        .route("/v1/data/{*path}", get(data_header).post(data_header))
-        .route("/", post(default_header))
-        .route("/tenants/{tenant}/v1/data", get(data_root).post(data_root))
-        .route("/tenants/{tenant}/v1/data/", get(data_root).post(data_root))
+        .route("/v1/data", get(data).post(data))
+        .route("/v1/data/", get(data).post(data))
+        .route("/v1/data/{*path}", get(data).post(data))
+        .route("/", post(default_decision))
+        .route("/tenants/{tenant}/v1/data", get(data).post(data))
+        .route("/tenants/{tenant}/v1/data/", get(data).post(data))
         .route("/tenants/{tenant}/v1/data/{*path}", get(data).post(data))
         .route("/tenants/{tenant}", post(default_decision))
         .route("/tenants/{tenant}/", post(default_decision))
@@ -243,7 +243,16 @@ async fn ready(State(state): State<Arc<AppState>>) -> AppResult {
     }
 }
 
-fn tenant_from_header(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+/// The tenant: from `/tenants/{tenant}/…` when the route has it, else from
+/// the tenant header.
+fn tenant_of(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
+    if let Some(tenant) = params.get("tenant") {
+        return Ok(tenant.clone());
+    }
     headers
         .get(&state.tenant_header)
         .and_then(|v| v.to_str().ok())
@@ -256,50 +265,18 @@ fn tenant_from_header(state: &AppState, headers: &HeaderMap) -> Result<String, A
         })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Every data-API route, with or without `{tenant}` and `{*path}`.
 async fn data(
     State(state): State<Arc<AppState>>,
-    Path((tenant, path)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     method: Method,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult {
-    decide_data(&state, &tenant, &path, &method, &q, &headers, body).await
-}
-
-async fn data_root(
-    State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
-    method: Method,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> AppResult {
-    decide_data(&state, &tenant, "", &method, &q, &headers, body).await
-}
-
-async fn data_header(
-    State(state): State<Arc<AppState>>,
-    Path(path): Path<String>,
-    method: Method,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> AppResult {
-    let tenant = tenant_from_header(&state, &headers)?;
-    decide_data(&state, &tenant, &path, &method, &q, &headers, body).await
-}
-
-async fn data_header_root(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> AppResult {
-    let tenant = tenant_from_header(&state, &headers)?;
-    decide_data(&state, &tenant, "", &method, &q, &headers, body).await
+    let tenant = tenant_of(&state, &params, &headers)?;
+    let path = params.get("path").map_or("", String::as_str);
+    decide_data(&state, &tenant, path, &method, &q, &headers, body).await
 }
 
 /// The request body, gzip-decoded when `Content-Encoding: gzip`, refused
@@ -406,19 +383,11 @@ async fn decide_data(
 
 async fn default_decision(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> AppResult {
-    decide_default(&state, &tenant, &headers, raw).await
-}
-
-async fn default_header(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
-) -> AppResult {
-    let tenant = tenant_from_header(&state, &headers)?;
+    let tenant = tenant_of(&state, &params, &headers)?;
     decide_default(&state, &tenant, &headers, raw).await
 }
 

@@ -165,6 +165,23 @@ async fn tenants_never_see_each_others_documents() {
     );
     let (s, body) = call(c.get(server.url("/tenants/storefront/v1/data/payments"))).await;
     assert_eq!((s, body), (200, json!({})));
+    // The same through the tenant header, on the routes without a path.
+    let (s, body) = call(
+        c.get(server.url("/v1/data"))
+            .header("X-Tenant-ID", "storefront"),
+    )
+    .await;
+    assert_eq!((s, body), (200, storefront));
+    let (s, body) = call(
+        c.post(server.url("/"))
+            .header("X-Tenant-ID", "storefront")
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (404, Some("undefined_document"))
+    );
 }
 
 #[tokio::test]
