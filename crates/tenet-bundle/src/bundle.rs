@@ -7,7 +7,6 @@ use crate::files::{read_dir, read_tar_gz, BundleFile};
 use crate::manifest::{above_some_root, under_roots};
 use crate::{depth, package, BundleError, Limits, Manifest};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// One Rego module of a bundle.
@@ -97,15 +96,10 @@ impl Bundle {
             None => Manifest::default(),
         };
         let roots = manifest.root_components();
-        let mut hasher = Sha256::new();
         let mut modules = Vec::new();
         let mut data = Value::Object(Map::new());
         let mut data_files = Vec::new();
         for f in &files {
-            hasher.update((f.path.len() as u64).to_le_bytes());
-            hasher.update(f.path.as_bytes());
-            hasher.update((f.bytes.len() as u64).to_le_bytes());
-            hasher.update(&f.bytes);
             let (dir, name) = f.path.rsplit_once('/').unwrap_or(("", &f.path));
             if name.ends_with(".rego") {
                 let module = read_module(f, &manifest)?;
@@ -143,7 +137,7 @@ impl Bundle {
                 .iter()
                 .map(|f| (f.path.clone(), f.bytes.len() as u64))
                 .collect(),
-            digest: hex::encode(hasher.finalize()),
+            digest: crate::files::digest(&files),
         })
     }
 

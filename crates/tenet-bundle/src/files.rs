@@ -19,6 +19,21 @@ pub struct BundleFile {
     pub bytes: Vec<u8>,
 }
 
+/// SHA-256 over every file's path and content, in the order given (callers
+/// pass files in path order): the bundle digest and the directory source's
+/// version tag.
+pub(crate) fn digest(files: &[BundleFile]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for f in files {
+        h.update((f.path.len() as u64).to_le_bytes());
+        h.update(f.path.as_bytes());
+        h.update((f.bytes.len() as u64).to_le_bytes());
+        h.update(&f.bytes);
+    }
+    hex::encode(h.finalize())
+}
+
 /// Running totals checked against the limits as files are read.
 struct Budget<'a> {
     limits: &'a Limits,

@@ -56,17 +56,6 @@ pub trait BundleSource: Send + Sync + std::fmt::Debug {
     fn location(&self) -> String;
 }
 
-fn digest_files(files: &[BundleFile]) -> VersionTag {
-    let mut h = Sha256::new();
-    for f in files {
-        h.update((f.path.len() as u64).to_le_bytes());
-        h.update(f.path.as_bytes());
-        h.update((f.bytes.len() as u64).to_le_bytes());
-        h.update(&f.bytes);
-    }
-    VersionTag(hex::encode(h.finalize()))
-}
-
 fn answer(payload: Payload, version: VersionTag, known: Option<&VersionTag>) -> Fetched {
     if known == Some(&version) {
         Fetched::NotModified
@@ -109,7 +98,7 @@ impl BundleSource for DirectorySource {
     async fn fetch(&self, known: Option<&VersionTag>) -> Result<Fetched, BundleError> {
         let (dir, limits) = (self.dir.clone(), self.limits.clone());
         let files = blocking(&self.dir, move || read_dir(&dir, &limits)).await?;
-        let version = digest_files(&files);
+        let version = VersionTag(crate::files::digest(&files));
         Ok(answer(Payload::Files(files), version, known))
     }
 

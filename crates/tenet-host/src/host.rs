@@ -694,7 +694,6 @@ impl HostInner {
         let _serial = instance.loading.lock().await;
         let _permit = self.load_permits.acquire().await.ok();
         let known = self.status(instance, |s| {
-            s.load_attempts += 1;
             s.last_fetch = Some(SystemTime::now());
             s.version.clone()
         });
@@ -766,7 +765,6 @@ impl HostInner {
                 })
             }
         };
-        instance.attempts_done.fetch_add(1, Ordering::AcqRel);
         instance.ready.notify_waiters();
         result
     }

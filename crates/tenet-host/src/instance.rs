@@ -47,7 +47,6 @@ pub(crate) struct LoadStatus {
     pub(crate) last_activation: Option<SystemTime>,
     pub(crate) last_error: Option<String>,
     pub(crate) consecutive_failures: u32,
-    pub(crate) load_attempts: u64,
 }
 
 pub(crate) struct Instance {
@@ -66,9 +65,6 @@ pub(crate) struct Instance {
     pub(crate) decisions: AtomicU64,
     pub(crate) decision_errors: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
-    /// Bumped after every load attempt, success or failure, so waiters can
-    /// tell that "the load they waited for" has finished.
-    pub(crate) attempts_done: AtomicU64,
     pub(crate) failed: AtomicBool,
     /// The last fetch failed because the source has no bundle for the tenant.
     pub(crate) missing: AtomicBool,
@@ -99,7 +95,6 @@ impl Instance {
             decisions: AtomicU64::new(0),
             decision_errors: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
-            attempts_done: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             missing: AtomicBool::new(false),
             status: Mutex::new(LoadStatus::default()),
