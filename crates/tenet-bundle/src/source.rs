@@ -54,6 +54,19 @@ pub trait BundleSource: Send + Sync + std::fmt::Debug {
 
     /// A human-readable location (path or URL) for logs and status.
     fn location(&self) -> String;
+
+    /// A local path whose changes should trigger a fetch right away (a
+    /// watched directory or file). `None` for remote sources.
+    fn watch_path(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// True while the remote end honours long polling: a fetch then waits
+    /// server-side for a change, so the caller fetches again right after it
+    /// returns instead of sleeping a polling delay.
+    fn long_polls(&self) -> bool {
+        false
+    }
 }
 
 fn answer(payload: Payload, version: VersionTag, known: Option<&VersionTag>) -> Fetched {
@@ -105,6 +118,10 @@ impl BundleSource for DirectorySource {
     fn location(&self) -> String {
         self.dir.display().to_string()
     }
+
+    fn watch_path(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
 }
 
 /// A `.tar.gz` bundle file; its version is the digest of its bytes.
@@ -143,5 +160,9 @@ impl BundleSource for FileSource {
 
     fn location(&self) -> String {
         self.file.display().to_string()
+    }
+
+    fn watch_path(&self) -> Option<PathBuf> {
+        Some(self.file.clone())
     }
 }
