@@ -5,7 +5,7 @@
 
 use crate::files::{read_dir, read_tar_gz, BundleFile};
 use crate::manifest::{above_some_root, under_roots};
-use crate::{depth, package, BundleError, Limits, Manifest};
+use crate::{depth, package, BundleError, Limits, Manifest, Verifier};
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -79,13 +79,39 @@ impl Bundle {
         Self::from_files(read_tar_gz(bytes, limits)?, limits)
     }
 
-    /// Assembles a bundle from files already read (paths normalised).
-    pub fn from_files(mut files: Vec<BundleFile>, limits: &Limits) -> Result<Self, BundleError> {
+    /// Loads a `.tar.gz` bundle whose signature must verify when `verifier`
+    /// is given.
+    pub fn from_tar_gz_verified(
+        bytes: &[u8],
+        limits: &Limits,
+        verifier: Option<&Verifier>,
+    ) -> Result<Self, BundleError> {
+        Self::from_files_verified(read_tar_gz(bytes, limits)?, limits, verifier)
+    }
+
+    /// Assembles a bundle from files already read (paths normalised). A
+    /// `.signatures.json` is kept as a file but not checked; use
+    /// [`Bundle::from_files_verified`] to require a valid signature.
+    pub fn from_files(files: Vec<BundleFile>, limits: &Limits) -> Result<Self, BundleError> {
+        Self::from_files_verified(files, limits, None)
+    }
+
+    /// Like [`Bundle::from_files`], but with a `verifier` the bundle's
+    /// `.signatures.json` must verify (see [`Verifier::verify`]) before
+    /// anything else in it is read; without one it is ignored.
+    pub fn from_files_verified(
+        mut files: Vec<BundleFile>,
+        limits: &Limits,
+        verifier: Option<&Verifier>,
+    ) -> Result<Self, BundleError> {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         if let Some(w) = files.windows(2).find(|w| w[0].path == w[1].path) {
             return Err(BundleError::DuplicateFile {
                 file: w[0].path.clone(),
             });
+        }
+        if let Some(verifier) = verifier {
+            verifier.verify(&files, limits)?;
         }
         let manifest = match files.iter().find(|f| f.path == ".manifest") {
             Some(f) => serde_json::from_slice::<Manifest>(&f.bytes).map_err(|e| {

@@ -65,6 +65,16 @@ pub enum BundleError {
     /// Two `.rego` files with the same path (possible only in archives).
     #[error("duplicate file {file:?} in archive")]
     DuplicateFile { file: String },
+    /// The bundle's signature does not verify (only with a `Verifier`).
+    #[error("bundle signature rejected: {reason}")]
+    Signature { reason: SignatureFailure },
+    /// Signing or verification settings that cannot be used: an unknown
+    /// algorithm, a key that does not parse, a bad exclude pattern.
+    #[error("invalid signing configuration{}: {reason}", for_key(.key_id))]
+    SigningConfig {
+        key_id: Option<String>,
+        reason: String,
+    },
     /// Reading a file or directory failed.
     #[error("cannot read {path:?}: {source}")]
     Io {
@@ -72,6 +82,13 @@ pub enum BundleError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn for_key(key_id: &Option<String>) -> String {
+    key_id
+        .as_ref()
+        .map(|k| format!(" for key {k:?}"))
+        .unwrap_or_default()
 }
 
 impl BundleError {
@@ -104,7 +121,87 @@ impl BundleError {
             Self::OutsideRoots { .. } => "outside_roots",
             Self::DataConflict { .. } => "data_conflict",
             Self::DuplicateFile { .. } => "duplicate_file",
+            Self::Signature { .. } => "signature_invalid",
+            Self::SigningConfig { .. } => "signing_config",
             Self::Io { .. } => "io",
+        }
+    }
+}
+
+/// Why a bundle's signature was rejected. Each case names the file or key
+/// involved; [`SignatureFailure::name`] gives a stable snake_case name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureFailure {
+    /// Verification is required but the bundle has no `.signatures.json`.
+    #[error("the bundle has no .signatures.json")]
+    MissingSignature,
+    /// `.signatures.json` holds more than one JWT (OPA supports one).
+    #[error(".signatures.json holds {count} JWTs; exactly one is supported")]
+    MultipleSignatures { count: usize },
+    /// `.signatures.json` or its JWT cannot be read.
+    #[error("malformed signature: {detail}")]
+    Malformed { detail: String },
+    /// Neither the configuration nor the JWT names a key.
+    #[error("no key id: none configured, and the JWT has no kid header or keyid claim")]
+    MissingKeyId,
+    /// The key id names no configured verification key.
+    #[error("no verification key with id {key_id:?}")]
+    UnknownKey { key_id: String },
+    /// The JWT's `alg` header differs from the configured key's algorithm.
+    #[error("key {key_id:?} verifies {expected} but the JWT says {found:?}")]
+    AlgorithmMismatch {
+        key_id: String,
+        expected: String,
+        found: String,
+    },
+    /// The JWT's signature does not verify with the key.
+    #[error("the JWT signature does not verify with key {key_id:?}")]
+    BadSignature { key_id: String },
+    /// The JWT's `scope` claim differs from the configured scope.
+    #[error("scope mismatch: expected {expected:?}, the signature carries {found:?}")]
+    ScopeMismatch { expected: String, found: String },
+    /// A file's content does not match its signed hash.
+    #[error("file {file:?} does not match its signed hash")]
+    FileHashMismatch { file: String },
+    /// A file of the bundle is not listed in the signature.
+    #[error("file {file:?} is not covered by the signature")]
+    FileNotSigned { file: String },
+    /// A file listed in the signature is not in the bundle.
+    #[error("signed file {file:?} is missing from the bundle")]
+    SignedFileMissing { file: String },
+    /// A file's hash algorithm is not one OPA supports.
+    #[error("file {file:?} is signed with unsupported hash algorithm {algorithm:?}")]
+    UnsupportedHashAlgorithm { file: String, algorithm: String },
+}
+
+impl SignatureFailure {
+    /// A stable snake_case name of the case (`"file_hash_mismatch"`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::MissingSignature => "missing_signature",
+            Self::MultipleSignatures { .. } => "multiple_signatures",
+            Self::Malformed { .. } => "malformed",
+            Self::MissingKeyId => "missing_key_id",
+            Self::UnknownKey { .. } => "unknown_key",
+            Self::AlgorithmMismatch { .. } => "algorithm_mismatch",
+            Self::BadSignature { .. } => "bad_signature",
+            Self::ScopeMismatch { .. } => "scope_mismatch",
+            Self::FileHashMismatch { .. } => "file_hash_mismatch",
+            Self::FileNotSigned { .. } => "file_not_signed",
+            Self::SignedFileMissing { .. } => "signed_file_missing",
+            Self::UnsupportedHashAlgorithm { .. } => "unsupported_hash_algorithm",
+        }
+    }
+
+    /// The bundle file the failure is about, when there is one.
+    pub fn file(&self) -> Option<&str> {
+        match self {
+            Self::FileHashMismatch { file }
+            | Self::FileNotSigned { file }
+            | Self::SignedFileMissing { file }
+            | Self::UnsupportedHashAlgorithm { file, .. } => Some(file),
+            _ => None,
         }
     }
 }
