@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 use tenet_bundle::Limits;
 use tenet_policy::{EvalLimits, Evaluator};
@@ -50,6 +51,14 @@ pub struct HostConfig {
     pub evaluator: Evaluator,
     /// Per-instance decision cache.
     pub decision_cache: DecisionCacheConfig,
+    /// When bundles are fetched again after the first load: periodic
+    /// polling and file watching.
+    pub polling: PollingConfig,
+    /// Where fetched bundles are kept (`{dir}/{tenant}/bundle.tar.gz` and
+    /// `meta.json`), so a restarted host can serve the last good revision
+    /// while its sources are down (OPA's `persist`). Default `None`: nothing
+    /// is written.
+    pub persist_dir: Option<PathBuf>,
 }
 
 impl HostConfig {
@@ -71,6 +80,7 @@ impl HostConfig {
         self.max_instances = self.max_instances.max(1);
         self.load_concurrency = self.load_concurrency.clamp(1, 4096);
         self.decision_cache.ttl = self.decision_cache.ttl.min(CENTURY);
+        self.polling = self.polling.sanitized();
         self
     }
 }
@@ -94,6 +104,62 @@ impl Default for HostConfig {
             eval_limits: EvalLimits::default(),
             evaluator: Evaluator::default(),
             decision_cache: DecisionCacheConfig::default(),
+            polling: PollingConfig::default(),
+            persist_dir: None,
+        }
+    }
+}
+
+/// When a host fetches a tenant's bundle again after the first load. One
+/// scheduler per host runs every poll; a watched local source is also
+/// fetched right after it changes on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollingConfig {
+    /// Fetch every instance's bundle periodically. When false, a bundle is
+    /// fetched only until its first activation (retrying failures), on a
+    /// file-watch event and on `Host::reload`. Default true.
+    pub enabled: bool,
+    /// Shortest delay between two polls of one tenant; each delay is drawn
+    /// uniformly from `[min_delay, max_delay]` so tenants spread out.
+    /// Default 60 s (OPA's `min_delay_seconds`); at least 1 s.
+    pub min_delay: Duration,
+    /// Longest delay between two polls of one tenant. Default 120 s (OPA's
+    /// `max_delay_seconds`); at least `min_delay`.
+    pub max_delay: Duration,
+    /// Most loads running at once against one remote host (the authority of
+    /// a source URL, `host:port`); local sources are bounded only by
+    /// `HostConfig::load_concurrency`. Default 4.
+    pub load_concurrency_per_host: usize,
+    /// Watch local sources (directories and archives) for changes with the
+    /// OS's file notifications, one watcher per host. Default true.
+    pub watch: bool,
+    /// Quiet time after the last file event before the tenant is fetched
+    /// (a burst of writes causes one fetch). Default 250 ms.
+    pub watch_debounce: Duration,
+}
+
+impl PollingConfig {
+    fn sanitized(mut self) -> Self {
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        self.min_delay = self.min_delay.clamp(Duration::from_secs(1), 7 * DAY);
+        self.max_delay = self.max_delay.clamp(self.min_delay, 7 * DAY);
+        self.load_concurrency_per_host = self.load_concurrency_per_host.clamp(1, 4096);
+        self.watch_debounce = self
+            .watch_debounce
+            .clamp(Duration::from_millis(1), Duration::from_secs(60));
+        self
+    }
+}
+
+impl Default for PollingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(120),
+            load_concurrency_per_host: 4,
+            watch: true,
+            watch_debounce: Duration::from_millis(250),
         }
     }
 }

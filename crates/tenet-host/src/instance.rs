@@ -19,6 +19,12 @@ use tokio::sync::Notify;
 /// can never be referenced again, so a lease cannot land on a dead instance.
 pub(crate) const COLLECTED: usize = usize::MAX;
 
+/// `Instance::next_fetch` when no poll is scheduled.
+pub(crate) const NO_FETCH: u64 = u64::MAX;
+
+/// Source of instance ids (unique in the process, never reused).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// One compiled revision as served to one tenant.
 pub(crate) struct Activation {
     pub(crate) policy: Policy,
@@ -50,6 +56,9 @@ pub(crate) struct LoadStatus {
 }
 
 pub(crate) struct Instance {
+    /// Unique per instance (a tenant re-created after collection gets a new
+    /// id): how the scheduler and the watcher name it.
+    pub(crate) id: u64,
     pub(crate) tenant: Arc<str>,
     pub(crate) labels: Arc<BTreeMap<String, String>>,
     pub(crate) source: Arc<dyn BundleSource>,
@@ -73,6 +82,10 @@ pub(crate) struct Instance {
     /// initial load); decisions never touch it.
     pub(crate) loading: tokio::sync::Mutex<()>,
     pub(crate) ready: Notify,
+    /// Host-clock nanos of the next scheduled poll; `NO_FETCH` while none
+    /// is scheduled (a fetch is running, or polling is off). Written by the
+    /// scheduler only.
+    pub(crate) next_fetch: AtomicU64,
 }
 
 impl Instance {
@@ -84,6 +97,7 @@ impl Instance {
         on_demand: bool,
     ) -> Self {
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             tenant,
             labels,
             source,
@@ -100,6 +114,7 @@ impl Instance {
             status: Mutex::new(LoadStatus::default()),
             loading: tokio::sync::Mutex::new(()),
             ready: Notify::new(),
+            next_fetch: AtomicU64::new(NO_FETCH),
         }
     }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 use tenet_bundle::{
     Bundle, BundleError, BundleSource, DirectorySource, Fetched, Limits, VersionTag,
 };
-use tenet_host::{DecisionCacheConfig, Host, HostConfig, HostError, InstanceState, SourceFactory};
+use tenet_host::{
+    DecisionCacheConfig, Host, HostConfig, HostError, InstanceState, PollingConfig, SourceFactory,
+};
 use tenet_policy::{EvalLimits, Input};
 
 /// A real directory source per tenant (`root/<tenant>`, or one shared
@@ -101,6 +103,13 @@ fn config() -> HostConfig {
         grace_period: Duration::from_secs(30),
         // Sweeps are run by the tests, at the instants they choose.
         sweep_interval: Duration::from_secs(24 * 3600),
+        // These tests count fetches over minutes of paused time: only
+        // first loads and their retries may fetch (polling has its own
+        // tests in tests/polling.rs).
+        polling: PollingConfig {
+            enabled: false,
+            ..PollingConfig::default()
+        },
         ..HostConfig::default()
     }
 }
