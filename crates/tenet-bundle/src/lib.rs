@@ -14,14 +14,19 @@ mod limits;
 mod manifest;
 mod package;
 mod path;
+mod signing;
 mod source;
 mod yaml;
 
 pub use bundle::{Bundle, DataFile, Module};
-pub use error::BundleError;
+pub use error::{BundleError, SignatureFailure};
 pub use files::{read_dir, read_tar_gz, write_tar_gz, BundleFile};
 pub use limits::Limits;
 pub use manifest::Manifest;
+pub use package::package_path;
+pub use signing::{
+    sign_files, KeyConfig, SigningKey, VerificationConfig, Verifier, SIGNATURES_FILE,
+};
 pub use source::{BundleSource, DirectorySource, Fetched, FileSource, Payload, VersionTag};
 
 /// Builds an OPA-compatible `.tar.gz` from a bundle directory, after checking

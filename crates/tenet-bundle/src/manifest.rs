@@ -50,6 +50,19 @@ impl Manifest {
             .collect()
     }
 
+    /// True when writing `path` (components under `data`) would touch what
+    /// the bundle owns: the path lies at or under a root, or above one.
+    /// The default root `""` claims everything, as in OPA.
+    pub fn claims(&self, path: &[String]) -> bool {
+        self.owns(path) || above_some_root(&self.root_components(), path)
+    }
+
+    /// True when `path` lies at or under one of the roots: the bundle's
+    /// own document, which nothing else may write.
+    pub fn owns(&self, path: &[String]) -> bool {
+        under_roots(&self.root_components(), path)
+    }
+
     /// The Rego version of the module at `path`: a `file_rego_versions` entry
     /// (exact, or the longest matching `prefix*`), else `rego_version`, else 1.
     pub fn rego_version_for(&self, path: &str) -> u8 {

@@ -6,7 +6,7 @@
 /// The package path of a Rego module (`package a.b["c-d"]` → `["a","b","c-d"]`).
 /// Skips leading blank lines and `#` comments; the first other token must be
 /// `package`.
-pub(crate) fn package_path(source: &str) -> Result<Vec<String>, String> {
+pub fn package_path(source: &str) -> Result<Vec<String>, String> {
     let mut rest = source;
     loop {
         rest = rest.trim_start();

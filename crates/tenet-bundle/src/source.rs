@@ -5,7 +5,7 @@
 //! caller, so a source never decides whether a bundle is good.
 
 use crate::files::{read_bounded, read_dir, BundleFile};
-use crate::{Bundle, BundleError, Limits};
+use crate::{Bundle, BundleError, Limits, Verifier};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -23,11 +23,21 @@ pub enum Payload {
 }
 
 impl Payload {
-    /// Validates the payload into a bundle.
+    /// Validates the payload into a bundle (a `.signatures.json` is ignored).
     pub fn into_bundle(self, limits: &Limits) -> Result<Bundle, BundleError> {
+        self.into_bundle_verified(limits, None)
+    }
+
+    /// Validates the payload into a bundle whose signature must verify when
+    /// `verifier` is given.
+    pub fn into_bundle_verified(
+        self,
+        limits: &Limits,
+        verifier: Option<&Verifier>,
+    ) -> Result<Bundle, BundleError> {
         match self {
-            Payload::Archive(bytes) => Bundle::from_tar_gz(&bytes, limits),
-            Payload::Files(files) => Bundle::from_files(files, limits),
+            Payload::Archive(bytes) => Bundle::from_tar_gz_verified(&bytes, limits, verifier),
+            Payload::Files(files) => Bundle::from_files_verified(files, limits, verifier),
         }
     }
 }

@@ -28,6 +28,30 @@ pub enum HostError {
     /// budget and every instance is referenced.
     #[error("cannot create an instance for tenant {tenant:?}: {reason}")]
     CapacityExceeded { tenant: String, reason: String },
+    /// A push would write where the tenant's bundle owns the data (under
+    /// its manifest's roots).
+    /// (`path` is slash-separated; empty when the bundle owns every path.)
+    #[error("{}", owned_message(tenant, path))]
+    OwnedByBundle { tenant: String, path: String },
+    /// Pushed data and a rule claim the same path (`path`, slash-separated,
+    /// is the rule's).
+    #[error("rego_compile_error: conflicting rule for data path {path} found")]
+    DataConflict { tenant: String, path: String },
+    /// A write of the whole data document while the bundle has roots.
+    #[error("can't write to document root with bundle roots configured")]
+    RootWrite { tenant: String },
+    /// A write below a document that is not an object.
+    #[error("storage_write_conflict_error: {path}")]
+    WriteConflict { tenant: String, path: String },
+    /// A data write or patch names a document that does not exist.
+    #[error("tenant {tenant:?}: {path}: document does not exist")]
+    DocumentNotFound { tenant: String, path: String },
+    /// No pushed policy has this id.
+    #[error("tenant {tenant:?}: policy id {id:?} not found")]
+    PolicyNotFound { tenant: String, id: String },
+    /// A data write cannot apply (a scalar in the way, a bad array index).
+    #[error("tenant {tenant:?}: invalid write: {reason}")]
+    InvalidWrite { tenant: String, reason: String },
     /// The evaluation failed.
     #[error("tenant {tenant:?}: {source}")]
     Policy {
@@ -46,7 +70,23 @@ impl HostError {
             Self::NotReady { .. } => "tenant_not_ready",
             Self::LoadFailed { .. } => "load_failed",
             Self::CapacityExceeded { .. } => "capacity_exceeded",
+            Self::OwnedByBundle { .. } => "owned_by_bundle",
+            Self::DocumentNotFound { .. } => "document_not_found",
+            Self::PolicyNotFound { .. } => "policy_not_found",
+            Self::InvalidWrite { .. } => "invalid_write",
+            Self::WriteConflict { .. } => "write_conflict",
+            Self::RootWrite { .. } => "root_write",
+            Self::DataConflict { .. } => "data_conflict",
             Self::Policy { source, .. } => source.kind(),
         }
+    }
+}
+
+/// OPA's wording, with the tenant as the bundle's name.
+fn owned_message(tenant: &str, path: &str) -> String {
+    if path.is_empty() {
+        format!("all paths owned by bundle {tenant:?}")
+    } else {
+        format!("path {path} is owned by bundle {tenant:?}")
     }
 }

@@ -3,24 +3,30 @@
 //! an atomic pointer load and an evaluation, with no lock taken. Instances
 //! are created by leases, route tables, preloading or (when enabled) a first
 //! decision; each is loaded once in the background however many callers
-//! wait; unreferenced instances stay warm for the grace period and are then
-//! collected by a sweeper; capacity limits evict unreferenced instances,
-//! least recently used first. Tenants whose bundles are identical share one
-//! compiled policy.
+//! wait, then fetched again by the host's one polling scheduler
+//! (`schedule`), right after a change on disk for local sources (`watch`),
+//! and persisted for restarts when configured (`persist`); unreferenced
+//! instances stay warm for the grace period and are then collected by a
+//! sweeper (and leave the scheduler and the watcher); capacity limits evict
+//! unreferenced instances, least recently used first. Tenants whose
+//! bundles are identical share one compiled policy.
 //!
 //! The host must not parse HTTP or know where requests come from; it must
 //! never block a caller that changes references on a load.
 
 use crate::cache::DecisionCache;
+use crate::instance::NO_FETCH;
 use crate::instance::{Activation, Instance, InstanceState};
+use crate::schedule::{self, PollOutcome, Scheduler, Timing};
+use crate::watch::Watch;
 use crate::{validate_tenant, HostConfig, HostError, SourceFactory};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tenet_bundle::{Bundle, BundleError, Fetched};
-use tenet_policy::{CompileOptions, Input, Policy, QueryPath, WeakPolicy};
+use tenet_policy::{CompileOptions, Input, Policy, PolicyError, QueryPath, WeakPolicy};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -90,6 +96,11 @@ pub struct TenantSnapshot {
     /// Last fetch attempt.
     #[serde(serialize_with = "as_rfc3339")]
     pub last_fetch: Option<SystemTime>,
+    /// Next scheduled fetch (polling, a retry, or a file change). `None`
+    /// while a fetch runs and when none is scheduled (polling off after
+    /// the first activation).
+    #[serde(serialize_with = "as_rfc3339")]
+    pub next_fetch: Option<SystemTime>,
     /// Last successful download of a new bundle.
     #[serde(serialize_with = "as_rfc3339")]
     pub last_download: Option<SystemTime>,
@@ -140,7 +151,7 @@ pub struct ReferenceChange {
 /// instance is never collected or evicted. Dropping it releases the
 /// reference and, if it was the last, starts the grace period.
 pub struct Lease {
-    instance: Arc<Instance>,
+    pub(crate) instance: Arc<Instance>,
     epoch: Instant,
 }
 
@@ -176,11 +187,11 @@ fn nanos(d: Duration) -> u64 {
 /// The registry of instances. Cheap to clone; all clones are one host.
 #[derive(Clone)]
 pub struct Host {
-    inner: Arc<HostInner>,
+    pub(crate) inner: Arc<HostInner>,
 }
 
-struct HostInner {
-    config: HostConfig,
+pub(crate) struct HostInner {
+    pub(crate) config: HostConfig,
     sources: Arc<dyn SourceFactory>,
     instances: papaya::HashMap<Arc<str>, Arc<Instance>>,
     /// Compiled policies by bundle digest, for sharing; load path only. The
@@ -189,6 +200,14 @@ struct HostInner {
     /// Route references held by `set_references`; not on the decision path.
     routes: Mutex<HashMap<Arc<str>, Lease>>,
     load_permits: Arc<Semaphore>,
+    /// The polling scheduler (schedule.rs): every fetch but `reload` goes
+    /// through it.
+    pub(crate) scheduler: Scheduler,
+    /// The file watcher for local sources (watch.rs), unless disabled.
+    watch: Option<Watch>,
+    /// Policies and data pushed through the API, per tenant (overlay.rs);
+    /// taken by pushes and loads, never by decisions.
+    pub(crate) pushed: Mutex<HashMap<Arc<str>, crate::overlay::Pushed>>,
     epoch: Instant,
     runtime: tokio::runtime::Handle,
     counters: Counters,
@@ -209,8 +228,17 @@ impl Host {
     /// stops when the last clone of the host is dropped.
     pub fn new(config: HostConfig, sources: Arc<dyn SourceFactory>) -> Self {
         let config = config.sanitized();
+        let (scheduler, queue) = schedule::channel();
+        let watch = config
+            .polling
+            .watch
+            .then(|| Watch::start(scheduler.clone(), config.polling.watch_debounce))
+            .flatten();
+        let timing = Timing::new(&config);
         let inner = Arc::new(HostInner {
             load_permits: Arc::new(Semaphore::new(config.load_concurrency.max(1))),
+            scheduler,
+            watch,
             labels: config.labels.clone(),
             config,
             sources,
@@ -222,11 +250,13 @@ impl Host {
                 .build(),
             compiled: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
+            pushed: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
             runtime: tokio::runtime::Handle::current(),
             counters: Counters::default(),
         });
         let weak = Arc::downgrade(&inner);
+        queue.start(weak.clone(), timing, inner.epoch, &inner.runtime);
         let interval = inner.config.sweep_interval;
         inner.runtime.spawn(async move {
             loop {
@@ -365,16 +395,18 @@ impl Host {
         let _permit = self.inner.load_permits.acquire().await.ok();
         let inner = self.inner.clone();
         let tenant_name = tenant.to_string();
-        let policy = tokio::task::spawn_blocking(move || inner.compiled_policy(&bundle))
-            .await
-            .map_err(|e| HostError::LoadFailed {
-                tenant: tenant_name.clone(),
-                reason: format!("compile task failed: {e}"),
-            })?
-            .map_err(|reason| HostError::LoadFailed {
-                tenant: tenant_name,
-                reason,
-            })?;
+        let policy = tokio::task::spawn_blocking(move || {
+            inner.compiled_policy(&bundle).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| HostError::LoadFailed {
+            tenant: tenant_name.clone(),
+            reason: format!("compile task failed: {e}"),
+        })?
+        .map_err(|reason| HostError::LoadFailed {
+            tenant: tenant_name,
+            reason,
+        })?;
         Ok(self.inner.activate(&instance, policy))
     }
 
@@ -483,7 +515,12 @@ impl HostInner {
         self.instances.pin().get(tenant).cloned()
     }
 
-    fn acquire(self: &Arc<Self>, tenant: &str) -> Result<Lease, HostError> {
+    /// The tenant's instance unless it has been collected.
+    pub(crate) fn lookup_live(&self, tenant: &str) -> Option<Arc<Instance>> {
+        self.lookup(tenant).filter(|i| !i.is_collected())
+    }
+
+    pub(crate) fn acquire(self: &Arc<Self>, tenant: &str) -> Result<Lease, HostError> {
         loop {
             let instance = self.get_or_create(tenant, false)?;
             if instance.try_ref() {
@@ -503,7 +540,7 @@ impl HostInner {
     }
 
     /// The tenant's live instance, created (and its load started) if absent.
-    fn get_or_create(
+    pub(crate) fn get_or_create(
         self: &Arc<Self>,
         tenant: &str,
         on_demand: bool,
@@ -539,9 +576,7 @@ impl HostInner {
             }
             Ok(_) => {
                 tracing::info!(tenant, on_demand, "instance created");
-                let weak = Arc::downgrade(self);
-                let instance = fresh.clone();
-                self.runtime.spawn(initial_load(weak, instance));
+                self.track(&fresh);
                 Ok(fresh)
             }
             Err(occupied) => Ok(occupied.current.clone()),
@@ -593,6 +628,7 @@ impl HostInner {
         victims.sort_by_key(|(used, _)| *used);
         for (_, victim) in victims {
             if victim.try_collect() {
+                self.retire(&victim);
                 victim.ready.notify_waiters();
                 let _ = pin.remove_if(victim.tenant.as_ref(), |_, v| Arc::ptr_eq(v, &victim));
                 self.counters.evicted.fetch_add(1, Ordering::Relaxed);
@@ -633,6 +669,7 @@ impl HostInner {
                 idle_from = idle_from.max(used.saturating_add(idle_timeout));
             }
             if now >= idle_from.saturating_add(grace) && instance.try_collect() {
+                self.retire(instance);
                 instance.ready.notify_waiters();
                 let _ = pin.remove_if(tenant.as_ref(), |_, v| Arc::ptr_eq(v, instance));
                 self.counters.collected.fetch_add(1, Ordering::Relaxed);
@@ -645,7 +682,10 @@ impl HostInner {
         }
     }
 
-    async fn wait_ready(&self, instance: &Instance) -> Result<Arc<Activation>, HostError> {
+    pub(crate) async fn wait_ready(
+        &self,
+        instance: &Instance,
+    ) -> Result<Arc<Activation>, HostError> {
         let timeout = self.config.startup_timeout;
         let now = Instant::now();
         let deadline = now.checked_add(timeout).unwrap_or(now);
@@ -710,6 +750,15 @@ impl HostInner {
                     ),
                 })
             });
+        // A new instance whose source fails starts from its persisted copy
+        // (the failure is still reported).
+        let (fetched, restored) = match fetched {
+            Err(e) => match self.restore(instance, &e).await {
+                Some((bundle, restored)) => (Ok(bundle), Some(restored)),
+                None => (Err(e), None),
+            },
+            fetched => (fetched, None),
+        };
         let outcome = match fetched {
             Err(e) => {
                 let missing = matches!(&e, BundleError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
@@ -718,15 +767,24 @@ impl HostInner {
             }
             Ok(Fetched::NotModified) => Ok(None),
             Ok(Fetched::Bundle { payload, version }) => {
+                let raw = (self.config.persist_dir.is_some() && restored.is_none())
+                    .then(|| payload.clone());
                 let inner = self.clone();
                 let limits = self.config.bundle_limits.clone();
+                let tenant = instance.tenant.clone();
                 let compiled = tokio::task::spawn_blocking(move || {
                     let bundle = payload.into_bundle(&limits).map_err(|e| e.to_string())?;
-                    inner.compiled_policy(&bundle)
+                    // Pushed policies and data are laid over every revision.
+                    let (bundle, base) = inner.overlay(&tenant, bundle)?;
+                    let policy = inner.compiled_policy(&bundle).map_err(|e| e.to_string())?;
+                    if let Some(base) = base {
+                        inner.rebase(&tenant, base);
+                    }
+                    Ok(policy)
                 })
                 .await
                 .unwrap_or_else(|e| Err(format!("compile task failed: {e}")));
-                compiled.map(|policy| Some((policy, version)))
+                compiled.map(|policy| Some((policy, version, raw)))
             }
         };
         let result = match outcome {
@@ -738,16 +796,27 @@ impl HostInner {
                 instance.failed.store(false, Ordering::Release);
                 Ok(None)
             }
-            Ok(Some((policy, version))) => {
+            Ok(Some((policy, _, _))) if restored.is_some() => {
+                let revision = self.activate(instance, policy);
+                Err(self.restored(instance, restored, &revision))
+            }
+            Ok(Some((policy, version, raw))) => {
                 instance.missing.store(false, Ordering::Release);
                 let revision = self.activate(instance, policy);
                 self.status(instance, |s| {
-                    s.version = Some(version);
+                    s.version = Some(version.clone());
                     s.last_download = Some(SystemTime::now());
                 });
+                if let Some(raw) = raw {
+                    self.persist(instance, raw, version, &revision).await;
+                }
                 Ok(Some(revision))
             }
             Err(reason) => {
+                let reason = match &restored {
+                    Some(r) => format!("{}; the persisted bundle failed too: {reason}", r.reason),
+                    None => reason,
+                };
                 self.counters
                     .activation_failures
                     .fetch_add(1, Ordering::Relaxed);
@@ -781,7 +850,7 @@ impl HostInner {
     /// whose bundle has the same digest. Runs on a blocking thread: loads of
     /// the same digest wait on that digest's slot, so however many tenants
     /// load one bundle at once, it is compiled once.
-    fn compiled_policy(&self, bundle: &Bundle) -> Result<Policy, String> {
+    pub(crate) fn compiled_policy(&self, bundle: &Bundle) -> Result<Policy, PolicyError> {
         let slot = {
             let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
             compiled.retain(|_, slot| {
@@ -806,14 +875,14 @@ impl HostInner {
             limits: self.config.eval_limits.clone(),
             evaluator: self.config.evaluator,
         };
-        let policy = Policy::compile(bundle, options).map_err(|e| e.to_string())?;
+        let policy = Policy::compile(bundle, options)?;
         self.counters.compiles.fetch_add(1, Ordering::Relaxed);
         *weak = policy.downgrade();
         Ok(policy)
     }
 
     /// Swaps in a new activation (with a fresh decision cache) atomically.
-    fn activate(&self, instance: &Instance, policy: Policy) -> Arc<str> {
+    pub(crate) fn activate(&self, instance: &Instance, policy: Policy) -> Arc<str> {
         let config = &self.config.decision_cache;
         let cache =
             (config.enabled && policy.is_deterministic()).then(|| DecisionCache::new(config));
@@ -853,6 +922,7 @@ impl HostInner {
             digest: current.as_ref().map(|a| a.policy.digest().to_string()),
             source: i.source.location(),
             last_fetch: status.last_fetch,
+            next_fetch: self.next_fetch(i),
             last_download: status.last_download,
             last_activation: status.last_activation,
             last_error: status.last_error.clone(),
@@ -868,41 +938,179 @@ impl HostInner {
     }
 }
 
-/// Loads a new instance, retrying failures with exponential backoff and
-/// jitter until it activates or is collected. Holds the host only weakly,
-/// so a failing tenant never keeps a dropped host alive.
-async fn initial_load(host: Weak<HostInner>, instance: Arc<Instance>) {
-    let mut failures: u32 = 0;
-    loop {
-        if instance.is_collected() || instance.current().is_some() {
-            return;
+/// A fetch that failed while the persisted copy was activated instead.
+struct Restored {
+    /// The fetch error, as the status reports it.
+    reason: String,
+    /// The persisted bundle's version tag, when its meta file matched.
+    version: Option<tenet_bundle::VersionTag>,
+}
+
+/// Polling, watching and persistence: how loads are started and what
+/// outlives the process.
+impl HostInner {
+    /// Starts polling (and, for a local source, watching) a new instance;
+    /// its first poll runs at once (for a watched source, as soon as the
+    /// watch is set up, so no change can slip between the two).
+    fn track(&self, instance: &Arc<Instance>) {
+        let watched = match (&self.watch, instance.source.watch_path()) {
+            (Some(watch), Some(path)) => watch.register(instance, path),
+            _ => false,
+        };
+        if !watched {
+            self.scheduler.add(instance);
         }
-        let Some(inner) = host.upgrade() else { return };
-        if inner.load(&instance).await.is_ok() {
-            return;
+    }
+
+    /// Stops polling and watching a collected instance.
+    fn retire(&self, instance: &Instance) {
+        self.scheduler.forget(instance.id);
+        if let Some(watch) = &self.watch {
+            watch.unregister(instance.id);
         }
-        // An on-demand instance for a tenant that has no bundle is dropped
-        // at once: unknown tenant names must not pile up retrying instances.
-        if instance.on_demand.load(Ordering::Relaxed)
+    }
+
+    /// One scheduled poll: a load, then (for an on-demand tenant whose
+    /// source has no bundle and that never activated) dropping the
+    /// instance, so unknown tenant names do not pile up retrying.
+    pub(crate) async fn poll_once(self: &Arc<Self>, instance: &Arc<Instance>) -> PollOutcome {
+        let ok = self.load(instance).await.is_ok();
+        let dropped = !ok
+            && instance.current().is_none()
+            && instance.on_demand.load(Ordering::Relaxed)
             && instance.missing.load(Ordering::Acquire)
-            && instance.try_collect()
-        {
-            let _ = inner
+            && instance.try_collect();
+        if dropped {
+            let _ = self
                 .instances
                 .pin()
-                .remove_if(instance.tenant.as_ref(), |_, v| Arc::ptr_eq(v, &instance));
+                .remove_if(instance.tenant.as_ref(), |_, v| Arc::ptr_eq(v, instance));
+            self.retire(instance);
             tracing::info!(tenant = %instance.tenant, "no bundle for on-demand tenant; instance dropped");
-            return;
         }
-        failures = failures.saturating_add(1);
-        let base = inner
-            .config
-            .retry_initial
-            .saturating_mul(1u32 << failures.min(16));
-        let capped = base.min(inner.config.retry_max);
-        // Jitter in [0.5, 1.5) so failing tenants do not retry in lockstep.
-        let delay = capped.mul_f64(0.5 + fastrand::f64());
-        drop(inner);
-        tokio::time::sleep(delay).await;
+        PollOutcome {
+            ok,
+            dropped,
+            long_polls: instance.source.long_polls(),
+        }
+    }
+
+    /// The persisted copy of a never-activated instance's bundle, to load
+    /// in place of a failed fetch. Not for an on-demand tenant the source
+    /// does not know (it is dropped instead).
+    async fn restore(
+        &self,
+        instance: &Instance,
+        error: &BundleError,
+    ) -> Option<(Fetched, Restored)> {
+        let dir = self.config.persist_dir.clone()?;
+        if instance.current().is_some() {
+            return None;
+        }
+        let missing = matches!(error, BundleError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+        if missing && instance.on_demand.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (tenant, location) = (instance.tenant.clone(), instance.source.location());
+        let limit = self.config.bundle_limits.max_compressed_bytes;
+        let read = tokio::task::spawn_blocking(move || {
+            crate::persist::read(&dir, &tenant, &location, limit)
+        })
+        .await;
+        let persisted = match read {
+            Ok(Ok(Some(p))) => p,
+            Ok(Ok(None)) => return None,
+            Ok(Err(e)) => {
+                tracing::warn!(tenant = %instance.tenant, error = %e, "cannot read the persisted bundle");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %instance.tenant, error = %e, "cannot read the persisted bundle");
+                return None;
+            }
+        };
+        instance.missing.store(missing, Ordering::Release);
+        tracing::info!(tenant = %instance.tenant, error = %error, "fetch failed; activating the persisted bundle");
+        let bundle = Fetched::Bundle {
+            payload: tenet_bundle::Payload::Archive(persisted.archive),
+            // Not used: the status takes `Restored::version`.
+            version: tenet_bundle::VersionTag(String::new()),
+        };
+        let restored = Restored {
+            reason: format!("fetching from {}: {error}", instance.source.location()),
+            version: persisted.version,
+        };
+        Some((bundle, restored))
+    }
+
+    /// Records a load that activated the persisted bundle: the fetch
+    /// failed, so the status keeps its error and the scheduler retries.
+    fn restored(
+        &self,
+        instance: &Instance,
+        restored: Option<Restored>,
+        revision: &str,
+    ) -> HostError {
+        let Restored { reason, version } = restored.unwrap_or(Restored {
+            reason: String::new(),
+            version: None,
+        });
+        self.counters
+            .activation_failures
+            .fetch_add(1, Ordering::Relaxed);
+        self.status(instance, |s| {
+            s.version = version;
+            s.consecutive_failures += 1;
+            s.last_error = Some(reason.clone());
+        });
+        tracing::warn!(tenant = %instance.tenant, revision, error = %reason, "serving the persisted bundle");
+        HostError::LoadFailed {
+            tenant: instance.tenant.to_string(),
+            reason,
+        }
+    }
+
+    /// Writes a freshly activated bundle to `persist_dir`, off the async
+    /// runtime. A failure is logged: the bundle is active either way.
+    async fn persist(
+        &self,
+        instance: &Instance,
+        payload: tenet_bundle::Payload,
+        version: tenet_bundle::VersionTag,
+        revision: &str,
+    ) {
+        let Some(dir) = self.config.persist_dir.clone() else {
+            return;
+        };
+        let (tenant, source) = (instance.tenant.clone(), instance.source.location());
+        let revision_owned = revision.to_string();
+        let written = tokio::task::spawn_blocking(move || {
+            crate::persist::write(&dir, &tenant, payload, &version, &revision_owned, &source)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(tenant = %instance.tenant, revision, error = %e, "cannot persist the bundle");
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %instance.tenant, revision, error = %e, "cannot persist the bundle");
+            }
+        }
+    }
+
+    /// The instance's next scheduled fetch as a wall-clock time.
+    fn next_fetch(&self, instance: &Instance) -> Option<SystemTime> {
+        let at = instance.next_fetch.load(Ordering::Relaxed);
+        if at == NO_FETCH {
+            return None;
+        }
+        let now = self.now();
+        let wall = SystemTime::now();
+        Some(if at >= now {
+            wall + Duration::from_nanos(at - now)
+        } else {
+            wall - Duration::from_nanos(now - at)
+        })
     }
 }

@@ -13,10 +13,15 @@ mod config;
 mod error;
 mod host;
 mod instance;
+mod overlay;
+mod persist;
+mod schedule;
 mod tenant;
+mod watch;
 
-pub use config::{DecisionCacheConfig, HostConfig};
+pub use config::{DecisionCacheConfig, HostConfig, PollingConfig};
 pub use error::HostError;
 pub use host::{Decision, Host, HostStats, Lease, ReferenceChange, TenantSnapshot};
 pub use instance::InstanceState;
+pub use overlay::{DataWrite, PatchKind, PatchOp, PolicyModule, WriteOutcome};
 pub use tenant::{validate_tenant, SourceFactory, SourceTemplate, MAX_TENANT_LEN};

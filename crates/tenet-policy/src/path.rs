@@ -29,6 +29,11 @@ impl QueryPath {
         Ok(Self(parts))
     }
 
+    /// A path from its components below `data`.
+    pub fn from_components(components: Vec<String>) -> Self {
+        Self(components)
+    }
+
     /// The components below `data`.
     pub fn components(&self) -> &[String] {
         &self.0

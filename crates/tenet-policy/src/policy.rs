@@ -78,6 +78,10 @@ struct Inner {
     data: Value,
     options: CompileOptions,
     calls: BTreeSet<String>,
+    /// Path and text of each module, for listing (OPA's policy API).
+    modules: Vec<(String, Arc<str>)>,
+    /// Where rules are defined, as paths under `data`.
+    rule_paths: BTreeSet<Vec<String>>,
     deterministic: bool,
     conflict_prone: BTreeSet<String>,
     approx_bytes: usize,
@@ -142,6 +146,7 @@ impl Policy {
             .eval_query("true".to_string(), false)
             .map_err(|e| compile_error("bundle", e))?;
         let conflict_prone = conflict_prone_rules(&mut engine);
+        let rule_paths = rule_paths(&mut engine);
         let deterministic = !NONDETERMINISTIC.iter().any(|b| calls.contains(*b));
         let data_json = bundle
             .data_files
@@ -156,6 +161,12 @@ impl Policy {
                 data,
                 options,
                 calls,
+                modules: bundle
+                    .modules
+                    .iter()
+                    .map(|m| (m.path.clone(), Arc::from(m.source.as_str())))
+                    .collect(),
+                rule_paths,
                 deterministic,
                 conflict_prone,
                 // Calibrated on the payments example (10,000 tenants, one
@@ -190,6 +201,16 @@ impl Policy {
     /// gives the same decision, so decisions may be cached.
     pub fn is_deterministic(&self) -> bool {
         self.inner.deterministic
+    }
+
+    /// The path under `data` of every rule (`["a", "b", "allow"]`).
+    pub fn rule_paths(&self) -> &BTreeSet<Vec<String>> {
+        &self.inner.rule_paths
+    }
+
+    /// Path and Rego text of every module, in bundle order.
+    pub fn modules(&self) -> &[(String, Arc<str>)] {
+        &self.inner.modules
     }
 
     /// Every function or builtin name the modules call.
@@ -273,6 +294,17 @@ impl Policy {
     /// Builds a prepared query for `path` without caching it.
     pub fn prepare(&self, path: &QueryPath) -> Result<PreparedQuery, PolicyError> {
         let inner = &self.inner;
+        // OPA's REST paths reach into arrays (`/v1/data/servers/0/id`) but a
+        // Rego reference `data.servers["0"]` is undefined on an array: the
+        // query stops before the first all-digit component and the rest is
+        // walked in the result, by index in arrays and by key in objects.
+        let split = path
+            .components()
+            .iter()
+            .position(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+            .unwrap_or(path.components().len());
+        let tail = path.components()[split..].to_vec();
+        let path = &QueryPath::from_components(path.components()[..split].to_vec());
         let rego = path.to_rego();
         let mut engine = inner.template.clone();
         let pool_size = std::thread::available_parallelism()
@@ -312,6 +344,7 @@ impl Policy {
         };
         Ok(PreparedQuery {
             rego,
+            tail,
             kind,
             limits: inner.options.limits.clone(),
         })
@@ -337,6 +370,33 @@ fn vm_can_run(program: &Program, conflict_prone: &BTreeSet<String>) -> bool {
 /// different values (`x = 1 if a` and `x = 2 if b`). Several definitions of
 /// the same constant (`allow if a` / `allow if b`) cannot conflict and are
 /// not listed.
+/// The path under `data` of every rule (`data.a.b.p` → `["a","b","p"]`),
+/// the prefix of a ref head up to its first non-constant key.
+fn rule_paths(engine: &mut Engine) -> BTreeSet<Vec<String>> {
+    use regorus::unstable::{Rule, RuleHead};
+    use regorus::utils::get_path_string;
+    let mut paths = BTreeSet::new();
+    for module in engine.get_modules().iter() {
+        let Ok(package) = get_path_string(&module.package.refr, Some("data")) else {
+            continue;
+        };
+        for rule in &module.policy {
+            let refr = match rule.as_ref() {
+                Rule::Spec { head, .. } => match head {
+                    RuleHead::Compr { refr, .. }
+                    | RuleHead::Set { refr, .. }
+                    | RuleHead::Func { refr, .. } => refr,
+                },
+                Rule::Default { refr, .. } => refr,
+            };
+            if let Ok(path) = get_path_string(refr, Some(&package)) {
+                paths.insert(path.split('.').skip(1).map(String::from).collect());
+            }
+        }
+    }
+    paths
+}
+
 fn conflict_prone_rules(engine: &mut Engine) -> BTreeSet<String> {
     use regorus::unstable::{Expr, Rule, RuleHead};
     use regorus::utils::get_path_string;
@@ -413,6 +473,8 @@ impl std::fmt::Debug for WeakPolicy {
 /// The compiled entrypoint for one path, shared by every caller.
 pub struct PreparedQuery {
     rego: String,
+    /// Components walked in the result (from the first all-digit one).
+    tail: Vec<String>,
     kind: Kind,
     limits: EvalLimits,
 }
@@ -470,7 +532,7 @@ impl PreparedQuery {
                     .map_err(|e| self.map_error(e))?;
                 let _ = pool.push(vm);
                 Ok(Evaluation {
-                    result: to_json(value)?,
+                    result: walk(to_json(value)?, &self.tail),
                     prints: Vec::new(),
                 })
             }
@@ -498,13 +560,32 @@ impl PreparedQuery {
                 let value = value.map_err(|e| self.map_error(e))?;
                 let _ = pool.push(engine);
                 Ok(Evaluation {
-                    result: to_json(value)?,
+                    result: walk(to_json(value)?, &self.tail),
                     prints,
                 })
             }
         }
     }
+}
 
+/// The document at `tail` inside `value`: array elements by index, object
+/// members by key; undefined when any step is missing.
+fn walk(value: Option<serde_json::Value>, tail: &[String]) -> Option<serde_json::Value> {
+    let mut value = value?;
+    for key in tail {
+        value = match value {
+            serde_json::Value::Array(mut items) => {
+                let i: usize = key.parse().ok()?;
+                (i < items.len()).then(|| items.swap_remove(i))?
+            }
+            serde_json::Value::Object(mut map) => map.remove(key)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+impl PreparedQuery {
     fn new_vm(&self, program: &Arc<Program>, data: &Value) -> Result<RegoVM, PolicyError> {
         let mut vm = RegoVM::new();
         vm.load_program(program.clone());

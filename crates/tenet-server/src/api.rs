@@ -36,6 +36,9 @@ pub struct AppState {
     pub decision_token: Option<String>,
     /// Leases taken by `PUT /v1/tenants/{id}` (pins).
     pub pins: std::sync::Mutex<HashMap<String, tenet::Lease>>,
+    /// Log every decision (console decision log) and give each a
+    /// `decision_id`, as OPA does when decision logging is on.
+    pub decision_log: bool,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
             admin_token: None,
             decision_token: None,
             pins: std::sync::Mutex::new(HashMap::new()),
+            decision_log: false,
         }
     }
 }
@@ -62,42 +66,100 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let limit = state.max_body_bytes;
     let state = Arc::new(state);
-    let decisions = Router::new()
-        .route("/v1/data", get(data).post(data))
-        .route("/v1/data/", get(data).post(data))
-        .route("/v1/data/{*path}", get(data).post(data))
+    let data_methods = || get(data).post(data).put(data).patch(data).delete(data);
+    let policy_methods = || {
+        get(crate::push::policy)
+            .put(crate::push::policy)
+            .delete(crate::push::policy)
+    };
+    let mut decisions = Router::new();
+    // Every API route twice: bare (tenant from the header) and under
+    // `/tenants/{tenant}`. Trailing slashes are redirected (see
+    // `trailing_slash`).
+    for prefix in ["", "/tenants/{tenant}"] {
+        decisions = decisions
+            .route(&format!("{prefix}/v1/data"), data_methods())
+            .route(&format!("{prefix}/v1/data/{{*path}}"), data_methods())
+            .route(
+                &format!("{prefix}/v1/batch/data"),
+                post(crate::batch::batch),
+            )
+            .route(
+                &format!("{prefix}/v1/batch/data/{{*path}}"),
+                post(crate::batch::batch),
+            )
+            .route(&format!("{prefix}/v1/policies"), get(crate::push::list))
+            .route(&format!("{prefix}/v1/policies/{{*id}}"), policy_methods());
+    }
+    let decisions = decisions
+        .route("/v0/data/{*path}", post(webhook))
+        .route("/tenants/{tenant}/v0/data/{*path}", post(webhook))
         .route("/", post(default_decision))
-        .route("/tenants/{tenant}/v1/data", get(data).post(data))
-        .route("/tenants/{tenant}/v1/data/", get(data).post(data))
-        .route("/tenants/{tenant}/v1/data/{*path}", get(data).post(data))
         .route("/tenants/{tenant}", post(default_decision))
         .route("/tenants/{tenant}/", post(default_decision))
         .route_layer(middleware::from_fn_with_state(state.clone(), decision_auth));
     let admin = Router::new()
         .route("/v1/tenants", get(list_tenants))
-        .route("/v1/tenants/", get(list_tenants))
         .route(
             "/v1/tenants/{tenant}",
             get(get_tenant).put(pin_tenant).delete(unpin_tenant),
         )
         .route("/v1/tenants/{tenant}/reload", post(reload_tenant))
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth));
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .route("/tenants/{tenant}/health", get(tenant_health))
         .merge(decisions)
         .merge(admin)
         .fallback(not_found)
+        .layer(middleware::from_fn(trailing_slash))
         // The body limit is enforced by `body()` below with an OPA-shaped
         // 413; axum's own limit is lifted so it does not answer first.
         .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
-        .with_state(state)
+        .with_state(state.clone());
+    crate::metrics::instrument(router, &state)
+}
+
+/// OPA answers a path ending in `/` with a 301 to the same path without
+/// it (query kept); `/` itself, and `/tenants/{tenant}/` (the tenant's `/`),
+/// are served.
+async fn trailing_slash(request: axum::extract::Request, next: middleware::Next) -> Response {
+    // OPA's router has no HEAD routes; axum would answer HEAD like GET.
+    if request.method() == Method::HEAD {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed",
+        )
+        .into_response();
+    }
+    let path = request.uri().path();
+    let tenant_root = path
+        .strip_prefix("/tenants/")
+        .is_some_and(|rest| rest.find('/') == Some(rest.len() - 1));
+    if path.len() > 1 && path.ends_with('/') && !tenant_root {
+        let mut target = path.trim_end_matches('/').to_string();
+        if target.is_empty() {
+            target.push('/');
+        }
+        if let Some(query) = request.uri().query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        return (
+            StatusCode::MOVED_PERMANENTLY,
+            [(axum::http::header::LOCATION, target)],
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Refuses a request without `Authorization: Bearer <token>` when a token
 /// is configured; compares in constant time.
-fn check_bearer(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_bearer(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = expected else {
         return Ok(());
     };
@@ -134,12 +196,22 @@ async fn admin_auth(
     }
 }
 
+/// The decision API's token; writes (policy and data pushes change what
+/// the tenant decides) need the admin token instead when one is set.
 async fn decision_auth(
     State(state): State<Arc<AppState>>,
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
-    match check_bearer(state.decision_token.as_deref(), request.headers()) {
+    let writes = matches!(
+        *request.method(),
+        Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let token = match (&state.admin_token, writes) {
+        (Some(admin), true) => Some(admin.as_str()),
+        _ => state.decision_token.as_deref(),
+    };
+    match check_bearer(token, request.headers()) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
@@ -198,7 +270,7 @@ async fn reload_tenant(
     Ok(Json(json!({ "result": { "revision": revision.as_deref() } })).into_response())
 }
 
-type AppResult = Result<Response, ApiError>;
+pub(crate) type AppResult = Result<Response, ApiError>;
 
 async fn not_found() -> ApiError {
     ApiError::new(
@@ -224,6 +296,16 @@ async fn health(
     Ok(Json(json!({})).into_response())
 }
 
+/// `/tenants/{tenant}/health`: 200 `{}` once the tenant can decide (it is
+/// loaded on demand, like a decision would).
+async fn tenant_health(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+) -> AppResult {
+    state.host.ready(&tenant).await?;
+    Ok(Json(json!({})).into_response())
+}
+
 async fn ready(State(state): State<Arc<AppState>>) -> AppResult {
     let waiting: Vec<String> = state
         .host
@@ -245,7 +327,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> AppResult {
 
 /// The tenant: from `/tenants/{tenant}/…` when the route has it, else from
 /// the tenant header.
-fn tenant_of(
+pub(crate) fn tenant_of(
     state: &AppState,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -269,19 +351,81 @@ fn tenant_of(
 async fn data(
     State(state): State<Arc<AppState>>,
     Path(params): Path<HashMap<String, String>>,
+    uri: axum::http::Uri,
     method: Method,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult {
     let tenant = tenant_of(&state, &params, &headers)?;
-    let path = params.get("path").map_or("", String::as_str);
-    decide_data(&state, &tenant, path, &method, &q, &headers, body).await
+    let components = data_path(&uri, params.contains_key("tenant"));
+    if method == Method::DELETE && !params.contains_key("path") {
+        // OPA has no DELETE on the data root.
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed",
+        ));
+    }
+    if matches!(method, Method::PUT | Method::PATCH | Method::DELETE) {
+        return crate::push::write_data(&state, &tenant, &components, &method, &headers, body)
+            .await;
+    }
+    let path = tenet::QueryPath::from_components(components).to_rego();
+    decide_data(&state, &tenant, &path, &method, &q, &headers, body).await
+}
+
+/// The document path of a data-API request, from the raw URI so that an
+/// escaped slash (`a%2Fb`) stays inside its key, as in OPA.
+pub(crate) fn data_path(uri: &axum::http::Uri, tenant_prefix: bool) -> Vec<String> {
+    let mut raw = uri.path();
+    if tenant_prefix {
+        // `/tenants/{tenant}` first: the tenant id itself has no slash.
+        raw = raw.strip_prefix("/tenants/").unwrap_or(raw);
+        raw = raw.find('/').map_or("", |i| &raw[i..]);
+    }
+    let raw = raw
+        .strip_prefix("/v1/batch/data")
+        .or_else(|| raw.strip_prefix("/v1/data"))
+        .or_else(|| raw.strip_prefix("/v0/data"))
+        .unwrap_or(raw);
+    raw.split('/')
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            percent_encoding::percent_decode_str(c)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// With decision logging on, logs `decision` (tenant, path, revision,
+/// result) under a fresh decision id and returns the id.
+pub(crate) fn decision_log(
+    state: &AppState,
+    tenant: &str,
+    path: &str,
+    decision: &tenet::Decision,
+) -> Option<String> {
+    if !state.decision_log {
+        return None;
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    tracing::info!(
+        target: "tenet::decision_log",
+        decision_id = %id,
+        tenant,
+        path,
+        revision = %decision.revision,
+        result = %decision.result.as_ref().map_or_else(|| "undefined".to_string(), |v| v.to_string()),
+        "decision"
+    );
+    Some(id)
 }
 
 /// The request body, gzip-decoded when `Content-Encoding: gzip`, refused
 /// past the body limit with an OPA-shaped 413.
-fn body(
+pub(crate) fn body(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -324,6 +468,58 @@ fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+/// True when the body is YAML: OPA reads any content type naming yaml as
+/// YAML, everything else as JSON.
+fn is_yaml(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("yaml"))
+}
+
+/// A JSON (or YAML) document; errors start with `what`, as OPA's do.
+fn parse_document(bytes: &[u8], yaml: bool, what: &str) -> Result<Value, ApiError> {
+    if yaml {
+        serde_yaml_ng::from_slice(bytes)
+            .map_err(|e| ApiError::invalid_parameter(format!("{what}: {e}")))
+    } else {
+        serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::invalid_parameter(format!("{what}: {e}")))
+    }
+}
+
+/// True when the boolean query parameter is set: `?name`, `?name=true`
+/// (OPA's reading of `pretty`, `metrics`, `provenance`).
+pub(crate) fn flag(q: &HashMap<String, String>, name: &str) -> bool {
+    q.get(name)
+        .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true"))
+}
+
+/// A JSON answer, indented with two spaces under `?pretty`.
+pub(crate) fn reply(status: StatusCode, body: Value, pretty: bool) -> Response {
+    if !pretty {
+        return (status, Json(body)).into_response();
+    }
+    let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response()
+}
+
+/// What `?provenance` adds: the build and the revision that decided.
+fn provenance(tenant: &str, revision: &str) -> Value {
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "build_commit": option_env!("TENET_BUILD_COMMIT").unwrap_or(""),
+        "build_timestamp": option_env!("TENET_BUILD_TIMESTAMP").unwrap_or(""),
+        "build_hostname": option_env!("TENET_BUILD_HOSTNAME").unwrap_or(""),
+        "bundles": { tenant: { "revision": revision } },
+    })
+}
+
 async fn decide_data(
     state: &AppState,
     tenant: &str,
@@ -335,9 +531,14 @@ async fn decide_data(
 ) -> AppResult {
     let started = Instant::now();
     let limits = state.host.config().eval_limits.clone();
+    let yaml = is_yaml(headers);
     let input_value = if method == Method::GET {
         match q.get("input") {
-            Some(text) => Some(parse_json(text.as_bytes())?),
+            Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+                ApiError::invalid_parameter(format!(
+                    "parameter contains malformed input document: {e}"
+                ))
+            })?),
             None => None,
         }
     } else {
@@ -345,11 +546,12 @@ async fn decide_data(
         if bytes.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
-            match parse_json(&bytes)? {
+            let document = parse_document(&bytes, yaml, "body contains malformed input document")?;
+            match document {
                 Value::Object(mut o) => o.remove("input"),
                 _ => {
                     return Err(ApiError::invalid_parameter(
-                        "body must be a JSON object with an \"input\" key",
+                        "body contains malformed input document: expected a JSON object with an \"input\" key",
                     ))
                 }
             }
@@ -361,8 +563,13 @@ async fn decide_data(
         }
         None => Input::none(),
     };
+    let parsed = Instant::now();
     let decision = state.host.decide(tenant, path, &input).await?;
+    let evaluated = Instant::now();
     let mut out = Map::new();
+    if let Some(id) = decision_log(state, tenant, path, &decision) {
+        out.insert("decision_id".into(), Value::String(id));
+    }
     if let Some(result) = decision.result {
         out.insert("result".into(), result);
     }
@@ -372,13 +579,70 @@ async fn decide_data(
             json!({"code": "api_usage_warning", "message": "'input' key missing from the request"}),
         );
     }
-    if q.contains_key("metrics") {
+    if flag(q, "provenance") {
+        out.insert("provenance".into(), provenance(tenant, &decision.revision));
+    }
+    if flag(q, "metrics") {
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         out.insert(
             "metrics".into(),
-            json!({"timer_server_handler_ns": started.elapsed().as_nanos() as u64}),
+            json!({
+                "counter_server_query_cache_hit": u64::from(decision.cached),
+                "timer_rego_input_parse_ns": ns(parsed - started),
+                "timer_rego_query_eval_ns": ns(evaluated - parsed),
+                "timer_server_handler_ns": ns(started.elapsed()),
+            }),
         );
     }
-    Ok(Json(Value::Object(out)).into_response())
+    Ok(reply(StatusCode::OK, Value::Object(out), flag(q, "pretty")))
+}
+
+/// OPA's webhook API, `POST /v0/data/{path}`: the body is the input and the
+/// answer is the bare document; undefined is a 404.
+async fn webhook(
+    State(state): State<Arc<AppState>>,
+    Path(params): Path<HashMap<String, String>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> AppResult {
+    let tenant = tenant_of(&state, &params, &headers)?;
+    let components = data_path(&uri, params.contains_key("tenant"));
+    let path = &components.join("/");
+    let bytes = body(&state, &headers, raw)?;
+    let limits = state.host.config().eval_limits.clone();
+    let input = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Input::none()
+    } else {
+        Input::from_value(&parse_json(&bytes)?, &limits)
+            .map_err(|e| ApiError::invalid_parameter(e.to_string()))?
+    };
+    let decision = state.host.decide(&tenant, path, &input).await?;
+    match decision.result {
+        Some(result) => Ok(Json(result).into_response()),
+        None => Err(undefined_document(&state, &tenant, path).await),
+    }
+}
+
+/// OPA's 404 for an undefined document: "document undefined" when some
+/// module defines rules at or above the path, "document missing" when none
+/// does.
+async fn undefined_document(state: &AppState, tenant: &str, path: &str) -> ApiError {
+    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let dotted = format!("data.{}", components.join("."));
+    let defined = state.host.policies(tenant).await.is_ok_and(|modules| {
+        modules.iter().any(|m| {
+            tenet::package_path(&m.raw).is_ok_and(|pkg| {
+                pkg.len() <= components.len() && pkg.iter().zip(&components).all(|(a, b)| a == b)
+            })
+        })
+    });
+    let what = if defined { "undefined" } else { "missing" };
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "undefined_document",
+        format!("document {what}: {dotted}"),
+    )
 }
 
 async fn default_decision(
@@ -404,7 +668,9 @@ async fn decide_default(
     let input = if bytes.iter().all(u8::is_ascii_whitespace) {
         Input::none()
     } else {
-        Input::from_value(&parse_json(&bytes)?, &limits)
+        let document =
+            parse_document(&bytes, is_yaml(headers), "unexpected parse error for input")?;
+        Input::from_value(&document, &limits)
             .map_err(|e| ApiError::invalid_parameter(e.to_string()))?
     };
     let decision = state
@@ -413,13 +679,6 @@ async fn decide_default(
         .await?;
     match decision.result {
         Some(result) => Ok(Json(result).into_response()),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "undefined_document",
-            format!(
-                "document missing: data/{}",
-                state.default_decision.trim_matches('/')
-            ),
-        )),
+        None => Err(undefined_document(state, tenant, &state.default_decision).await),
     }
 }

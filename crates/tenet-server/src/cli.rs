@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tenet::{Bundle, CompileOptions, EvalLimits, Evaluator, Input, Limits, Policy};
+use tenet_server::config::Config;
 
 /// tenet: a multi-tenant policy decision point that speaks OPA.
 #[derive(Debug, Parser)]
@@ -48,50 +49,127 @@ enum Command {
     },
     /// Serve OPA's REST API for every tenant whose bundle the template
     /// resolves, loading each on its first request.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
-/// `tenet serve` options.
+/// `tenet serve` options. Each flag overrides the same setting of the
+/// config file and of its `TENET_SECTION__KEY` environment override.
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
+    /// YAML config file (OPA-style `services`, `bundles`, `keys`,
+    /// `decision_logs`, `status`; tenet's `server`, `host`, `tenants`,
+    /// `isolation`). See docs/config.md.
+    #[arg(short, long, env = "TENET_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on (`127.0.0.1:0` picks a free port).
-    #[arg(long, env = "TENET_ADDR", default_value = "127.0.0.1:8181")]
-    addr: String,
+    /// [default: 127.0.0.1:8181]
+    #[arg(long, env = "TENET_ADDR")]
+    addr: Option<String>,
     /// Bundle location template with `{tenant}`: a directory per tenant
-    /// (`bundles/{tenant}`) or an archive (`bundles/{tenant}.tar.gz`).
-    #[arg(
-        long,
-        env = "TENET_BUNDLES",
-        default_value = "examples/bundles/{tenant}"
-    )]
-    bundles: String,
+    /// (`bundles/{tenant}`), an archive (`bundles/{tenant}.tar.gz`), or an
+    /// `http(s)://` or `s3://` URL. [default: examples/bundles/{tenant}]
+    #[arg(long, env = "TENET_BUNDLES")]
+    bundles: Option<String>,
     /// Header naming the tenant on paths without `/tenants/{tenant}`.
-    #[arg(long, env = "TENET_TENANT_HEADER", default_value = "X-Tenant-ID")]
-    tenant_header: String,
-    /// Largest request body in bytes (after gzip decoding).
-    #[arg(long, env = "TENET_MAX_BODY_BYTES", default_value_t = 10 << 20)]
-    max_body_bytes: usize,
+    /// [default: X-Tenant-ID]
+    #[arg(long, env = "TENET_TENANT_HEADER")]
+    tenant_header: Option<String>,
+    /// Largest request body in bytes, after gzip decoding. [default: 10 MiB]
+    #[arg(long, env = "TENET_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
     /// Path of the default decision served at `POST /`.
-    #[arg(long, default_value = "system/main")]
-    default_decision: String,
+    /// [default: system/main]
+    #[arg(long)]
+    default_decision: Option<String>,
     /// Seconds an unused tenant stays loaded after its last request.
-    #[arg(long, default_value_t = 300)]
-    idle_timeout_secs: u64,
+    /// [default: 300]
+    #[arg(long)]
+    idle_timeout_secs: Option<u64>,
     /// Seconds an unreferenced tenant stays warm before it is collected.
-    #[arg(long, default_value_t = 30)]
-    grace_period_secs: u64,
-    /// Evaluation deadline in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    deadline_ms: u64,
-    /// Bearer token required on the admin API (`/v1/tenants`).
+    /// [default: 30]
+    #[arg(long)]
+    grace_period_secs: Option<u64>,
+    /// Evaluation deadline in milliseconds. [default: 1000]
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// Bearer token required on the admin API (`/v1/tenants`) and on
+    /// policy and data writes.
     #[arg(long, env = "TENET_ADMIN_TOKEN")]
     admin_token: Option<String>,
     /// Bearer token required on the decision API.
     #[arg(long, env = "TENET_DECISION_TOKEN")]
     decision_token: Option<String>,
+    /// Log every decision and return a `decision_id` with each.
+    #[arg(long)]
+    log_decisions: bool,
     /// Seconds to drain in-flight requests after SIGTERM/SIGINT.
-    #[arg(long, default_value_t = 10)]
-    drain_secs: u64,
+    /// [default: 10]
+    #[arg(long)]
+    drain_secs: Option<u64>,
+    /// Serve HTTPS with this PEM certificate chain (needs
+    /// `--tls-private-key-file`).
+    #[arg(long, env = "TENET_TLS_CERT_FILE", requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `--tls-cert-file`.
+    #[arg(long, env = "TENET_TLS_PRIVATE_KEY_FILE", requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers (also bounds the
+    /// TLS handshake and idle keep-alive connections); 0 disables.
+    /// [default: 10]
+    #[arg(long, env = "TENET_READ_HEADER_TIMEOUT_SECS")]
+    read_header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request's whole body (408 after);
+    /// 0 disables. [default: 30]
+    #[arg(long, env = "TENET_READ_BODY_TIMEOUT_SECS")]
+    read_body_timeout_secs: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The config file with the `TENET_*` overrides and then these flags
+    /// applied.
+    fn config(&self) -> Result<Config> {
+        let mut c = Config::load(self.config.as_deref(), std::env::vars())?;
+        let server = &mut c.server;
+        macro_rules! flag {
+            ($field:ident => $target:expr) => {
+                if let Some(v) = self.$field.clone() {
+                    $target = v;
+                }
+            };
+        }
+        flag!(addr => server.addr);
+        flag!(tenant_header => server.tenant_header);
+        flag!(max_body_bytes => server.max_body_bytes);
+        flag!(default_decision => server.default_decision);
+        flag!(drain_secs => server.drain_seconds);
+        flag!(read_header_timeout_secs => server.read_header_timeout_seconds);
+        flag!(read_body_timeout_secs => server.read_body_timeout_seconds);
+        if self.admin_token.is_some() {
+            server.admin_token = self.admin_token.clone();
+        }
+        if self.decision_token.is_some() {
+            server.decision_token = self.decision_token.clone();
+        }
+        if let (Some(cert_file), Some(private_key_file)) = (
+            self.tls_cert_file.clone(),
+            self.tls_private_key_file.clone(),
+        ) {
+            server.tls = Some(tenet_server::config::TlsSection {
+                cert_file,
+                private_key_file,
+            });
+        }
+        if let Some(template) = self.bundles.clone() {
+            c.bundles.template = template;
+            c.bundles.service = None;
+            c.bundles.resource = None;
+        }
+        flag!(idle_timeout_secs => c.host.idle_timeout_seconds);
+        flag!(grace_period_secs => c.host.grace_period_seconds);
+        flag!(deadline_ms => c.host.deadline_ms);
+        c.decision_logs.console |= self.log_decisions;
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,7 +228,10 @@ fn execute(command: Command) -> Result<()> {
     }
 }
 
-fn serve(args: ServeArgs) -> Result<()> {
+fn serve(args: Box<ServeArgs>) -> Result<()> {
+    // The config is checked before anything starts, so a bad one fails
+    // with its file, key and reason and nothing else on the screen.
+    let config = args.config()?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -160,46 +241,79 @@ fn serve(args: ServeArgs) -> Result<()> {
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
-        let sources = tenet::SourceTemplate::new(args.bundles.clone(), Limits::default())
+        let template = config.bundle_template();
+        let sources = tenet::SourceTemplate::new(template.clone(), Limits::default())
             .map_err(anyhow::Error::msg)
-            .context("--bundles")?;
-        let config = tenet::HostConfig {
-            on_demand: true,
-            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-            grace_period: Duration::from_secs(args.grace_period_secs),
+            .context("bundle template")?;
+        let h = &config.host;
+        let host_config = tenet::HostConfig {
+            on_demand: h.on_demand,
+            idle_timeout: Duration::from_secs(h.idle_timeout_seconds),
+            grace_period: Duration::from_secs(h.grace_period_seconds),
+            startup_timeout: Duration::from_secs(h.startup_timeout_seconds),
+            fetch_timeout: Duration::from_secs(h.fetch_timeout_seconds),
+            max_instances: h.max_instances,
+            memory_budget: h.memory_budget_bytes.unwrap_or(u64::MAX),
+            load_concurrency: h.load_concurrency,
+            labels: h.labels.clone(),
+            evaluator: if h.evaluator == "vm" {
+                Evaluator::Vm
+            } else {
+                Evaluator::Interpreter
+            },
+            decision_cache: h.decision_cache.clone(),
             eval_limits: EvalLimits {
-                deadline: Duration::from_millis(args.deadline_ms),
-                max_input_bytes: args.max_body_bytes,
+                deadline: Duration::from_millis(h.deadline_ms),
+                max_input_bytes: config.server.max_body_bytes,
                 ..EvalLimits::default()
             },
             ..tenet::HostConfig::default()
         };
-        let host = tenet::Host::new(config, std::sync::Arc::new(sources));
-        let tenant_header = axum_header(&args.tenant_header)?;
+        let host = tenet::Host::new(host_config, std::sync::Arc::new(sources));
+        let tenant_header = axum_header(&config.server.tenant_header)?;
         let mut state = tenet_server::AppState::new(
-            host,
+            host.clone(),
             tenant_header,
-            args.default_decision.trim_matches('/').to_string(),
-            args.max_body_bytes,
+            config.server.default_decision.trim_matches('/').to_string(),
+            config.server.max_body_bytes,
         );
-        state.admin_token = args.admin_token.clone();
-        state.decision_token = args.decision_token.clone();
+        state.admin_token = config.server.admin_token.clone();
+        state.decision_token = config.server.decision_token.clone();
+        state.decision_log = config.decision_logs.console;
+        // Configured tenants are pinned for the life of the process.
+        {
+            let mut pins = state.pins.lock().unwrap_or_else(|p| p.into_inner());
+            for tenant in &config.tenants {
+                let lease = host
+                    .acquire(tenant)
+                    .with_context(|| format!("tenants: {tenant}"))?;
+                pins.insert(tenant.clone(), lease);
+            }
+        }
         let app = tenet_server::app(state);
-        let listener = tokio::net::TcpListener::bind(&args.addr)
+        let addr = &config.server.addr;
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("binding {}", args.addr))?;
-        let local = listener.local_addr()?;
+            .with_context(|| format!("binding {addr}"))?;
+        let server_options = tenet_server::ServeOptions {
+            drain_timeout: Duration::from_secs(config.server.drain_seconds),
+            read_header_timeout: Duration::from_secs(config.server.read_header_timeout_seconds),
+            read_body_timeout: Duration::from_secs(config.server.read_body_timeout_seconds),
+            tls: config.server.tls.clone().map(|t| tenet_server::TlsConfig {
+                cert_file: t.cert_file,
+                private_key_file: t.private_key_file,
+            }),
+        };
+        let server =
+            tenet_server::Server::new(listener, server_options).context("configuring TLS")?;
+        // Signal handlers before the announcement: a SIGTERM right after it
+        // must drain, not kill.
+        let shutdown = tenet_server::shutdown_signal();
+        let local = server.local_addr()?;
         // The first line on stdout is the address, for scripts and tests.
-        println!("tenet listening on http://{local}");
-        tracing::info!(addr = %local, bundles = %args.bundles, "serving");
-        tenet_server::serve(
-            listener,
-            app,
-            tenet_server::shutdown_signal(),
-            Duration::from_secs(args.drain_secs),
-        )
-        .await
-        .context("serving")?;
+        println!("tenet listening on {}://{local}", server.scheme());
+        tracing::info!(addr = %local, bundles = %template, "serving");
+        server.run(app, shutdown).await.context("serving")?;
         Ok(())
     })
 }

@@ -14,6 +14,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// OPA's `errors` array (compile errors with their locations).
+    errors: Option<Vec<serde_json::Value>>,
 }
 
 impl ApiError {
@@ -28,7 +30,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            errors: None,
         }
+    }
+
+    /// The same error with OPA's `errors` array.
+    pub fn with_errors(mut self, errors: Vec<serde_json::Value>) -> Self {
+        self.errors = Some(errors);
+        self
     }
 
     /// The HTTP status.
@@ -58,7 +67,37 @@ impl From<HostError> for ApiError {
                 "capacity_exceeded",
                 message,
             ),
+            HostError::OwnedByBundle { .. }
+            | HostError::InvalidWrite { .. }
+            | HostError::RootWrite { .. }
+            | HostError::DataConflict { .. } => Self::invalid_parameter(message),
+            HostError::WriteConflict { .. } => {
+                Self::new(StatusCode::NOT_FOUND, "resource_conflict", message)
+            }
+            HostError::DocumentNotFound { path, .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "resource_not_found",
+                format!("storage_not_found_error: {path}: document does not exist"),
+            ),
+            HostError::PolicyNotFound { id, .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "resource_not_found",
+                format!("storage_not_found_error: policy id {id:?}"),
+            ),
             HostError::Policy { source, .. } => match source {
+                PolicyError::Compile { file, message } => compile_error(file, message),
+                PolicyError::Evaluation { message } if message.contains("conflicts with rule") => {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "error(s) occurred while evaluating query",
+                    )
+                    .with_errors(vec![json!({
+                        "code": "eval_conflict_error",
+                        "message": "complete rules must not produce multiple outputs",
+                        "location": location(message, ""),
+                    })])
+                }
                 PolicyError::InvalidPath { .. }
                 | PolicyError::InputTooLarge { .. }
                 | PolicyError::InputTooDeep { .. }
@@ -75,9 +114,58 @@ impl From<HostError> for ApiError {
     }
 }
 
+/// OPA's answer to a module that does not compile: 400 with one entry per
+/// error, located by file, row and column when regorus reports them
+/// (`--> file:row:col` followed by `error: message`).
+fn compile_error(file: &str, message: &str) -> ApiError {
+    let text = message
+        .rsplit_once("error: ")
+        .map_or(message, |(_, m)| m)
+        .trim();
+    // Regorus parses modules as they are added (syntax errors name the
+    // module); later analysis errors name the bundle. Unsafe variables get
+    // OPA's own code and wording.
+    let unsafe_var = text
+        .strip_prefix("use of undefined variable `")
+        .and_then(|rest| rest.strip_suffix("` is unsafe"));
+    let (code, text) = match unsafe_var {
+        Some(var) => ("rego_unsafe_var_error", format!("var {var} is unsafe")),
+        None if matches!(file, "bundle" | "data") => ("rego_compile_error", text.to_string()),
+        None if message.contains("is unsafe") => ("rego_unsafe_var_error", text.to_string()),
+        None => ("rego_parse_error", text.to_string()),
+    };
+    ApiError::invalid_parameter("error(s) occurred while compiling module(s)").with_errors(vec![
+        json!({ "code": code, "message": text, "location": location(message, file) }),
+    ])
+}
+
+/// `{"file", "row", "col"}` from regorus's `--> file:row:col` line.
+fn location(message: &str, file: &str) -> serde_json::Value {
+    message
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .and_then(|loc| {
+            let mut parts = loc.rsplitn(3, ':');
+            let col: u64 = parts.next()?.trim().parse().ok()?;
+            let row: u64 = parts.next()?.trim().parse().ok()?;
+            Some(json!({ "file": parts.next()?, "row": row, "col": col }))
+        })
+        .unwrap_or_else(|| json!({ "file": file, "row": 0, "col": 0 }))
+}
+
+impl ApiError {
+    /// The JSON body: `{"code", "message", "errors"?}`.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = json!({ "code": self.code, "message": self.message });
+        if let Some(errors) = &self.errors {
+            body["errors"] = serde_json::Value::Array(errors.clone());
+        }
+        body
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "code": self.code, "message": self.message });
-        (self.status, axum::Json(body)).into_response()
+        (self.status, axum::Json(self.body())).into_response()
     }
 }

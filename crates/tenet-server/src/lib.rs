@@ -2,73 +2,577 @@
 //! ([`app`], [`serve`]). It parses requests, asks the [`tenet::Host`] for
 //! decisions and maps every error to OPA's error shape in one place
 //! ([`ApiError`]); it holds no policy logic.
+//!
+//! ## The server stack ([`serve`], [`Server`])
+//!
+//! `axum::serve` can set neither a header read timeout nor TLS, so the
+//! accept loop is here, on hyper-util's connection builders:
+//!
+//! - **Protocols.** The plain port serves HTTP/1.1 and HTTP/2 with prior
+//!   knowledge (h2c): the first bytes are peeked (not consumed) and the
+//!   HTTP/2 preface picks HTTP/2. With TLS the ALPN result picks (`h2`,
+//!   else HTTP/1.1). No `Upgrade: h2c`.
+//! - **Slow clients.** `read_header_timeout` bounds the TLS handshake, the
+//!   protocol sniffing and (hyper's own timer) each HTTP/1.1 request head,
+//!   including the wait for the next request on a keep-alive connection;
+//!   when it passes the connection is closed. An HTTP/2 connection is
+//!   PINGed when idle for that long and closed when the PING is not
+//!   answered within it again. `read_body_timeout` is a
+//!   deadline for the whole body counted from the head, so trickling bytes
+//!   does not extend it: the answer is then 408 `request_timeout` (OPA's
+//!   error shape) and an HTTP/1.1 connection is closed.
+//! - **Drain.** When `shutdown` resolves the listener is closed, every
+//!   connection is asked to finish (HTTP/1.1 after the response in
+//!   progress, HTTP/2 with GOAWAY), and after `drain_timeout` the rest are
+//!   aborted.
+//! - Every request carries `ConnectInfo<SocketAddr>` for handlers.
+//!
+//! The stack does not route, authenticate or limit body sizes: that is the
+//! router's (`api`). It has no connection limit of its own.
 
 mod api;
+mod batch;
+pub mod config;
 mod error;
+mod metrics;
+mod push;
+mod tls;
 
 pub use api::{app, AppState};
 pub use axum::http::HeaderName;
 pub use error::ApiError;
+pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+pub use tls::{TlsConfig, TlsError};
 
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue, StatusCode, Version};
+use axum::response::IntoResponse;
+use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use serde::Deserialize;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops
-/// accepting and drains in-flight requests for at most `drain`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    drain: Duration,
-) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(());
-    });
-    let server = tokio::spawn(async move { server.await });
-    tokio::pin!(server);
-    tokio::select! {
-        done = &mut server => return done.map_err(std::io::Error::other)?,
-        _ = stop_rx => {}
-    }
-    match tokio::time::timeout(drain, &mut server).await {
-        Ok(done) => done.map_err(std::io::Error::other)?,
-        Err(_) => {
-            tracing::warn!(
-                ?drain,
-                "drain deadline passed; closing remaining connections"
-            );
-            server.abort();
-            Ok(())
+/// How [`serve`] serves: timeouts, drain and TLS. Deserializable, so a
+/// config file section can carry it: every field may be left out (the
+/// defaults below) and durations are written as seconds (`10`, `0.5`) or
+/// as humantime strings (`"10s"`, `"500ms"`, `"1m"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ServeOptions {
+    /// After the shutdown signal, how long in-flight requests may take to
+    /// finish before their connections are closed. Default 10 s.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub drain_timeout: Duration,
+    /// How long a client has to send a request's head (request line and
+    /// headers). It also bounds the TLS handshake, the first bytes of a new
+    /// connection, and how long an idle HTTP/1.1 keep-alive connection
+    /// waits for its next request. Zero disables it. Default 10 s.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub read_header_timeout: Duration,
+    /// How long a client has to send a request's whole body, counted from
+    /// the moment its head was read; past it the answer is 408
+    /// `request_timeout` and an HTTP/1.1 connection is closed. Zero
+    /// disables it. Default 30 s.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub read_body_timeout: Duration,
+    /// Serve HTTPS with this certificate and key; plain HTTP when `None`
+    /// (the default).
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            drain_timeout: Duration::from_secs(10),
+            read_header_timeout: Duration::from_secs(10),
+            read_body_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+/// A duration as seconds (integer or fractional) or a humantime string.
+pub(crate) fn deserialize_duration<'de, D>(deserializer: D) -> Result<Duration, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Fraction(f64),
+        Text(String),
     }
-    tracing::info!("shutdown signal received; draining");
+    use serde::de::Error;
+    match Raw::deserialize(deserializer)? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Fraction(f) => Duration::try_from_secs_f64(f).map_err(D::Error::custom),
+        Raw::Text(t) => humantime::parse_duration(&t)
+            .map_err(|e| D::Error::custom(format!("invalid duration {t:?}: {e}"))),
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// A listener made ready to serve: TLS loaded and checked. Built before the
+/// server announces itself, so a bad certificate fails the start.
+pub struct Server {
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    options: ServeOptions,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("tls", &self.acceptor.is_some())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Reads the TLS files, if any; errors name the file.
+    pub fn new(listener: TcpListener, options: ServeOptions) -> Result<Self, ServeError> {
+        let acceptor = options.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
+        Ok(Self {
+            listener,
+            acceptor,
+            options,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.acceptor.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Serves `app` until `shutdown` resolves, then stops accepting, lets
+    /// in-flight requests finish for at most the drain timeout, and closes
+    /// what is left.
+    pub async fn run(
+        self,
+        app: axum::Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Self {
+            listener,
+            acceptor,
+            options,
+        } = self;
+        let shared = Arc::new(Shared::new(app, acceptor, &options));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                // Shutdown first, so it is polled (and armed) before the
+                // first connection is taken.
+                biased;
+                () = &mut shutdown => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        connections.spawn(connection(shared.clone(), stream, peer, stop_rx.clone()));
+                    }
+                    Err(e) if is_connection_error(&e) => {}
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        stop_tx.send_replace(true);
+        let drain = options.drain_timeout;
+        let drained = tokio::time::timeout(drain, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                ?drain,
+                open = connections.len(),
+                "drain deadline passed; closing remaining connections"
+            );
+            connections.shutdown().await;
+        }
+        Ok(())
+    }
+}
+
+/// Serves `app` on `listener` with `options` until `shutdown` resolves,
+/// then drains (see [`Server::run`]). Fails before serving when TLS is
+/// configured and its files cannot be used.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    Server::new(listener, options)?.run(app, shutdown).await
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}
+
+/// What every connection task reads.
+struct Shared {
+    app: axum::Router,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+    header_timeout: Option<Duration>,
+    body_timeout: Option<Duration>,
+}
+
+fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+impl Shared {
+    fn new(
+        app: axum::Router,
+        acceptor: Option<tokio_rustls::TlsAcceptor>,
+        options: &ServeOptions,
+    ) -> Self {
+        let header_timeout = nonzero(options.read_header_timeout);
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        let mut http2 = builder.http2();
+        http2.timer(TokioTimer::new());
+        if let Some(limit) = header_timeout {
+            // HTTP/2 has no request-head timeout to lean on: a peer that
+            // stops answering PINGs is dropped instead.
+            http2.keep_alive_interval(limit).keep_alive_timeout(limit);
+        }
+        Self {
+            app,
+            acceptor,
+            http1: builder.clone().http1_only(),
+            http2: builder.http2_only(),
+            header_timeout,
+            body_timeout: nonzero(options.read_body_timeout),
+        }
+    }
+}
+
+/// `f`, bounded by `limit` when there is one; `None` when it ran out.
+async fn within<F: Future>(limit: Option<Duration>, f: F) -> Option<F::Output> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+/// One accepted connection: TLS handshake or protocol detection (both
+/// within the header timeout, and abandoned on shutdown), then HTTP/1.1 or
+/// HTTP/2 until the client leaves or the server drains.
+async fn connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let limit = shared.header_timeout;
+    match &shared.acceptor {
+        None => {
+            let sniffed = tokio::select! {
+                r = within(limit, sniff_h2(&stream)) => r,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match sniffed {
+                Some(Ok(Some(h2))) => drive(&shared, stream, h2, peer, stop).await,
+                Some(Ok(None)) => {}
+                Some(Err(e)) => tracing::debug!(%peer, error = %e, "reading a new connection"),
+                None => tracing::debug!(%peer, "no request within the header read timeout"),
+            }
+        }
+        Some(acceptor) => {
+            let accepted = tokio::select! {
+                r = within(limit, acceptor.accept(stream)) => r,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match accepted {
+                Some(Ok(tls)) => {
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    drive(&shared, tls, h2, peer, stop).await;
+                }
+                Some(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                None => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// HTTP/2's connection preface; a client speaking h2c with prior knowledge
+/// starts with it.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Peeks at the first bytes: `Some(true)` for the HTTP/2 preface,
+/// `Some(false)` for anything else (HTTP/1.x), `None` when the client
+/// closed without sending. Nothing is consumed.
+async fn sniff_h2(stream: &TcpStream) -> std::io::Result<Option<bool>> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if buf[..n] != H2_PREFACE[..n] {
+            return Ok(Some(false));
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(Some(true));
+        }
+        // A prefix of the preface so far: peek returns at once while bytes
+        // are buffered, so wait a little for the rest.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn drive<I>(
+    shared: &Shared,
+    io: I,
+    h2: bool,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let app = shared.app.clone();
+    let body_timeout = shared.body_timeout;
+    let service =
+        hyper::service::service_fn(move |request| handle(app.clone(), request, peer, body_timeout));
+    let builder = if h2 { &shared.http2 } else { &shared.http1 };
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        done = conn.as_mut() => {
+            if let Err(e) = done {
+                tracing::debug!(%peer, error = %e, "connection closed with an error");
+            }
+            return;
+        }
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "connection closed with an error while draining");
+    }
+}
+
+/// One request: the peer address as `ConnectInfo`, the body under its
+/// deadline, and a 408 in place of the answer when the deadline passed.
+async fn handle(
+    app: axum::Router,
+    request: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    body_timeout: Option<Duration>,
+) -> Result<axum::response::Response, Infallible> {
+    let http1 = request.version() < Version::HTTP_2;
+    let timed_out = metrics::BodyTimedOut::default();
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(ConnectInfo(peer));
+    parts.extensions.insert(timed_out.clone());
+    let body = DeadlineBody {
+        inner: body,
+        limit: body_timeout,
+        started: tokio::time::Instant::now(),
+        sleep: None,
+        timed_out: timed_out.clone(),
+    };
+    let response = app
+        .oneshot(axum::http::Request::from_parts(parts, body))
+        .await?;
+    if !timed_out.get() {
+        return Ok(response);
+    }
+    let limit = body_timeout.unwrap_or_default();
+    let mut response = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "request body not received within {}",
+            humantime::format_duration(limit)
+        ),
+    )
+    .into_response();
+    if http1 {
+        // The rest of the body may still be on its way: do not read it as
+        // the next request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
+}
+
+/// The body did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received within {0:?}")]
+struct BodyTimeout(Duration);
+
+/// A request body that fails once `limit` has passed since the request
+/// head was read, however the bytes trickle in. The timer is only armed
+/// when a read has to wait.
+struct DeadlineBody {
+    inner: Incoming,
+    limit: Option<Duration>,
+    started: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    timed_out: metrics::BodyTimedOut,
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
+        }
+        let Some(limit) = this.limit else {
+            return Poll::Pending;
+        };
+        let started = this.started;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(started + limit)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            this.timed_out.set();
+            return Poll::Ready(Some(Err(BodyTimeout(limit).into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM. On Unix the handlers are installed when
+/// this is called (inside a Tokio runtime), not when the future is first
+/// polled, so a signal that arrives once the caller has it is never lost
+/// to the default action: call it before announcing the server.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let handlers = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let (interrupt, terminate) = handlers;
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received; draining");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::PathBuf;
+
+    #[test]
+    fn serve_options_take_seconds_or_humantime_and_default_the_rest() {
+        let o: ServeOptions = serde_json::from_value(json!({
+            "read_header_timeout": 2,
+            "read_body_timeout": "1m 30s",
+            "drain_timeout": 0.5,
+            "tls": {"cert_file": "a.pem", "private_key_file": "b.pem"},
+        }))
+        .unwrap();
+        assert_eq!(o.read_header_timeout, Duration::from_secs(2));
+        assert_eq!(o.read_body_timeout, Duration::from_secs(90));
+        assert_eq!(o.drain_timeout, Duration::from_millis(500));
+        assert_eq!(o.tls.unwrap().private_key_file, PathBuf::from("b.pem"));
+
+        let d: ServeOptions = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(d, ServeOptions::default());
+        assert_eq!(d.read_header_timeout, Duration::from_secs(10));
+
+        for bad in [
+            json!({"read_body_timeout": "soon"}),
+            json!({"drain_timeout": -1}),
+            json!({"tls": {"cert_file": "a.pem"}}),
+            json!({"tls": {"cert_file": "a", "private_key_file": "b", "key_file": "c"}}),
+        ] {
+            assert!(
+                serde_json::from_value::<ServeOptions>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -11,13 +11,14 @@
 //! ```
 
 pub use tenet_bundle::{
-    build_archive, read_dir, read_tar_gz, write_tar_gz, Bundle, BundleError, BundleFile,
-    BundleSource, DataFile, DirectorySource, Fetched, FileSource, Limits, Manifest, Module,
-    Payload, VersionTag,
+    build_archive, package_path, read_dir, read_tar_gz, write_tar_gz, Bundle, BundleError,
+    BundleFile, BundleSource, DataFile, DirectorySource, Fetched, FileSource, Limits, Manifest,
+    Module, Payload, VersionTag,
 };
 pub use tenet_host::{
-    validate_tenant, Decision, DecisionCacheConfig, Host, HostConfig, HostError, HostStats,
-    InstanceState, Lease, ReferenceChange, SourceFactory, SourceTemplate, TenantSnapshot,
+    validate_tenant, DataWrite, Decision, DecisionCacheConfig, Host, HostConfig, HostError,
+    HostStats, InstanceState, Lease, PatchKind, PatchOp, PolicyModule, ReferenceChange,
+    SourceFactory, SourceTemplate, TenantSnapshot, WriteOutcome,
 };
 pub use tenet_policy::{
     CompileOptions, EvalLimits, Evaluation, Evaluator, Input, Policy, PolicyError, PreparedQuery,

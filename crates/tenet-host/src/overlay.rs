@@ -1,0 +1,817 @@
+//! Policies and data pushed through the API (OPA's policy API and data
+//! write API), kept per tenant and laid over every bundle the tenant
+//! fetches. A push builds the merged bundle, compiles it and activates it
+//! like a load does: decisions see the old revision or the new one, and a
+//! push that does not compile leaves both the pushed state and the active
+//! revision unchanged.
+//!
+//! As in OPA, a bundle owns the paths under its manifest's roots: pushed
+//! data and pushed policies must stay outside them (a bundle without a
+//! manifest owns everything). A tenant with pushed content holds a reference
+//! on its instance, so it is never collected while the content exists.
+//!
+//! This module parses neither HTTP nor JSON Patch documents; the server
+//! turns requests into [`DataWrite`]s.
+
+use crate::host::{Host, HostInner};
+use crate::instance::Instance;
+use crate::{HostError, Lease};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tenet_bundle::{Bundle, BundleError, Fetched, Manifest, Module};
+
+/// What was pushed to one tenant, and the bundle it was last laid over.
+pub(crate) struct Pushed {
+    policies: BTreeMap<String, String>,
+    data: Map<String, Value>,
+    base: Arc<Bundle>,
+    /// Keeps the instance referenced while anything is pushed.
+    _lease: Lease,
+}
+
+impl Pushed {
+    fn is_empty(&self) -> bool {
+        self.policies.is_empty() && self.data.is_empty()
+    }
+}
+
+/// A write to a tenant's data document at some path (OPA's data API).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataWrite {
+    /// `PUT`: create or replace the document, creating missing parents.
+    /// With `if_none_match`, an existing document is left alone.
+    Put { value: Value, if_none_match: bool },
+    /// `PATCH`: JSON Patch operations, paths relative to the written path.
+    Patch(Vec<PatchOp>),
+    /// `DELETE`: remove the document; it must exist.
+    Delete,
+}
+
+/// One JSON Patch operation (OPA supports `add`, `remove` and `replace`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchOp {
+    /// What the operation does.
+    pub kind: PatchKind,
+    /// Path below the written path, as unescaped JSON Pointer tokens.
+    pub path: Vec<String>,
+    /// The value for `add` and `replace`.
+    pub value: Value,
+}
+
+/// The JSON Patch operations OPA's data API accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    /// Insert into an array or set an object member (creating or replacing).
+    Add,
+    /// Remove an existing member or element.
+    Remove,
+    /// Replace an existing member or element.
+    Replace,
+}
+
+/// What a data write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The document changed and the new revision is active.
+    Written,
+    /// `PUT` with `if_none_match` found the document already there.
+    Exists,
+}
+
+/// A policy module as OPA's policy API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyModule {
+    /// The module id: the push id, or the file path inside the bundle.
+    pub id: String,
+    /// The Rego text.
+    pub raw: Arc<str>,
+}
+
+impl Host {
+    /// Waits until `tenant` can decide (loading it on demand, as a decision
+    /// would) and returns its active revision.
+    pub async fn ready(&self, tenant: &str) -> Result<Arc<str>, HostError> {
+        Ok(self.inner.ready(tenant).await?.revision.clone())
+    }
+
+    /// Every policy module of `tenant`'s active revision: the bundle's and
+    /// the pushed ones.
+    pub async fn policies(&self, tenant: &str) -> Result<Vec<PolicyModule>, HostError> {
+        let activation = self.inner.ready(tenant).await?;
+        Ok(activation
+            .policy
+            .modules()
+            .iter()
+            .map(|(id, raw)| PolicyModule {
+                id: id.clone(),
+                raw: raw.clone(),
+            })
+            .collect())
+    }
+
+    /// Creates or replaces the pushed policy `id` of `tenant` (creating the
+    /// instance if needed) and activates the result.
+    pub async fn put_policy(&self, tenant: &str, id: &str, raw: String) -> Result<(), HostError> {
+        self.push(tenant, |base, pushed| {
+            if base.modules.iter().any(|m| m.path == id) {
+                return Err(owned(&base.manifest, tenant, id.to_string()));
+            }
+            let package = tenet_bundle::package_path(&raw).map_err(|reason| HostError::Policy {
+                tenant: tenant.to_string(),
+                source: tenet_policy::PolicyError::Compile {
+                    file: id.to_string(),
+                    message: reason,
+                },
+            })?;
+            if base.manifest.claims(&package) {
+                return Err(owned(&base.manifest, tenant, package.join("/")));
+            }
+            pushed.0.insert(id.to_string(), raw);
+            Ok(WriteOutcome::Written)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes the pushed policy `id` of `tenant` and activates the result.
+    pub async fn delete_policy(&self, tenant: &str, id: &str) -> Result<(), HostError> {
+        self.inner.ready(tenant).await?;
+        self.push(tenant, |base, pushed| {
+            if pushed.0.remove(id).is_some() {
+                Ok(WriteOutcome::Written)
+            } else if let Some(m) = base.modules.iter().find(|m| m.path == id) {
+                Err(owned(&base.manifest, tenant, m.package.join("/")))
+            } else {
+                Err(HostError::PolicyNotFound {
+                    tenant: tenant.to_string(),
+                    id: id.to_string(),
+                })
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Writes `tenant`'s data document at `path` (components under `data`)
+    /// and activates the result.
+    pub async fn write_data(
+        &self,
+        tenant: &str,
+        path: &[String],
+        write: DataWrite,
+    ) -> Result<WriteOutcome, HostError> {
+        if !matches!(write, DataWrite::Put { .. }) {
+            self.inner.ready(tenant).await?;
+        }
+        self.push(tenant, |base, pushed| {
+            let claimed = |p: &[String]| {
+                let owns_all = base
+                    .manifest
+                    .roots
+                    .iter()
+                    .any(|r| r.trim_matches('/').is_empty());
+                if p.is_empty() && !owns_all && !base.manifest.roots.is_empty() {
+                    return Err(HostError::RootWrite {
+                        tenant: tenant.to_string(),
+                    });
+                }
+                if base.manifest.claims(p) {
+                    return Err(owned(&base.manifest, tenant, p.join("/")));
+                }
+                Ok(())
+            };
+            let data = &mut pushed.1;
+            match &write {
+                DataWrite::Put {
+                    value,
+                    if_none_match,
+                } => {
+                    if *if_none_match && lookup(&base.data, data, path) {
+                        return Ok(WriteOutcome::Exists);
+                    }
+                    claimed(path)?;
+                    put(tenant, data, path, value.clone())?;
+                }
+                DataWrite::Delete => {
+                    claimed(path)?;
+                    remove(tenant, data, path)?;
+                }
+                DataWrite::Patch(ops) => {
+                    for op in ops {
+                        let full: Vec<String> = path.iter().chain(&op.path).cloned().collect();
+                        claimed(&full)?;
+                        patch(tenant, data, &full, op)?;
+                    }
+                }
+            }
+            Ok(WriteOutcome::Written)
+        })
+        .await
+    }
+
+    /// One push: with the instance's loads held off, applies `change` to a
+    /// copy of the pushed state, compiles the merged bundle and activates
+    /// it; only then does the copy replace the pushed state.
+    async fn push(
+        &self,
+        tenant: &str,
+        change: impl FnOnce(
+            &Bundle,
+            &mut (BTreeMap<String, String>, Map<String, Value>),
+        ) -> Result<WriteOutcome, HostError>,
+    ) -> Result<WriteOutcome, HostError> {
+        let inner = &self.inner;
+        let lease = inner.acquire(tenant)?;
+        let instance = lease.instance().clone();
+        let _serial = instance.loading.lock().await;
+        let (base, mut state, held) = {
+            let pushed = inner.pushed.lock().unwrap_or_else(|p| p.into_inner());
+            match pushed.get(tenant) {
+                Some(p) => (
+                    Some(p.base.clone()),
+                    (p.policies.clone(), p.data.clone()),
+                    true,
+                ),
+                None => (None, Default::default(), false),
+            }
+        };
+        let base = match base {
+            Some(base) => base,
+            None => inner.fetch_base(&instance).await?,
+        };
+        if change(&base, &mut state)? == WriteOutcome::Exists {
+            return Ok(WriteOutcome::Exists);
+        }
+        let merged = merge(&base, &state.0, &state.1);
+        let compiler = inner.clone();
+        let policy = tokio::task::spawn_blocking(move || compiler.compiled_policy(&merged))
+            .await
+            .map_err(|e| HostError::LoadFailed {
+                tenant: tenant.to_string(),
+                reason: format!("compile task failed: {e}"),
+            })?
+            .map_err(|source| HostError::Policy {
+                tenant: tenant.to_string(),
+                source,
+            })?;
+        // Pushed data may not sit where a rule is defined, nor below one,
+        // nor hold a scalar above one: OPA reports a conflicting rule.
+        if let Some(rule) = policy
+            .rule_paths()
+            .iter()
+            .find(|rule| data_conflicts(&state.1, rule))
+        {
+            return Err(conflict(tenant, rule));
+        }
+        inner.activate(&instance, policy);
+        let mut pushed = inner.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        let next = Pushed {
+            policies: state.0,
+            data: state.1,
+            base,
+            _lease: lease,
+        };
+        if next.is_empty() {
+            pushed.remove(tenant);
+        } else {
+            pushed.insert(instance.tenant.clone(), next);
+        }
+        drop(pushed);
+        if !held {
+            tracing::info!(tenant, "tenant has pushed content; instance kept");
+        }
+        Ok(WriteOutcome::Written)
+    }
+}
+
+impl HostInner {
+    /// The tenant's active revision, found as a decision finds it: an
+    /// unknown tenant is loaded on demand (and stays unknown, leaving no
+    /// instance, when its source has no bundle).
+    async fn ready(
+        self: &Arc<Self>,
+        tenant: &str,
+    ) -> Result<Arc<crate::instance::Activation>, HostError> {
+        let instance = match self.lookup_live(tenant) {
+            Some(i) => i,
+            None if self.config.on_demand => self.get_or_create(tenant, true)?,
+            None => {
+                crate::validate_tenant(tenant)?;
+                return Err(HostError::TenantNotFound {
+                    tenant: tenant.to_string(),
+                });
+            }
+        };
+        self.wait_ready(&instance).await
+    }
+
+    /// The tenant's bundle as the source has it now; an empty bundle that
+    /// owns nothing when the source has none (a tenant fed only by pushes).
+    async fn fetch_base(&self, instance: &Instance) -> Result<Arc<Bundle>, HostError> {
+        let failed = |reason: String| HostError::LoadFailed {
+            tenant: instance.tenant.to_string(),
+            reason,
+        };
+        let fetched =
+            tokio::time::timeout(self.config.fetch_timeout, instance.source.fetch(None)).await;
+        let payload = match fetched {
+            Err(_) => return Err(failed("bundle fetch timed out".to_string())),
+            Ok(Err(BundleError::Io { source, .. }))
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(Arc::new(empty_bundle()));
+            }
+            Ok(Err(e)) => return Err(failed(format!("fetching the bundle: {e}"))),
+            Ok(Ok(Fetched::NotModified)) => {
+                return Err(failed(
+                    "source answered not-modified to a plain fetch".into(),
+                ))
+            }
+            Ok(Ok(Fetched::Bundle { payload, .. })) => payload,
+        };
+        let limits = self.config.bundle_limits.clone();
+        tokio::task::spawn_blocking(move || payload.into_bundle(&limits))
+            .await
+            .map_err(|e| failed(format!("read task failed: {e}")))?
+            .map(Arc::new)
+            .map_err(|e| failed(e.to_string()))
+    }
+
+    /// `bundle` with the tenant's pushed content laid over it, and `bundle`
+    /// itself when there is pushed content (the next base, to be kept with
+    /// [`HostInner::rebase`] once the merged bundle compiled). Called by
+    /// loads, which hold the instance's load lock, so no push runs
+    /// meanwhile. Fails when the new bundle claims a path that holds pushed
+    /// content.
+    pub(crate) fn overlay(
+        &self,
+        tenant: &str,
+        bundle: Bundle,
+    ) -> Result<(Bundle, Option<Bundle>), String> {
+        let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = pushed.get(tenant) else {
+            return Ok((bundle, None));
+        };
+        for (id, raw) in &p.policies {
+            if bundle.modules.iter().any(|m| &m.path == id) {
+                return Err(format!(
+                    "the bundle has a module at pushed policy id {id:?}"
+                ));
+            }
+            let package = tenet_bundle::package_path(raw).unwrap_or_default();
+            if bundle.manifest.claims(&package) {
+                return Err(format!(
+                    "the bundle's roots claim data.{}, defined by pushed policy {id:?}",
+                    package.join(".")
+                ));
+            }
+        }
+        for (key, value) in &p.data {
+            if let Some(clash) = first_owned(&bundle.manifest, std::slice::from_ref(key), value) {
+                return Err(format!(
+                    "the bundle's roots claim /{}, which holds pushed data",
+                    clash.join("/")
+                ));
+            }
+        }
+        let merged = merge(&bundle, &p.policies, &p.data);
+        Ok((merged, Some(bundle)))
+    }
+
+    /// Makes `base` the bundle pushed content is laid over from now on.
+    pub(crate) fn rebase(&self, tenant: &str, base: Bundle) {
+        let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = pushed.get_mut(tenant) {
+            p.base = Arc::new(base);
+        }
+    }
+}
+
+/// The shallowest path at or under `path` (holding `value`) that the
+/// manifest owns: pushed data the bundle would overwrite. Objects above a
+/// root only pass through, so their members are checked one by one.
+fn first_owned(manifest: &Manifest, path: &[String], value: &Value) -> Option<Vec<String>> {
+    if manifest.owns(path) {
+        return Some(path.to_vec());
+    }
+    match value {
+        Value::Object(map) if manifest.claims(path) => map.iter().find_map(|(k, v)| {
+            let mut child = path.to_vec();
+            child.push(k.clone());
+            first_owned(manifest, &child, v)
+        }),
+        _ => None,
+    }
+}
+
+/// OPA's refusal of a write the bundle owns; `path` is slash-separated
+/// without a leading slash (empty when the bundle owns everything).
+fn owned(manifest: &Manifest, tenant: &str, path: String) -> HostError {
+    let all = manifest
+        .roots
+        .iter()
+        .any(|r| r.trim_matches('/').is_empty());
+    HostError::OwnedByBundle {
+        tenant: tenant.to_string(),
+        path: if all { String::new() } else { path },
+    }
+}
+
+/// Pushed data where a rule is defined.
+fn conflict(tenant: &str, rule: &[String]) -> HostError {
+    HostError::DataConflict {
+        tenant: tenant.to_string(),
+        path: rule.join("/"),
+    }
+}
+
+/// True when `data` holds a document at `rule`, below it, or a non-object
+/// on the way to it.
+fn data_conflicts(data: &Map<String, Value>, rule: &[String]) -> bool {
+    let Some((first, rest)) = rule.split_first() else {
+        return false;
+    };
+    let Some(mut at) = data.get(first) else {
+        return false;
+    };
+    for key in rest {
+        match at {
+            Value::Object(map) => match map.get(key) {
+                Some(next) => at = next,
+                None => return false,
+            },
+            _ => return true,
+        }
+    }
+    true
+}
+
+/// A bundle with nothing in it that claims no path.
+fn empty_bundle() -> Bundle {
+    Bundle {
+        manifest: Manifest {
+            roots: Vec::new(),
+            ..Manifest::default()
+        },
+        modules: Vec::new(),
+        data: Value::Object(Map::new()),
+        data_files: Vec::new(),
+        files: Vec::new(),
+        digest: hex_digest(b"tenet-empty-bundle"),
+    }
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `base` plus pushed policies and data. The digest covers both, so the
+/// host's compile sharing only ever shares identical merged bundles.
+fn merge(base: &Bundle, policies: &BTreeMap<String, String>, data: &Map<String, Value>) -> Bundle {
+    let mut merged = base.clone();
+    for (id, raw) in policies {
+        merged.modules.push(Module {
+            path: id.clone(),
+            package: tenet_bundle::package_path(raw).unwrap_or_default(),
+            source: raw.clone(),
+            rego_version: 1,
+        });
+    }
+    if let Value::Object(target) = &mut merged.data {
+        for (k, v) in data {
+            deep_merge(target, k, v.clone());
+        }
+    }
+    let pushed = serde_json::json!({ "policies": policies, "data": data });
+    let mut hasher = Sha256::new();
+    hasher.update(base.digest.as_bytes());
+    hasher.update(pushed.to_string().as_bytes());
+    merged.digest = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    merged
+}
+
+fn deep_merge(target: &mut Map<String, Value>, key: &str, value: Value) {
+    match (target.get_mut(key), value) {
+        (Some(Value::Object(existing)), Value::Object(incoming)) => {
+            for (k, v) in incoming {
+                deep_merge(existing, &k, v);
+            }
+        }
+        (_, value) => {
+            target.insert(key.to_string(), value);
+        }
+    }
+}
+
+/// True when a document exists at `path` in the bundle's data or the
+/// pushed data.
+fn lookup(base: &Value, pushed: &Map<String, Value>, path: &[String]) -> bool {
+    if path.is_empty() {
+        return true;
+    }
+    let mut in_base = Some(base);
+    for key in path {
+        in_base = in_base.and_then(|v| step(v, key));
+    }
+    in_base.is_some() || {
+        let mut at = pushed.get(&path[0]);
+        for key in &path[1..] {
+            at = at.and_then(|v| step(v, key));
+        }
+        at.is_some()
+    }
+}
+
+fn step<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    match value {
+        Value::Object(map) => map.get(key),
+        Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    }
+}
+
+fn not_found(tenant: &str, path: &[String]) -> HostError {
+    HostError::DocumentNotFound {
+        tenant: tenant.to_string(),
+        path: format!("/{}", path.join("/")),
+    }
+}
+
+fn invalid(tenant: &str, reason: String) -> HostError {
+    HostError::InvalidWrite {
+        tenant: tenant.to_string(),
+        reason,
+    }
+}
+
+/// OPA's PUT: replaces the document, creating missing parent objects.
+fn put(
+    tenant: &str,
+    root: &mut Map<String, Value>,
+    path: &[String],
+    value: Value,
+) -> Result<(), HostError> {
+    let Some((last, parents)) = path.split_last() else {
+        return match value {
+            Value::Object(map) => {
+                *root = map;
+                Ok(())
+            }
+            _ => Err(invalid(
+                tenant,
+                "the root data document must be an object".into(),
+            )),
+        };
+    };
+    let mut at = root;
+    for (i, key) in parents.iter().enumerate() {
+        let next = at
+            .entry(key.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        at = match next {
+            Value::Object(map) => map,
+            _ => {
+                return Err(HostError::WriteConflict {
+                    tenant: tenant.to_string(),
+                    path: format!("/{}", path[..=i].join("/")),
+                })
+            }
+        };
+    }
+    at.insert(last.clone(), value);
+    Ok(())
+}
+
+/// OPA's DELETE: removes the document, which must exist.
+fn remove(tenant: &str, root: &mut Map<String, Value>, path: &[String]) -> Result<(), HostError> {
+    let Some((last, parents)) = path.split_last() else {
+        if root.is_empty() {
+            return Err(not_found(tenant, path));
+        }
+        root.clear();
+        return Ok(());
+    };
+    if parents.is_empty() {
+        return match root.remove(last) {
+            Some(_) => Ok(()),
+            None => Err(not_found(tenant, path)),
+        };
+    }
+    let parent = parent_mut(root, parents).ok_or_else(|| not_found(tenant, path))?;
+    let removed = match parent {
+        Value::Object(map) => map.remove(last).is_some(),
+        Value::Array(items) => match last.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    };
+    if removed {
+        Ok(())
+    } else {
+        Err(not_found(tenant, path))
+    }
+}
+
+/// The value at `path` under `root` viewed as an object value.
+fn parent_mut<'a>(root: &'a mut Map<String, Value>, path: &[String]) -> Option<&'a mut Value> {
+    let (first, rest) = path.split_first()?;
+    let mut at = root.get_mut(first)?;
+    for key in rest {
+        at = match at {
+            Value::Object(map) => map.get_mut(key)?,
+            Value::Array(items) => items.get_mut(key.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
+/// One JSON Patch operation with OPA's storage semantics: the parent must
+/// exist; `add` sets an object member or inserts into an array (`-`
+/// appends); `remove` and `replace` need the target to exist.
+fn patch(
+    tenant: &str,
+    root: &mut Map<String, Value>,
+    path: &[String],
+    op: &PatchOp,
+) -> Result<(), HostError> {
+    let Some((last, parents)) = path.split_last() else {
+        return match op.kind {
+            PatchKind::Remove => remove(tenant, root, path),
+            PatchKind::Add | PatchKind::Replace => put(tenant, root, path, op.value.clone()),
+        };
+    };
+    if parents.is_empty() {
+        return match op.kind {
+            PatchKind::Add => {
+                root.insert(last.clone(), op.value.clone());
+                Ok(())
+            }
+            PatchKind::Replace => match root.get_mut(last) {
+                Some(slot) => {
+                    *slot = op.value.clone();
+                    Ok(())
+                }
+                None => Err(not_found(tenant, path)),
+            },
+            PatchKind::Remove => remove(tenant, root, path),
+        };
+    }
+    if op.kind == PatchKind::Remove {
+        return remove(tenant, root, path);
+    }
+    let parent = parent_mut(root, parents).ok_or_else(|| not_found(tenant, path))?;
+    match (parent, op.kind) {
+        (Value::Object(map), PatchKind::Add) => {
+            map.insert(last.clone(), op.value.clone());
+        }
+        (Value::Object(map), PatchKind::Replace) => match map.get_mut(last) {
+            Some(slot) => *slot = op.value.clone(),
+            None => return Err(not_found(tenant, path)),
+        },
+        (Value::Array(items), kind) => {
+            let index = if last == "-" && kind == PatchKind::Add {
+                items.len()
+            } else {
+                last.parse::<usize>()
+                    .map_err(|_| invalid(tenant, format!("{last:?} is not an array index")))?
+            };
+            match kind {
+                PatchKind::Add if index <= items.len() => items.insert(index, op.value.clone()),
+                PatchKind::Replace if index < items.len() => items[index] = op.value.clone(),
+                _ => return Err(not_found(tenant, path)),
+            }
+        }
+        _ => return Err(not_found(tenant, path)),
+    }
+    Ok(())
+}
+
+impl Lease {
+    pub(crate) fn instance(&self) -> &Arc<Instance> {
+        &self.instance
+    }
+}
+
+/// Compiles `bundle` outside the host (for tests of merging).
+#[cfg(test)]
+fn compile(bundle: &Bundle) -> Result<tenet_policy::Policy, tenet_policy::PolicyError> {
+    tenet_policy::Policy::compile(bundle, tenet_policy::CompileOptions::default())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn s(path: &str) -> Vec<String> {
+        path.split('/')
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn put_creates_parents_and_refuses_scalars_on_the_way() {
+        let mut root = Map::new();
+        put("t", &mut root, &s("a/b/c"), json!(1)).unwrap();
+        assert_eq!(Value::Object(root.clone()), json!({"a": {"b": {"c": 1}}}));
+        assert!(put("t", &mut root, &s("a/b/c/d"), json!(2)).is_err());
+    }
+
+    #[test]
+    fn patch_follows_opa_storage_rules() {
+        let mut root = Map::new();
+        put("t", &mut root, &s("a"), json!({"list": [1, 2]})).unwrap();
+        let op = |kind, path: &str, value| PatchOp {
+            kind,
+            path: s(path),
+            value,
+        };
+        patch(
+            "t",
+            &mut root,
+            &s("a/list/-"),
+            &op(PatchKind::Add, "", json!(3)),
+        )
+        .unwrap();
+        patch(
+            "t",
+            &mut root,
+            &s("a/list/0"),
+            &op(PatchKind::Replace, "", json!(0)),
+        )
+        .unwrap();
+        patch(
+            "t",
+            &mut root,
+            &s("a/x"),
+            &op(PatchKind::Add, "", json!("y")),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(root.clone()),
+            json!({"a": {"list": [0, 2, 3], "x": "y"}})
+        );
+        let missing = patch(
+            "t",
+            &mut root,
+            &s("a/nope/x"),
+            &op(PatchKind::Add, "", json!(1)),
+        );
+        assert_eq!(missing.unwrap_err().kind(), "document_not_found");
+        let missing = patch(
+            "t",
+            &mut root,
+            &s("a/zz"),
+            &op(PatchKind::Replace, "", json!(1)),
+        );
+        assert_eq!(missing.unwrap_err().kind(), "document_not_found");
+        patch(
+            "t",
+            &mut root,
+            &s("a/list/1"),
+            &op(PatchKind::Remove, "", Value::Null),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(root),
+            json!({"a": {"list": [0, 3], "x": "y"}})
+        );
+    }
+
+    #[test]
+    fn merged_bundles_compile_and_digest_their_content() {
+        let base = empty_bundle();
+        let mut policies = BTreeMap::new();
+        policies.insert(
+            "p.rego".to_string(),
+            "package p\nallow if data.cfg.on\n".to_string(),
+        );
+        let mut data = Map::new();
+        data.insert("cfg".into(), json!({"on": true}));
+        let merged = merge(&base, &policies, &data);
+        let policy = compile(&merged).unwrap();
+        let input = tenet_policy::Input::none();
+        assert_eq!(
+            policy.evaluate("data.p.allow", &input).unwrap(),
+            Some(json!(true))
+        );
+        data.insert("cfg".into(), json!({"on": false}));
+        assert_ne!(merge(&base, &policies, &data).digest, merged.digest);
+    }
+}

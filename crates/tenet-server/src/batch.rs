@@ -1,0 +1,156 @@
+//! The batch query API in Enterprise OPA's shape:
+//! `POST /v1/batch/data/{path}` with `{"inputs": {id: input}, "common_input"}`
+//! answers `{"responses": {id: {"result": …}}}`. Each input is deep-merged
+//! over `common_input` (the input's keys win) and decided on its own; one
+//! failing input does not fail the others: the answer is then 207 and the
+//! failed entries carry OPA's error body plus `http_status_code`.
+
+use crate::api::{body, decision_log, tenant_of, AppResult, AppState};
+use crate::ApiError;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tenet::Input;
+
+/// `POST /v1/batch/data/{path}`.
+pub(crate) async fn batch(
+    State(state): State<Arc<AppState>>,
+    Path(params): Path<HashMap<String, String>>,
+    Query(q): Query<HashMap<String, String>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> AppResult {
+    let started = Instant::now();
+    let tenant = tenant_of(&state, &params, &headers)?;
+    let path = &tenet::QueryPath::from_components(crate::api::data_path(
+        &uri,
+        params.contains_key("tenant"),
+    ))
+    .to_rego();
+    let bytes = body(&state, &headers, raw)?;
+    let request: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::invalid_parameter(format!("body contains malformed input document: {e}"))
+    })?;
+    let inputs = match request.get("inputs") {
+        Some(Value::Object(inputs)) => inputs,
+        None | Some(Value::Null) => {
+            return Ok(Json(json!({"warning": {
+                "code": "api_usage_warning",
+                "message": "'inputs' key missing from the request",
+            }}))
+            .into_response())
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_parameter(
+                "body contains malformed input document: \"inputs\" must be an object",
+            ))
+        }
+    };
+    // A tenant that cannot decide fails the whole batch, not each input.
+    state.host.ready(&tenant).await?;
+    let common = request.get("common_input");
+    let limits = state.host.config().eval_limits.clone();
+    let mut responses = Map::new();
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+    for (id, input) in inputs {
+        let merged = match common {
+            Some(common) => merge(common, input),
+            None => input.clone(),
+        };
+        let outcome = match Input::from_value(&merged, &limits) {
+            Ok(input) => state
+                .host
+                .decide(&tenant, path, &input)
+                .await
+                .map_err(ApiError::from),
+            Err(e) => Err(ApiError::invalid_parameter(e.to_string())),
+        };
+        let entry = match outcome {
+            Ok(decision) => {
+                ok.push(id.clone());
+                let mut entry = Map::new();
+                if let Some(id) = decision_log(&state, &tenant, path, &decision) {
+                    entry.insert("decision_id".into(), Value::String(id));
+                }
+                if let Some(result) = decision.result {
+                    entry.insert("result".into(), result);
+                }
+                Value::Object(entry)
+            }
+            Err(e) => {
+                failed.push((id.clone(), e.status()));
+                e.body()
+            }
+        };
+        responses.insert(id.clone(), entry);
+    }
+    let mut responses = Value::Object(responses);
+    // All good: 200. All failed: 500. Mixed: 207, and then every entry
+    // carries its own status as a string (EOPA's shape).
+    let status = match (ok.is_empty(), failed.is_empty()) {
+        (_, true) => StatusCode::OK,
+        (true, false) => StatusCode::INTERNAL_SERVER_ERROR,
+        (false, false) => {
+            for id in &ok {
+                responses[id.as_str()]["http_status_code"] = Value::String("200".into());
+            }
+            for (id, status) in &failed {
+                responses[id.as_str()]["http_status_code"] =
+                    Value::String(status.as_u16().to_string());
+            }
+            StatusCode::MULTI_STATUS
+        }
+    };
+    let mut out = json!({ "responses": responses });
+    if q.contains_key("metrics") {
+        out["metrics"] = json!({ "timer_server_handler_ns": started.elapsed().as_nanos() as u64 });
+    }
+    Ok(crate::api::reply(
+        status,
+        out,
+        crate::api::flag(&q, "pretty"),
+    ))
+}
+
+/// `input` deep-merged over `common`: objects merge key by key, anything
+/// else in `input` wins.
+fn merge(common: &Value, input: &Value) -> Value {
+    match (common, input) {
+        (Value::Object(c), Value::Object(i)) => {
+            let mut out = c.clone();
+            for (k, v) in i {
+                let merged = match out.get(k) {
+                    Some(existing) => merge(existing, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        _ => input.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_win_over_common_input_key_by_key() {
+        let common = json!({"user": {"role": "viewer", "org": "x"}, "action": "read"});
+        let input = json!({"user": {"role": "admin"}});
+        assert_eq!(
+            merge(&common, &input),
+            json!({"user": {"role": "admin", "org": "x"}, "action": "read"})
+        );
+        assert_eq!(merge(&common, &json!(3)), json!(3));
+    }
+}

@@ -1,0 +1,527 @@
+//! `tenet serve`'s configuration file: YAML with keys modelled on OPA's
+//! (`services`, `bundles`, `keys`, `decision_logs`, `status`) plus tenet's
+//! own (`server`, `host`, `tenants`, `isolation`), overridden by `TENET_*`
+//! environment variables and then by command-line flags.
+//!
+//! Environment overrides name a key path with `__` between levels:
+//! `TENET_SERVER__ADDR=0.0.0.0:8181`, `TENET_HOST__GRACE_PERIOD_SECONDS=60`,
+//! `TENET_DECISION_LOGS__CONSOLE=true`. Values are read as YAML scalars.
+//!
+//! Unknown keys are errors, and every error names the file, the key path
+//! and the reason, so a typo fails at start instead of being ignored. This
+//! module only reads and checks configuration; it builds nothing.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not YAML.
+    #[error("{file}: not valid YAML: {reason}")]
+    Syntax { file: String, reason: String },
+    /// A key has a bad value or is unknown.
+    #[error("{file}: {key}: {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP server.
+    pub server: ServerSection,
+    /// Remote bundle services, by name (OPA's `services`).
+    pub services: BTreeMap<String, serde_json::Value>,
+    /// Where each tenant's bundle comes from (OPA's `bundles`, as one
+    /// template for every tenant).
+    pub bundles: BundlesSection,
+    /// Bundle signing keys, by key id (OPA's `keys`).
+    pub keys: BTreeMap<String, serde_json::Value>,
+    /// Decision logging (OPA's `decision_logs`).
+    pub decision_logs: DecisionLogsSection,
+    /// Status reporting (OPA's `status`).
+    pub status: StatusSection,
+    /// Tenants loaded at start and kept loaded (pinned).
+    pub tenants: Vec<String>,
+    /// Instance lifecycle and limits.
+    pub host: HostSection,
+    /// Process isolation between tenants.
+    pub isolation: IsolationSection,
+}
+
+/// `server:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Listen address.
+    pub addr: String,
+    /// Header naming the tenant on paths without `/tenants/{tenant}`.
+    pub tenant_header: String,
+    /// Largest request body in bytes (after gzip decoding).
+    pub max_body_bytes: usize,
+    /// Path of the default decision served at `POST /`.
+    pub default_decision: String,
+    /// Seconds to drain in-flight requests after SIGTERM/SIGINT.
+    pub drain_seconds: u64,
+    /// Seconds a client has to send a request's headers; 0 disables.
+    pub read_header_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body; 0 disables.
+    pub read_body_timeout_seconds: u64,
+    /// Bearer token for the admin API and for policy and data writes.
+    pub admin_token: Option<String>,
+    /// Bearer token for the decision API.
+    pub decision_token: Option<String>,
+    /// HTTPS.
+    pub tls: Option<TlsSection>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8181".into(),
+            tenant_header: "X-Tenant-ID".into(),
+            max_body_bytes: 10 << 20,
+            default_decision: "system/main".into(),
+            drain_seconds: 10,
+            read_header_timeout_seconds: 10,
+            read_body_timeout_seconds: 30,
+            admin_token: None,
+            decision_token: None,
+            tls: None,
+        }
+    }
+}
+
+/// `server.tls:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub private_key_file: PathBuf,
+}
+
+/// `bundles:`: one template for every tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BundlesSection {
+    /// Location with `{tenant}`: a path, `file://`, `http(s)://` or `s3://`
+    /// URL. Used when `service` is not set.
+    pub template: String,
+    /// Name of a `services` entry; the bundle is then at its URL joined
+    /// with `resource`.
+    pub service: Option<String>,
+    /// Resource path under the service, with `{tenant}`.
+    pub resource: Option<String>,
+    /// Polling delays (OPA's `polling`).
+    pub polling: PollingSection,
+    /// Keep the last activated bundle of each tenant on disk.
+    pub persist: bool,
+    /// Signature verification (OPA's `signing`).
+    pub signing: Option<serde_json::Value>,
+}
+
+impl Default for BundlesSection {
+    fn default() -> Self {
+        Self {
+            template: "examples/bundles/{tenant}".into(),
+            service: None,
+            resource: None,
+            polling: PollingSection::default(),
+            persist: false,
+            signing: None,
+        }
+    }
+}
+
+/// `bundles.polling:` (OPA's names).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PollingSection {
+    /// Shortest delay between polls of one tenant, in seconds.
+    pub min_delay_seconds: u64,
+    /// Longest delay between polls of one tenant, in seconds.
+    pub max_delay_seconds: u64,
+    /// Long-polling wait asked of HTTP bundle servers, in seconds.
+    pub long_polling_timeout_seconds: Option<u64>,
+}
+
+impl Default for PollingSection {
+    fn default() -> Self {
+        Self {
+            min_delay_seconds: 60,
+            max_delay_seconds: 120,
+            long_polling_timeout_seconds: None,
+        }
+    }
+}
+
+/// `decision_logs:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionLogsSection {
+    /// Log every decision to the process log and return `decision_id`s.
+    pub console: bool,
+}
+
+/// `status:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusSection {
+    /// Log each tenant's activations and failures to the process log
+    /// (they are always visible through `/v1/tenants`).
+    pub console: bool,
+}
+
+/// `host:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostSection {
+    /// Create an instance on a tenant's first request.
+    pub on_demand: bool,
+    /// Seconds an on-demand tenant stays referenced after its last request.
+    pub idle_timeout_seconds: u64,
+    /// Seconds an unreferenced tenant stays warm before it is collected.
+    pub grace_period_seconds: u64,
+    /// Seconds a decision waits for a tenant's first activation.
+    pub startup_timeout_seconds: u64,
+    /// Longest a bundle fetch may take, in seconds.
+    pub fetch_timeout_seconds: u64,
+    /// Most instances at once.
+    pub max_instances: usize,
+    /// Approximate memory budget for all activations, in bytes.
+    pub memory_budget_bytes: Option<u64>,
+    /// Most bundle loads at once.
+    pub load_concurrency: usize,
+    /// Evaluation deadline in milliseconds.
+    pub deadline_ms: u64,
+    /// `interpreter` (default) or `vm`.
+    pub evaluator: String,
+    /// Directory for persisted bundles (with `bundles.persist`).
+    pub persist_dir: Option<PathBuf>,
+    /// Per-instance decision cache.
+    pub decision_cache: tenet::DecisionCacheConfig,
+    /// Labels added to every instance.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for HostSection {
+    fn default() -> Self {
+        Self {
+            on_demand: true,
+            idle_timeout_seconds: 300,
+            grace_period_seconds: 30,
+            startup_timeout_seconds: 5,
+            fetch_timeout_seconds: 60,
+            max_instances: 100_000,
+            memory_budget_bytes: None,
+            load_concurrency: 8,
+            deadline_ms: 1000,
+            evaluator: "interpreter".into(),
+            persist_dir: None,
+            decision_cache: tenet::DecisionCacheConfig::default(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// `isolation:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IsolationSection {
+    /// `none`: every tenant in this process. (`tenant` and `session`, one
+    /// worker process per tenant or per session, are not built yet.)
+    pub level: String,
+}
+
+impl Default for IsolationSection {
+    fn default() -> Self {
+        Self {
+            level: "none".into(),
+        }
+    }
+}
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "TENET_";
+
+impl Config {
+    /// Reads `file` (if any), applies the `TENET_*` overrides among `env`
+    /// and checks the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let name = file.map_or_else(|| "<defaults>".to_string(), |f| f.display().to_string());
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    file: name.clone(),
+                    source,
+                })?;
+                let value: serde_json::Value =
+                    serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::Syntax {
+                        file: name.clone(),
+                        reason: e.to_string(),
+                    })?;
+                match value {
+                    serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+                    v @ serde_json::Value::Object(_) => v,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            file: name,
+                            key: "<root>".into(),
+                            reason: "the configuration must be a mapping".into(),
+                        })
+                    }
+                }
+            }
+            None => serde_json::Value::Object(Default::default()),
+        };
+        let mut overridden = Vec::new();
+        for (key, value) in env {
+            let Some(path) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            // Only `SECTION__KEY` names are overrides; flat names such as
+            // `TENET_ADDR` belong to the command-line flags.
+            if !path.contains("__") {
+                continue;
+            }
+            let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
+            let parsed: serde_json::Value = serde_yaml_ng::from_str(&value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
+            set(&mut tree, &keys, parsed);
+            overridden.push(key);
+        }
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            let env_note = overridden
+                .iter()
+                .find(|k| {
+                    k[ENV_PREFIX.len()..]
+                        .to_ascii_lowercase()
+                        .replace("__", ".")
+                        .starts_with(&key)
+                })
+                .map(|k| format!(" (from {k})"))
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                file: name.clone(),
+                key: format!("{key}{env_note}"),
+                reason: e.into_inner().to_string(),
+            }
+        })?;
+        config.check(&name)?;
+        Ok(config)
+    }
+
+    fn check(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason,
+        };
+        if self.isolation.level != "none" {
+            return Err(invalid(
+                "isolation.level",
+                format!(
+                    "{:?} is not supported yet: only \"none\" (all tenants in this process)",
+                    self.isolation.level
+                ),
+            ));
+        }
+        if !matches!(self.host.evaluator.as_str(), "interpreter" | "vm") {
+            return Err(invalid(
+                "host.evaluator",
+                format!("{:?}: expected interpreter or vm", self.host.evaluator),
+            ));
+        }
+        let polling = &self.bundles.polling;
+        if polling.min_delay_seconds > polling.max_delay_seconds {
+            return Err(invalid(
+                "bundles.polling",
+                "min_delay_seconds is larger than max_delay_seconds".into(),
+            ));
+        }
+        match (&self.bundles.service, &self.bundles.resource) {
+            (Some(service), Some(_)) if !self.services.contains_key(service) => {
+                return Err(invalid(
+                    "bundles.service",
+                    format!("no service named {service:?} under services"),
+                ))
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "bundles.resource",
+                    "bundles.service needs a resource with {tenant}".into(),
+                ))
+            }
+            _ => {}
+        }
+        let template = self.bundle_template();
+        if !template.contains("{tenant}") {
+            return Err(invalid(
+                if self.bundles.service.is_some() {
+                    "bundles.resource"
+                } else {
+                    "bundles.template"
+                },
+                format!("{template:?} has no {{tenant}} placeholder"),
+            ));
+        }
+        if self.bundles.persist && self.host.persist_dir.is_none() {
+            return Err(invalid(
+                "bundles.persist",
+                "persisting bundles needs host.persist_dir".into(),
+            ));
+        }
+        for (i, tenant) in self.tenants.iter().enumerate() {
+            tenet::validate_tenant(tenant)
+                .map_err(|e| invalid(&format!("tenants[{i}]"), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The bundle location template: `bundles.template`, or the service's
+    /// URL joined with `bundles.resource`.
+    pub fn bundle_template(&self) -> String {
+        match (&self.bundles.service, &self.bundles.resource) {
+            (Some(service), Some(resource)) => {
+                let url = self
+                    .services
+                    .get(service)
+                    .and_then(|s| s.get("url"))
+                    .and_then(|u| u.as_str())
+                    .unwrap_or_default();
+                format!(
+                    "{}/{}",
+                    url.trim_end_matches('/'),
+                    resource.trim_start_matches('/')
+                )
+            }
+            _ => self.bundles.template.clone(),
+        }
+    }
+}
+
+/// Sets `keys` in `tree` to `value`, creating objects on the way.
+fn set(tree: &mut serde_json::Value, keys: &[String], value: serde_json::Value) {
+    let Some((last, parents)) = keys.split_last() else {
+        return;
+    };
+    let mut at = tree;
+    for key in parents {
+        if !at.get(key).is_some_and(serde_json::Value::is_object) {
+            at[key.as_str()] = serde_json::Value::Object(Default::default());
+        }
+        at = &mut at[key.as_str()];
+    }
+    at[last.as_str()] = value;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_serve_the_examples() {
+        let c = Config::load(None, []).unwrap();
+        assert_eq!(c.server.addr, "127.0.0.1:8181");
+        assert_eq!(c.bundle_template(), "examples/bundles/{tenant}");
+        assert!(c.host.on_demand);
+    }
+
+    #[test]
+    fn file_and_environment_combine() {
+        let f = write(
+            "server:\n  addr: 0.0.0.0:9000\nhost:\n  grace_period_seconds: 5\nservices:\n  acme:\n    url: http://b.example/\nbundles:\n  service: acme\n  resource: bundles/{tenant}.tar.gz\n",
+        );
+        let env = [
+            (
+                "TENET_HOST__GRACE_PERIOD_SECONDS".to_string(),
+                "7".to_string(),
+            ),
+            (
+                "TENET_DECISION_LOGS__CONSOLE".to_string(),
+                "true".to_string(),
+            ),
+            ("TENET_ADDR".to_string(), "ignored".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let c = Config::load(Some(f.path()), env).unwrap();
+        assert_eq!(c.server.addr, "0.0.0.0:9000");
+        assert_eq!(c.host.grace_period_seconds, 7);
+        assert!(c.decision_logs.console);
+        assert_eq!(
+            c.bundle_template(),
+            "http://b.example/bundles/{tenant}.tar.gz"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_reason() {
+        let f = write("host:\n  grace_period_seconds: soon\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains(&f.path().display().to_string()), "{e}");
+        assert!(e.contains("host.grace_period_seconds"), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
+
+        let f = write("sever:\n  addr: x\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("unknown field `sever`"), "{e}");
+
+        let e = Config::load(
+            None,
+            [("TENET_HOST__MAX_INSTANCES".to_string(), "many".to_string())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("host.max_instances (from TENET_HOST__MAX_INSTANCES)"),
+            "{e}"
+        );
+
+        let f = write("isolation:\n  level: tenant\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("isolation.level"), "{e}");
+
+        let f = write("bundles:\n  template: bundles/x\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(
+            e.contains("bundles.template") && e.contains("{tenant}"),
+            "{e}"
+        );
+
+        let f = write("tenants: [ok, \"../etc\"]\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("tenants[1]"), "{e}");
+
+        let f = write("- a\n- b\n");
+        assert!(Config::load(Some(f.path()), []).is_err());
+        let f = write("server: [\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("not valid YAML"), "{e}");
+    }
+}

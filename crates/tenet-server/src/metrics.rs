@@ -1,0 +1,352 @@
+//! `GET /metrics`: Prometheus metrics in the OpenMetrics text format
+//! (`application/openmetrics-text; version=1.0.0`, which Prometheus asks for
+//! and parses; counters carry the `_total` suffix there).
+//!
+//! Two kinds of metrics:
+//! - **HTTP**, recorded by a middleware on every route:
+//!   `tenet_http_requests_total{handler,code}` and the histogram
+//!   `tenet_http_request_duration_seconds{handler}`. `handler` is the route
+//!   template (`/tenants/{tenant}/v1/data/{*path}`), never the raw path, and
+//!   `unmatched` for the fallback, so the label set stays bounded whatever
+//!   clients send.
+//! - **Host**, read at scrape time from [`tenet::Host`]: instance count and
+//!   approximate memory, the lifetime load counters of [`tenet::HostStats`],
+//!   instances by state, and per tenant (from [`tenet::Host::tenants`]):
+//!   `tenet_decisions_total`, `tenet_decision_errors_total`,
+//!   `tenet_decision_cache_hits_total`, `tenet_tenant_approx_bytes`,
+//!   `tenet_tenant_references`. A tenant's counters start again from zero
+//!   when its instance is collected and created again (Prometheus treats
+//!   that as a counter reset). A scrape costs one snapshot per live
+//!   instance.
+//!
+//! Access: per-tenant labels name tenants, which the admin API also lists,
+//! so `/metrics` requires the admin token when one is configured (Prometheus
+//! sends it with `authorization: {credentials: …}`) and is open otherwise,
+//! as in OPA. It never requires the decision token.
+//!
+//! This module only counts and encodes; it makes no decisions and changes
+//! no state of the host.
+
+use crate::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tenet::{Host, InstanceState};
+
+/// The content type of a scrape.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Request-duration buckets, in seconds: 0.5 ms to 10 s.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    handler: String,
+    code: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandlerLabels {
+    handler: String,
+}
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// Set by the server when a request's body did not arrive within the body
+/// read timeout; the server then answers 408 in place of the handler's
+/// answer, and the middleware counts that code.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BodyTimedOut(pub(crate) Arc<AtomicBool>);
+
+impl BodyTimedOut {
+    pub(crate) fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The registry and the HTTP metrics the middleware writes.
+#[derive(Debug)]
+struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<HandlerLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Metrics {
+    fn new(host: Host) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "tenet_http_requests",
+            "HTTP requests answered, by route template and status code",
+            requests.clone(),
+        );
+        let durations =
+            Family::<HandlerLabels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
+        registry.register_with_unit(
+            "tenet_http_request_duration",
+            "Time from the request head to the response head, by route template",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        registry.register_collector(Box::new(HostCollector { host }));
+        Self {
+            registry,
+            requests,
+            durations,
+        }
+    }
+
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Adds `GET /metrics` to `router` and the middleware that counts every
+/// request on it (including `/metrics` itself and the fallback).
+pub(crate) fn instrument(router: Router, state: &Arc<AppState>) -> Router {
+    let metrics = Arc::new(Metrics::new(state.host.clone()));
+    let scrape = {
+        let metrics = metrics.clone();
+        let state = state.clone();
+        move |headers: HeaderMap| async move { scrape(&metrics, &state, &headers) }
+    };
+    router
+        .route("/metrics", get(scrape))
+        .layer(middleware::from_fn_with_state(metrics, track))
+}
+
+fn scrape(metrics: &Metrics, state: &AppState, headers: &HeaderMap) -> Response {
+    if let Err(e) = crate::api::check_bearer(state.admin_token.as_deref(), headers) {
+        return e.into_response();
+    }
+    match metrics.encode() {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+            body,
+        )
+            .into_response(),
+        Err(_) => crate::ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "encoding metrics failed",
+        )
+        .into_response(),
+    }
+}
+
+async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let handler = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    let timed_out = request.extensions().get::<BodyTimedOut>().cloned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let code = if timed_out.is_some_and(|t| t.get()) {
+        StatusCode::REQUEST_TIMEOUT.as_u16()
+    } else {
+        response.status().as_u16()
+    };
+    metrics
+        .durations
+        .get_or_create(&HandlerLabels {
+            handler: handler.clone(),
+        })
+        .observe(elapsed);
+    metrics
+        .requests
+        .get_or_create(&RequestLabels { handler, code })
+        .inc();
+    response
+}
+
+/// Reads the host at scrape time.
+#[derive(Debug)]
+struct HostCollector {
+    host: Host,
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(value);
+    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let g = ConstGauge::new(value);
+    g.encode(encoder.encode_descriptor(name, help, unit, g.metric_type())?)
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Collector for HostCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        let host = &self.host;
+        gauge(
+            e,
+            "tenet_instances",
+            "Live policy instances",
+            None,
+            clamp(host.len() as u64),
+        )?;
+        gauge(
+            e,
+            "tenet_approx_memory",
+            "Approximate memory of all activations (shared policies counted once)",
+            Some(&Unit::Bytes),
+            clamp(host.approx_memory()),
+        )?;
+        let s = host.stats();
+        for (name, help, value) in [
+            ("tenet_bundle_fetches", "Bundle fetches started", s.fetches),
+            ("tenet_compiles", "Bundles compiled", s.compiles),
+            (
+                "tenet_shared_compiles",
+                "Activations that reused another tenant's compiled policy",
+                s.shared_compiles,
+            ),
+            ("tenet_activations", "Revisions activated", s.activations),
+            (
+                "tenet_activation_failures",
+                "Loads that failed (fetch, bundle or compile error)",
+                s.activation_failures,
+            ),
+            (
+                "tenet_instances_collected",
+                "Instances collected after their grace period",
+                s.collected,
+            ),
+            (
+                "tenet_instances_evicted",
+                "Instances evicted for capacity",
+                s.evicted,
+            ),
+        ] {
+            counter(e, name, help, value)?;
+        }
+
+        let tenants = host.tenants();
+        let by_state = [
+            InstanceState::Loading,
+            InstanceState::Active,
+            InstanceState::Failed,
+        ];
+        {
+            let mut m = e.encode_descriptor(
+                "tenet_instances_by_state",
+                "Live policy instances by lifecycle state",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for state in by_state {
+                let n = tenants.iter().filter(|t| t.state == state).count();
+                let label = [("state", state_name(state))];
+                ConstGauge::new(clamp(n as u64)).encode(m.encode_family(&label)?)?;
+            }
+        }
+        type PerTenant = (
+            &'static str,
+            &'static str,
+            fn(&tenet::TenantSnapshot) -> u64,
+        );
+        let counters: [PerTenant; 3] = [
+            ("tenet_decisions", "Decisions answered, per tenant", |t| {
+                t.decisions
+            }),
+            (
+                "tenet_decision_errors",
+                "Decisions that failed, per tenant",
+                |t| t.decision_errors,
+            ),
+            (
+                "tenet_decision_cache_hits",
+                "Decisions answered from the decision cache, per tenant",
+                |t| t.cache_hits,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut m = e.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for t in &tenants {
+                let label = [("tenant", t.tenant.as_str())];
+                ConstCounter::new(value(t)).encode(m.encode_family(&label)?)?;
+            }
+        }
+        let gauges: [PerTenant; 2] = [
+            (
+                "tenet_tenant_approx_bytes",
+                "Approximate memory of the tenant's activation, per tenant",
+                |t| t.approx_bytes,
+            ),
+            (
+                "tenet_tenant_references",
+                "Leases and route references held, per tenant",
+                |t| t.references as u64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut m = e.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for t in &tenants {
+                let label = [("tenant", t.tenant.as_str())];
+                ConstGauge::new(clamp(value(t))).encode(m.encode_family(&label)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn state_name(state: InstanceState) -> &'static str {
+    match state {
+        InstanceState::Loading => "loading",
+        InstanceState::Active => "active",
+        InstanceState::Failed => "failed",
+    }
+}
