@@ -121,6 +121,19 @@ impl Bundle {
             })?,
             None => Manifest::default(),
         };
+        if manifest
+            .bundle_type
+            .as_deref()
+            .is_some_and(|t| t != "snapshot")
+        {
+            return Err(BundleError::BadManifest {
+                reason: format!(
+                    "bundle type {:?} is not supported: tenet serves snapshot bundles only \
+                     (delta bundles are not implemented)",
+                    manifest.bundle_type.as_deref().unwrap_or_default()
+                ),
+            });
+        }
         let roots = manifest.root_components();
         let mut modules = Vec::new();
         let mut data = Value::Object(Map::new());

@@ -23,6 +23,10 @@ pub struct Manifest {
     /// Free-form metadata, passed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// OPA's bundle type: `snapshot` (the default) or `delta`. tenet serves
+    /// snapshots only and refuses delta bundles rather than misread them.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub bundle_type: Option<String>,
 }
 
 fn default_roots() -> Vec<String> {
@@ -37,6 +41,7 @@ impl Default for Manifest {
             rego_version: None,
             file_rego_versions: BTreeMap::new(),
             metadata: None,
+            bundle_type: None,
         }
     }
 }

@@ -728,3 +728,32 @@ fn yaml_alias_expansion_is_bounded() {
         yaml.len()
     );
 }
+
+/// A delta bundle (`"type": "delta"` with a `patch.json`) is refused with a
+/// reason instead of being read as an empty snapshot; `"snapshot"` loads.
+#[test]
+fn delta_bundles_are_refused_snapshots_load() {
+    let limits = Limits::default();
+    let delta = tar_gz(&[
+        (
+            ".manifest",
+            br#"{"revision": "d1", "roots": ["a"], "type": "delta"}"#,
+        ),
+        (
+            "patch.json",
+            br#"{"data": [{"op": "upsert", "path": "/a/x", "value": 1}]}"#,
+        ),
+    ]);
+    let err = Bundle::from_tar_gz(&delta, &limits).unwrap_err();
+    assert_eq!(err.kind(), "bad_manifest");
+    assert!(err.to_string().contains("delta"), "{err}");
+    let snapshot = tar_gz(&[
+        (
+            ".manifest",
+            br#"{"revision": "s1", "roots": ["a"], "type": "snapshot"}"#,
+        ),
+        ("a/data.json", br#"{"x": 1}"#),
+    ]);
+    let bundle = Bundle::from_tar_gz(&snapshot, &limits).unwrap();
+    assert_eq!(bundle.data, json!({"a": {"x": 1}}));
+}

@@ -563,6 +563,7 @@ impl HostInner {
             name.clone(),
             Arc::new(labels),
             self.sources.source(tenant),
+            self.sources.verifier(tenant),
             self.now(),
             on_demand,
         ));
@@ -772,8 +773,11 @@ impl HostInner {
                 let inner = self.clone();
                 let limits = self.config.bundle_limits.clone();
                 let tenant = instance.tenant.clone();
+                let verifier = instance.verifier.clone();
                 let compiled = tokio::task::spawn_blocking(move || {
-                    let bundle = payload.into_bundle(&limits).map_err(|e| e.to_string())?;
+                    let bundle = payload
+                        .into_bundle_verified(&limits, verifier.as_deref())
+                        .map_err(|e| e.to_string())?;
                     // Pushed policies and data are laid over every revision.
                     let (bundle, base) = inner.overlay(&tenant, bundle)?;
                     let policy = inner.compiled_policy(&bundle).map_err(|e| e.to_string())?;

@@ -62,6 +62,8 @@ pub(crate) struct Instance {
     pub(crate) tenant: Arc<str>,
     pub(crate) labels: Arc<BTreeMap<String, String>>,
     pub(crate) source: Arc<dyn BundleSource>,
+    /// Checks the signatures of every bundle the source returns, if set.
+    pub(crate) verifier: Option<Arc<tenet_bundle::Verifier>>,
     pub(crate) activation: ArcSwapOption<Activation>,
     /// Lease and route references; `COLLECTED` once collected.
     pub(crate) refs: AtomicUsize,
@@ -93,6 +95,7 @@ impl Instance {
         tenant: Arc<str>,
         labels: Arc<BTreeMap<String, String>>,
         source: Arc<dyn BundleSource>,
+        verifier: Option<Arc<tenet_bundle::Verifier>>,
         now: u64,
         on_demand: bool,
     ) -> Self {
@@ -101,6 +104,7 @@ impl Instance {
             tenant,
             labels,
             source,
+            verifier,
             activation: ArcSwapOption::empty(),
             refs: AtomicUsize::new(0),
             on_demand: AtomicBool::new(on_demand),

@@ -332,11 +332,14 @@ impl HostInner {
             Ok(Ok(Fetched::Bundle { payload, .. })) => payload,
         };
         let limits = self.config.bundle_limits.clone();
-        tokio::task::spawn_blocking(move || payload.into_bundle(&limits))
-            .await
-            .map_err(|e| failed(format!("read task failed: {e}")))?
-            .map(Arc::new)
-            .map_err(|e| failed(e.to_string()))
+        let verifier = instance.verifier.clone();
+        tokio::task::spawn_blocking(move || {
+            payload.into_bundle_verified(&limits, verifier.as_deref())
+        })
+        .await
+        .map_err(|e| failed(format!("read task failed: {e}")))?
+        .map(Arc::new)
+        .map_err(|e| failed(e.to_string()))
     }
 
     /// `bundle` with the tenant's pushed content laid over it, and `bundle`

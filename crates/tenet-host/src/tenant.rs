@@ -40,6 +40,12 @@ pub fn validate_tenant(tenant: &str) -> Result<(), HostError> {
 pub trait SourceFactory: Send + Sync + std::fmt::Debug {
     /// The source of `tenant`'s bundle (the id is already validated).
     fn source(&self, tenant: &str) -> Arc<dyn BundleSource>;
+
+    /// The signature verifier for `tenant`'s bundles; `None` (the default)
+    /// accepts unsigned bundles.
+    fn verifier(&self, _tenant: &str) -> Option<Arc<tenet_bundle::Verifier>> {
+        None
+    }
 }
 
 /// A path template with `{tenant}`: `examples/bundles/{tenant}` (a bundle

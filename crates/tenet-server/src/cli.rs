@@ -242,9 +242,16 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let template = config.bundle_template();
-        let sources = tenet::SourceTemplate::new(template.clone(), Limits::default())
-            .map_err(anyhow::Error::msg)
-            .context("bundle template")?;
+        let file = args
+            .config
+            .as_ref()
+            .map_or_else(|| "<defaults>".to_string(), |f| f.display().to_string());
+        let sources = tenet_server::sources::Sources::new(
+            &template,
+            config.source_options(&file)?,
+            config.verifier(&file)?,
+        )
+        .with_context(|| format!("bundle template {template:?}"))?;
         let h = &config.host;
         let host_config = tenet::HostConfig {
             on_demand: h.on_demand,
@@ -262,6 +269,16 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 Evaluator::Interpreter
             },
             decision_cache: h.decision_cache.clone(),
+            polling: tenet::PollingConfig {
+                min_delay: Duration::from_secs(config.bundles.polling.min_delay_seconds),
+                max_delay: Duration::from_secs(config.bundles.polling.max_delay_seconds),
+                ..tenet::PollingConfig::default()
+            },
+            persist_dir: if config.bundles.persist {
+                h.persist_dir.clone()
+            } else {
+                None
+            },
             eval_limits: EvalLimits {
                 deadline: Duration::from_millis(h.deadline_ms),
                 max_input_bytes: config.server.max_body_bytes,

@@ -131,8 +131,12 @@ pub struct BundlesSection {
     pub polling: PollingSection,
     /// Keep the last activated bundle of each tenant on disk.
     pub persist: bool,
-    /// Signature verification (OPA's `signing`).
+    /// Signature verification (OPA's `signing`: `keyid`, `scope`,
+    /// `exclude_files`); keys come from the top-level `keys`.
     pub signing: Option<serde_json::Value>,
+    /// S3 client settings for `s3://` templates (endpoint, region,
+    /// credentials, `allow_http`); the `AWS_*` environment is read too.
+    pub s3: Option<serde_json::Value>,
 }
 
 impl Default for BundlesSection {
@@ -144,6 +148,7 @@ impl Default for BundlesSection {
             polling: PollingSection::default(),
             persist: false,
             signing: None,
+            s3: None,
         }
     }
 }
@@ -182,8 +187,8 @@ pub struct DecisionLogsSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatusSection {
-    /// Log each tenant's activations and failures to the process log
-    /// (they are always visible through `/v1/tenants`).
+    /// Accepted so OPA configs load; activations and failures are always
+    /// logged, and each tenant's status is served by `/v1/tenants`.
     pub console: bool,
 }
 
@@ -416,6 +421,71 @@ impl Config {
             }
             _ => self.bundles.template.clone(),
         }
+    }
+}
+
+impl Config {
+    /// How bundles are fetched: the service's HTTP settings (OPA's service
+    /// config without `url`), the S3 settings and the polling wait.
+    pub fn source_options(&self, file: &str) -> Result<tenet_source::SourceOptions, ConfigError> {
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            file: file.to_string(),
+            key,
+            reason,
+        };
+        let mut options = tenet_source::SourceOptions::default();
+        if let Some(name) = &self.bundles.service {
+            let mut service = self.services.get(name).cloned().unwrap_or_default();
+            if let Some(map) = service.as_object_mut() {
+                // Keys OPA's service config has that are not HTTP settings.
+                for key in ["url", "name", "type"] {
+                    map.remove(key);
+                }
+            }
+            options.http = serde_path_to_error::deserialize(service).map_err(|e| {
+                invalid(
+                    format!("services.{name}.{}", e.path()),
+                    e.into_inner().to_string(),
+                )
+            })?;
+        }
+        options.http.long_polling_timeout_seconds =
+            self.bundles.polling.long_polling_timeout_seconds;
+        if let Some(s3) = &self.bundles.s3 {
+            options.s3 = serde_path_to_error::deserialize(s3.clone()).map_err(|e| {
+                invalid(
+                    format!("bundles.s3.{}", e.path()),
+                    e.into_inner().to_string(),
+                )
+            })?;
+        }
+        Ok(options)
+    }
+
+    /// The signature verifier, when `bundles.signing` is set: its `keyid`,
+    /// `scope` and `exclude_files` with the top-level `keys`.
+    pub fn verifier(&self, file: &str) -> Result<Option<tenet::Verifier>, ConfigError> {
+        let Some(signing) = &self.bundles.signing else {
+            return Ok(None);
+        };
+        let mut tree = signing.clone();
+        if !tree.is_object() {
+            tree = serde_json::Value::Object(Default::default());
+        }
+        tree["keys"] = serde_json::to_value(&self.keys).unwrap_or_default();
+        let config: tenet::VerificationConfig =
+            serde_path_to_error::deserialize(tree).map_err(|e| ConfigError::Invalid {
+                file: file.to_string(),
+                key: format!("bundles.signing.{}", e.path()),
+                reason: e.into_inner().to_string(),
+            })?;
+        tenet::Verifier::new(&config)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                file: file.to_string(),
+                key: "keys".into(),
+                reason: e.to_string(),
+            })
     }
 }
 

@@ -36,6 +36,7 @@ pub mod config;
 mod error;
 mod metrics;
 mod push;
+pub mod sources;
 mod tls;
 
 pub use api::{app, AppState};

@@ -16,64 +16,36 @@
 //! messages) the test checks the code, the fixed prefix and the location.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
+use support::root;
+
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// `tenet serve` on an ephemeral port with `fixtures/compat/{tenant}`.
-struct Server {
-    child: Child,
-    base: String,
-}
+struct Server(support::Server);
 
 impl Server {
     fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tenet"))
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(["--bundles", "fixtures/compat/{tenant}"])
-            .current_dir(root())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("tenet listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Self { child, base }
+        Self(support::Server::start(&[
+            "--bundles",
+            "fixtures/compat/{tenant}",
+        ]))
     }
 
     /// `/tenants/{tenant}{path}`.
     fn t(&self, tenant: &str, path: &str) -> String {
-        format!("{}/tenants/{tenant}{path}", self.base)
+        self.0.url(&format!("/tenants/{tenant}{path}"))
     }
 
     /// A bare path (tenant in the header).
     fn bare(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.url(path)
     }
 }
 

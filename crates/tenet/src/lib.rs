@@ -15,10 +15,13 @@ pub use tenet_bundle::{
     BundleFile, BundleSource, DataFile, DirectorySource, Fetched, FileSource, Limits, Manifest,
     Module, Payload, VersionTag,
 };
+pub use tenet_bundle::{
+    sign_files, KeyConfig, SignatureFailure, SigningKey, VerificationConfig, Verifier,
+};
 pub use tenet_host::{
     validate_tenant, DataWrite, Decision, DecisionCacheConfig, Host, HostConfig, HostError,
-    HostStats, InstanceState, Lease, PatchKind, PatchOp, PolicyModule, ReferenceChange,
-    SourceFactory, SourceTemplate, TenantSnapshot, WriteOutcome,
+    HostStats, InstanceState, Lease, PatchKind, PatchOp, PolicyModule, PollingConfig,
+    ReferenceChange, SourceFactory, SourceTemplate, TenantSnapshot, WriteOutcome,
 };
 pub use tenet_policy::{
     CompileOptions, EvalLimits, Evaluation, Evaluator, Input, Policy, PolicyError, PreparedQuery,
