@@ -618,6 +618,8 @@ async fn webhook(
             .map_err(|e| ApiError::invalid_parameter(e.to_string()))?
     };
     let decision = state.host.decide(&tenant, path, &input).await?;
+    // The answer is the bare document, so the id is only logged.
+    decision_log(&state, &tenant, path, &decision);
     match decision.result {
         Some(result) => Ok(Json(result).into_response()),
         None => Err(undefined_document(&state, &tenant, path).await),
@@ -677,6 +679,7 @@ async fn decide_default(
         .host
         .decide(tenant, &state.default_decision, &input)
         .await?;
+    decision_log(state, tenant, &state.default_decision, &decision);
     match decision.result {
         Some(result) => Ok(Json(result).into_response()),
         None => Err(undefined_document(state, tenant, &state.default_decision).await),

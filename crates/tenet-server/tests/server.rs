@@ -284,3 +284,45 @@ async fn admin_api_lists_pins_reloads_and_releases_tenants_behind_its_token() {
     let (s, body) = call(admin(c.get(server.url("/v1/tenants/nobody")))).await;
     assert_eq!((s, body["code"].as_str()), (404, Some("tenant_not_found")));
 }
+
+/// With decision logging on, every data-API and batch answer carries a
+/// fresh UUID `decision_id`; without it, none does (as in OPA).
+#[tokio::test]
+async fn decision_ids_only_with_decision_logging() {
+    let c = client();
+    let alice = example_input("payments", "alice-refund");
+    let is_uuid = |v: &Value| {
+        v.as_str().is_some_and(|s| {
+            s.len() == 36
+                && s.chars().filter(|c| *c == '-').count() == 4
+                && s.as_bytes()[14] == b'4'
+        })
+    };
+    let logged = Server::start(&["--log-decisions"]);
+    let url = logged.url("/tenants/payments/v1/data/payments/authz/allow");
+    let (s, first) = call(c.post(&url).json(&json!({ "input": alice }))).await;
+    assert_eq!((s, &first["result"]), (200, &json!(true)));
+    assert!(is_uuid(&first["decision_id"]), "{first}");
+    let (_, second) = call(c.post(&url).json(&json!({ "input": alice }))).await;
+    assert!(is_uuid(&second["decision_id"]));
+    assert_ne!(first["decision_id"], second["decision_id"]);
+    let (s, batch) = call(
+        c.post(logged.url("/tenants/payments/v1/batch/data/payments/authz/allow"))
+            .json(&json!({ "inputs": { "a": alice, "b": alice } })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(is_uuid(&batch["responses"]["a"]["decision_id"]), "{batch}");
+    assert_ne!(
+        batch["responses"]["a"]["decision_id"],
+        batch["responses"]["b"]["decision_id"]
+    );
+
+    let quiet = Server::start(&[]);
+    let (_, body) = call(
+        c.post(quiet.url("/tenants/payments/v1/data/payments/authz/allow"))
+            .json(&json!({ "input": alice })),
+    )
+    .await;
+    assert_eq!(body, json!({"result": true}));
+}
