@@ -34,6 +34,11 @@ pub struct HostConfig {
     /// Longest a bundle fetch may take before it counts as failed.
     /// Default 60 s.
     pub fetch_timeout: Duration,
+    /// How long an on-demand tenant whose source has no bundle is answered
+    /// `TenantNotFound` without asking the source again (a negative cache,
+    /// so requests for unknown names cannot turn into a fetch each against
+    /// a bundle server). Zero disables it. Default 10 s.
+    pub unknown_ttl: Duration,
     /// Most bundle loads (fetch + compile) running at once. Default 8.
     pub load_concurrency: usize,
     /// First retry delay after a failed load; doubles per failure, with
@@ -73,6 +78,7 @@ impl HostConfig {
         self.idle_timeout = self.idle_timeout.min(CENTURY);
         self.startup_timeout = self.startup_timeout.min(CENTURY);
         self.fetch_timeout = self.fetch_timeout.clamp(Duration::from_millis(1), CENTURY);
+        self.unknown_ttl = self.unknown_ttl.min(CENTURY);
         self.retry_initial = self.retry_initial.clamp(Duration::from_millis(1), CENTURY);
         self.retry_max = self
             .retry_max
@@ -96,6 +102,7 @@ impl Default for HostConfig {
             max_instances: 100_000,
             memory_budget: u64::MAX,
             fetch_timeout: Duration::from_secs(60),
+            unknown_ttl: Duration::from_secs(10),
             load_concurrency: 8,
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(60),

@@ -197,6 +197,9 @@ pub(crate) struct HostInner {
     /// Compiled policies by bundle digest, for sharing; load path only. The
     /// per-digest mutex makes concurrent loads of one bundle compile once.
     compiled: Mutex<HashMap<String, Arc<Mutex<WeakPolicy>>>>,
+    /// On-demand tenants the source had no bundle for, with the host-clock
+    /// nanos until which they are answered `TenantNotFound` at once.
+    unknown: papaya::HashMap<Arc<str>, u64>,
     /// Route references held by `set_references`; not on the decision path.
     routes: Mutex<HashMap<Arc<str>, Lease>>,
     load_permits: Arc<Semaphore>,
@@ -249,6 +252,7 @@ impl Host {
                 .resize_mode(papaya::ResizeMode::Blocking)
                 .build(),
             compiled: Mutex::new(HashMap::new()),
+            unknown: papaya::HashMap::new(),
             routes: Mutex::new(HashMap::new()),
             pushed: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
@@ -287,7 +291,9 @@ impl Host {
         let inner = &self.inner;
         let instance = match inner.lookup(tenant) {
             Some(i) => i,
-            None if inner.config.on_demand => inner.get_or_create(tenant, true)?,
+            None if inner.config.on_demand && !inner.recently_unknown(tenant) => {
+                inner.get_or_create(tenant, true)?
+            }
             None => {
                 validate_tenant(tenant)?;
                 return Err(HostError::TenantNotFound {
@@ -515,12 +521,52 @@ impl HostInner {
         self.instances.pin().get(tenant).cloned()
     }
 
+    /// True while `tenant` is in the negative cache (its source had no
+    /// bundle less than `unknown_ttl` ago). Lock-free.
+    pub(crate) fn recently_unknown(&self, tenant: &str) -> bool {
+        let pin = self.unknown.pin();
+        match pin.get(tenant) {
+            Some(&until) if until > self.now() => true,
+            Some(_) => {
+                pin.remove(tenant);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Puts `tenant` in the negative cache. Bounded: past 100,000 names the
+    /// expired ones go, and if that is not enough, all of them.
+    fn remember_unknown(&self, tenant: &Arc<str>) {
+        const MAX_UNKNOWN: usize = 100_000;
+        let ttl = self.config.unknown_ttl;
+        if ttl.is_zero() {
+            return;
+        }
+        let pin = self.unknown.pin();
+        if pin.len() >= MAX_UNKNOWN {
+            let now = self.now();
+            pin.retain(|_, &until| until > now);
+            if pin.len() >= MAX_UNKNOWN {
+                pin.clear();
+            }
+        }
+        pin.insert(tenant.clone(), self.now().saturating_add(nanos(ttl)));
+    }
+
+    /// Forgets that `tenant` was unknown (it was referenced or pushed to
+    /// explicitly).
+    pub(crate) fn forget_unknown(&self, tenant: &str) {
+        self.unknown.pin().remove(tenant);
+    }
+
     /// The tenant's instance unless it has been collected.
     pub(crate) fn lookup_live(&self, tenant: &str) -> Option<Arc<Instance>> {
         self.lookup(tenant).filter(|i| !i.is_collected())
     }
 
     pub(crate) fn acquire(self: &Arc<Self>, tenant: &str) -> Result<Lease, HostError> {
+        self.forget_unknown(tenant);
         loop {
             let instance = self.get_or_create(tenant, false)?;
             if instance.try_ref() {
@@ -990,6 +1036,7 @@ impl HostInner {
                 .pin()
                 .remove_if(instance.tenant.as_ref(), |_, v| Arc::ptr_eq(v, instance));
             self.retire(instance);
+            self.remember_unknown(&instance.tenant);
             tracing::info!(tenant = %instance.tenant, "no bundle for on-demand tenant; instance dropped");
         }
         PollOutcome {

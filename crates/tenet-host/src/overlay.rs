@@ -296,7 +296,9 @@ impl HostInner {
     ) -> Result<Arc<crate::instance::Activation>, HostError> {
         let instance = match self.lookup_live(tenant) {
             Some(i) => i,
-            None if self.config.on_demand => self.get_or_create(tenant, true)?,
+            None if self.config.on_demand && !self.recently_unknown(tenant) => {
+                self.get_or_create(tenant, true)?
+            }
             None => {
                 crate::validate_tenant(tenant)?;
                 return Err(HostError::TenantNotFound {

@@ -579,3 +579,59 @@ async fn with_on_demand_traffic_keeps_any_instance_alive_and_out_of_eviction() {
     let names: Vec<String> = h.tenants().into_iter().map(|t| t.tenant).collect();
     assert_eq!(names, ["a", "c"]);
 }
+
+/// The negative cache: once the source said an on-demand tenant has no
+/// bundle, further requests for it are answered `tenant_not_found` without
+/// fetching, until `unknown_ttl` passes; an explicit reference skips it.
+#[tokio::test(start_paused = true)]
+async fn unknown_tenants_are_not_fetched_again_within_the_ttl() {
+    let f = fixture(&[]);
+    let h = host(
+        &f,
+        false,
+        HostConfig {
+            on_demand: true,
+            unknown_ttl: Duration::from_secs(10),
+            ..config()
+        },
+    );
+    let err = allow(&h, "ghost").await.unwrap_err();
+    assert_eq!(err.kind(), "tenant_not_found", "{err}");
+    for _ in 0..100 {
+        if h.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(h.is_empty());
+    let fetched = f.fetches.load(Ordering::SeqCst);
+    assert_eq!(fetched, 1);
+    for _ in 0..50 {
+        let err = allow(&h, "ghost").await.unwrap_err();
+        assert_eq!(err.kind(), "tenant_not_found", "{err}");
+    }
+    assert_eq!(
+        f.fetches.load(Ordering::SeqCst),
+        fetched,
+        "no fetch within the TTL"
+    );
+    assert!(h.is_empty(), "no instance created within the TTL");
+
+    // The bundle appears; after the TTL the tenant is looked up again.
+    write_bundle(&f.root.join("ghost"), "ghost-1", ALLOW);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(allow(&h, "ghost").await.unwrap(), Some(json!(true)));
+
+    // An explicit reference is never refused by the cache.
+    let err = allow(&h, "ghost2").await.unwrap_err();
+    assert_eq!(err.kind(), "tenant_not_found");
+    for _ in 0..100 {
+        if h.tenant("ghost2").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    write_bundle(&f.root.join("ghost2"), "ghost2-1", ALLOW);
+    let _lease = h.acquire("ghost2").unwrap();
+    assert_eq!(allow(&h, "ghost2").await.unwrap(), Some(json!(true)));
+}

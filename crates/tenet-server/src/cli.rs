@@ -259,6 +259,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             grace_period: Duration::from_secs(h.grace_period_seconds),
             startup_timeout: Duration::from_secs(h.startup_timeout_seconds),
             fetch_timeout: Duration::from_secs(h.fetch_timeout_seconds),
+            unknown_ttl: Duration::from_secs(h.unknown_ttl_seconds),
             max_instances: h.max_instances,
             memory_budget: h.memory_budget_bytes.unwrap_or(u64::MAX),
             load_concurrency: h.load_concurrency,

@@ -206,6 +206,9 @@ pub struct HostSection {
     pub startup_timeout_seconds: u64,
     /// Longest a bundle fetch may take, in seconds.
     pub fetch_timeout_seconds: u64,
+    /// Seconds an unknown tenant (no bundle at the source) is answered 404
+    /// without asking the source again; 0 disables.
+    pub unknown_ttl_seconds: u64,
     /// Most instances at once.
     pub max_instances: usize,
     /// Approximate memory budget for all activations, in bytes.
@@ -232,6 +235,7 @@ impl Default for HostSection {
             grace_period_seconds: 30,
             startup_timeout_seconds: 5,
             fetch_timeout_seconds: 60,
+            unknown_ttl_seconds: 10,
             max_instances: 100_000,
             memory_budget_bytes: None,
             load_concurrency: 8,
