@@ -336,6 +336,17 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
     })
 }
 
+/// Prints `value` to stdout; a closed pipe (`tenet … | head`) ends the
+/// output quietly instead of panicking, as Unix tools do.
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(value)?;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 fn axum_header(name: &str) -> Result<tenet_server::HeaderName> {
     tenet_server::HeaderName::from_bytes(name.as_bytes())
         .with_context(|| format!("--tenant-header {name:?} is not a valid header name"))
@@ -390,8 +401,7 @@ fn eval(
         Some(result) => json!({ "result": result }),
         None => json!({}),
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    print_json(&out)
 }
 
 fn inspect(path: &std::path::Path) -> Result<()> {
@@ -416,6 +426,5 @@ fn inspect(path: &std::path::Path) -> Result<()> {
         "files": b.files.len(),
         "total_bytes": b.total_bytes(),
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    print_json(&out)
 }
