@@ -1,16 +1,17 @@
 //! `tenet serve` end to end with its bundle sources: the real binary on an
 //! ephemeral loopback port, fed by real servers started in this process on
-//! 127.0.0.1 — an OPA-style HTTP bundle server (axum over hyper, with ETags
-//! and 304s) and an S3 server (s3s over s3s-fs) — or by files in a temporary
-//! directory. Covers polling, outages, bad revisions, signatures,
-//! persistence, file watching and configuration errors.
+//! 127.0.0.1 — an OPA-style HTTP bundle server (axum over hyper, with ETags,
+//! 304s and long polling) and an S3 server (s3s over s3s-fs) — or by files
+//! in a temporary directory. Covers polling, long polling, outages, bad
+//! revisions, signatures, persistence, file watching and configuration
+//! errors.
 //!
 //! Waits are "until X, up to a generous deadline"; nothing asserts how long
 //! anything took. Every tenet process is killed when its handle drops.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use object_store::path::Path as ObjectPath;
@@ -21,6 +22,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tenet::{sign_files, write_tar_gz, BundleFile, Limits, SigningKey};
@@ -66,11 +68,27 @@ fn archive(revision: &str, verdict: &str) -> Vec<u8> {
 }
 
 /// The files plus a `.signatures.json` made with `key` under key id `k1`.
-fn signed(mut files: Vec<BundleFile>, algorithm: &str, key: &str) -> Vec<BundleFile> {
+fn signed(files: Vec<BundleFile>, algorithm: &str, key: &str) -> Vec<BundleFile> {
+    signed_as(files, algorithm, key, "k1")
+}
+
+/// The files plus a `.signatures.json` made with `key` under `keyid`.
+fn signed_as(
+    mut files: Vec<BundleFile>,
+    algorithm: &str,
+    key: &str,
+    keyid: &str,
+) -> Vec<BundleFile> {
     let key = SigningKey::new(algorithm, key).unwrap();
-    let signature = sign_files(&files, &key, Some("k1"), None).unwrap();
+    let signature = sign_files(&files, &key, Some(keyid), None).unwrap();
     files.push(signature);
     files
+}
+
+/// A fresh 2048-bit RSA key pair: (PKCS#8 private PEM, SPKI public PEM).
+fn rsa_pair() -> (String, String) {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    (pair.serialize_pem(), pair.public_key_pem())
 }
 
 // ------------------------------------------------------------------- tenet
@@ -225,12 +243,21 @@ fn write_config(dir: &Path, config: &Value) -> PathBuf {
 
 // ------------------------------------------------------ HTTP bundle server
 
+/// The content type with which an OPA bundle server confirms long polling.
+const BUNDLE_CONTENT_TYPE: &str = "application/vnd.openpolicyagent.bundles";
+
 /// One request the bundle server answered.
 #[derive(Debug, Clone)]
 struct Seen {
     path: String,
     if_none_match: Option<String>,
+    /// The request's `Prefer` header (long polling asks for `wait=N`).
+    prefer: Option<String>,
+    /// The request was held as a long poll before it was answered.
+    held: bool,
     status: u16,
+    /// The response's `Content-Type`, if it had one.
+    content_type: Option<String>,
 }
 
 #[derive(Default)]
@@ -238,6 +265,10 @@ struct Bundles {
     /// Bundle name → (ETag, bytes).
     stored: Mutex<HashMap<String, (String, Vec<u8>)>>,
     seen: Mutex<Vec<Seen>>,
+    /// Woken by every `put`, for the long polls being held.
+    changed: tokio::sync::Notify,
+    /// How many long polls are being held right now.
+    holding: AtomicUsize,
 }
 
 impl Bundles {
@@ -247,12 +278,53 @@ impl Bundles {
             .lock()
             .unwrap()
             .insert(name.to_string(), (format!("\"{etag}\""), bytes));
+        self.changed.notify_waiters();
     }
 
     fn seen(&self, path: &str) -> Vec<Seen> {
         let seen = self.seen.lock().unwrap();
         seen.iter().filter(|s| s.path == path).cloned().collect()
     }
+
+    fn etag(&self, name: &str) -> Option<String> {
+        let stored = self.stored.lock().unwrap();
+        stored.get(name).map(|(etag, _)| etag.clone())
+    }
+
+    /// Holds a long poll on `name` until its ETag is no longer
+    /// `if_none_match` or `wait` has passed.
+    async fn hold(&self, name: &str, if_none_match: &str, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        self.holding.fetch_add(1, Ordering::SeqCst);
+        loop {
+            // Registered before the check, so a `put` in between wakes it.
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.etag(name).as_deref() != Some(if_none_match) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break;
+            }
+        }
+        self.holding.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The `wait=N` of a `Prefer: modes=snapshot;wait=N` header (OPA's long
+/// polling request).
+fn long_poll_wait(prefer: &str) -> Option<Duration> {
+    let mut snapshot = false;
+    let mut wait = None;
+    for part in prefer.split([';', ',']) {
+        match part.trim().split_once('=') {
+            Some(("modes", "snapshot")) => snapshot = true,
+            Some(("wait", n)) => wait = n.trim().parse().ok().map(Duration::from_secs),
+            _ => {}
+        }
+    }
+    wait.filter(|_| snapshot)
 }
 
 async fn serve_bundle(
@@ -260,20 +332,48 @@ async fn serve_bundle(
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    let if_none_match = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let if_none_match = text(header::IF_NONE_MATCH);
+    let prefer = text(HeaderName::from_static("prefer"));
+    let wait = prefer.as_deref().and_then(long_poll_wait);
+    // A long poll for the bundle the client already holds waits for a
+    // change (or the wait to pass) before it is answered.
+    let mut held = false;
+    if let (Some(wait), Some(tag)) = (wait, if_none_match.as_deref()) {
+        if bundles.etag(&name).as_deref() == Some(tag) {
+            held = true;
+            bundles.hold(&name, tag, wait).await;
+        }
+    }
+    // Long-poll answers carry OPA's bundle content type, which is how the
+    // client learns the server supports it.
+    let content_type = if wait.is_some() {
+        BUNDLE_CONTENT_TYPE
+    } else {
+        "application/gzip"
+    };
     let stored = bundles.stored.lock().unwrap().get(&name).cloned();
     let response = match stored {
         None => StatusCode::NOT_FOUND.into_response(),
         Some((etag, _)) if if_none_match.as_deref() == Some(etag.as_str()) => {
-            (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response()
+            let mut response = (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+            if wait.is_some() {
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(BUNDLE_CONTENT_TYPE),
+                );
+            }
+            response
         }
         Some((etag, bytes)) => (
             [
                 (header::ETAG, etag),
-                (header::CONTENT_TYPE, "application/gzip".to_string()),
+                (header::CONTENT_TYPE, content_type.to_string()),
             ],
             bytes,
         )
@@ -282,7 +382,14 @@ async fn serve_bundle(
     bundles.seen.lock().unwrap().push(Seen {
         path: format!("/bundles/{name}"),
         if_none_match,
+        prefer,
+        held,
         status: response.status().as_u16(),
+        content_type: response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
     });
     response
 }
@@ -516,6 +623,132 @@ async fn an_outage_and_a_bad_revision_keep_the_last_good_one() {
     });
     assert_eq!(tenet.status("acme").await["revision"], json!("a2"));
     tenet.decides("acme", "acme-2").await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polling_delivers_a_new_revision_without_waiting_for_the_poll_delay() {
+    let bundles = Arc::new(Bundles::default());
+    bundles.put("acme.tar.gz", "a1", archive("a1", "acme-1"));
+    let server = BundleServer::start(Arc::clone(&bundles)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = http_config(&server.url(), &["acme"]);
+    // Plain polling would not fetch again for an hour.
+    config["bundles"]["polling"] = json!({
+        "min_delay_seconds": 3600,
+        "max_delay_seconds": 3600,
+        "long_polling_timeout_seconds": 10,
+    });
+    let config = write_config(dir.path(), &config);
+    let tenet = Tenet::start(dir.path(), &["--config", config.to_str().unwrap()], &[]).await;
+    eventually!(
+        "acme's first revision",
+        15,
+        tenet.decides("acme", "acme-1").await
+    );
+
+    // tenet asked for long polling, and came back for the bundle it holds:
+    // the server is holding that request now.
+    let path = "/bundles/acme.tar.gz";
+    let first = bundles.seen(path);
+    assert!(
+        first
+            .iter()
+            .any(|s| s.prefer.as_deref() == Some("modes=snapshot;wait=10")),
+        "no long-poll request: {first:?}"
+    );
+    eventually!("a held long poll", 15, {
+        if bundles.holding.load(Ordering::SeqCst) > 0 {
+            Ok(())
+        } else {
+            Err(format!("{:?}", bundles.seen(path)))
+        }
+    });
+
+    // The new revision answers the held request; tenet activates it.
+    bundles.put("acme.tar.gz", "a2", archive("a2", "acme-2"));
+    eventually!(
+        "acme's second revision",
+        15,
+        tenet.decides("acme", "acme-2").await
+    );
+    assert_eq!(tenet.status("acme").await["revision"], json!("a2"));
+
+    let seen = bundles.seen(path);
+    assert!(
+        seen.iter()
+            .any(|s| s.held && s.status == 200 && s.if_none_match.as_deref() == Some("\"a1\"")),
+        "the new revision did not answer a held request: {seen:?}"
+    );
+    for s in seen.iter().filter(|s| s.held) {
+        assert_eq!(
+            s.content_type.as_deref(),
+            Some(BUNDLE_CONTENT_TYPE),
+            "{seen:?}"
+        );
+    }
+    // Every request was a long poll: none came from the hour-long delay.
+    assert!(
+        seen.iter().all(|s| s.prefer.is_some()),
+        "a request without Prefer: {seen:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rs256_signed_bundles_from_the_http_service() {
+    let (private, public) = rsa_pair();
+    let (other_private, _) = rsa_pair();
+    let bundles = Arc::new(Bundles::default());
+    bundles.put(
+        "acme.tar.gz",
+        "r1",
+        write_tar_gz(&signed_as(files("r1", "rsa-1"), "RS256", &private, "rsa1")).unwrap(),
+    );
+    let server = BundleServer::start(Arc::clone(&bundles)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = http_config(&server.url(), &["acme"]);
+    config["keys"] = json!({ "rsa1": { "algorithm": "RS256", "key": public } });
+    config["bundles"]["signing"] = json!({ "keyid": "rsa1" });
+    let config = write_config(dir.path(), &config);
+    let tenet = Tenet::start(dir.path(), &["--config", config.to_str().unwrap()], &[]).await;
+    eventually!(
+        "the RS256-signed revision",
+        15,
+        tenet.decides("acme", "rsa-1").await
+    );
+    let status = tenet.status("acme").await;
+    assert_eq!(status["revision"], json!("r1"), "{status}");
+
+    // A revision signed with another RSA key under the same key id.
+    bundles.put(
+        "acme.tar.gz",
+        "r2",
+        write_tar_gz(&signed_as(
+            files("r2", "forged"),
+            "RS256",
+            &other_private,
+            "rsa1",
+        ))
+        .unwrap(),
+    );
+    let error = eventually!(
+        "acme to refuse the revision signed with another key",
+        15,
+        failing(&tenet.status("acme").await)
+    );
+    assert!(error.contains("signature"), "{error}");
+    assert!(error.contains("does not verify"), "{error}");
+    assert!(
+        bundles
+            .seen("/bundles/acme.tar.gz")
+            .iter()
+            .any(|s| s.if_none_match.as_deref() == Some("\"r1\"") && s.status == 200),
+        "the forged revision was never downloaded"
+    );
+    let status = tenet.status("acme").await;
+    assert_eq!(status["revision"], json!("r1"), "{status}");
+    tenet.decides("acme", "rsa-1").await.unwrap();
     server.stop().await;
 }
 
