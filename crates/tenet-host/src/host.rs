@@ -810,7 +810,13 @@ impl HostInner {
             Err(e) => {
                 let missing = matches!(&e, BundleError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
                 instance.missing.store(missing, Ordering::Release);
-                Err(format!("fetching from {}: {e}", instance.source.location()))
+                if missing && self.push_only(&instance.tenant) {
+                    // A tenant fed by pushes alone: no bundle is its normal
+                    // state, not a failure.
+                    Ok(None)
+                } else {
+                    Err(format!("fetching from {}: {e}", instance.source.location()))
+                }
             }
             Ok(Fetched::NotModified) => Ok(None),
             Ok(Fetched::Bundle { payload, version }) => {
@@ -825,10 +831,11 @@ impl HostInner {
                         .into_bundle_verified(&limits, verifier.as_deref())
                         .map_err(|e| e.to_string())?;
                     // Pushed policies and data are laid over every revision.
-                    let (bundle, base) = inner.overlay(&tenant, bundle)?;
+                    let (bundle, rebase) = inner.overlay(&tenant, bundle);
                     let policy = inner.compiled_policy(&bundle).map_err(|e| e.to_string())?;
-                    if let Some(base) = base {
-                        inner.rebase(&tenant, base);
+                    if let Some(rebase) = rebase {
+                        inner.check_pushed_data(&rebase, &policy)?;
+                        inner.rebase(&tenant, rebase);
                     }
                     Ok(policy)
                 })

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tenet_bundle::{Bundle, BundleError, Fetched, Manifest, Module};
+use tenet_policy::Policy;
 
 /// What was pushed to one tenant, and the bundle it was last laid over.
 pub(crate) struct Pushed {
@@ -188,10 +189,10 @@ impl Host {
                     value,
                     if_none_match,
                 } => {
+                    claimed(path)?;
                     if *if_none_match && lookup(&base.data, data, path) {
                         return Ok(WriteOutcome::Exists);
                     }
-                    claimed(path)?;
                     put(tenant, data, path, value.clone())?;
                 }
                 DataWrite::Delete => {
@@ -202,6 +203,11 @@ impl Host {
                     for op in ops {
                         let full: Vec<String> = path.iter().chain(&op.path).cloned().collect();
                         claimed(&full)?;
+                        if op.kind == PatchKind::Add {
+                            if let Some((_, parents)) = full.split_last() {
+                                mirror_parents(&base.data, data, parents);
+                            }
+                        }
                         patch(tenant, data, &full, op)?;
                     }
                 }
@@ -323,6 +329,15 @@ impl HostInner {
             Ok(Err(BundleError::Io { source, .. }))
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
+                // Only a tenant that never activated a bundle is fed by
+                // pushes alone; laying a push over nothing for an active
+                // tenant would silently drop its bundle's policies.
+                if instance.current().is_some() {
+                    return Err(failed(format!(
+                        "its bundle is no longer at {}; the push would replace its policies",
+                        instance.source.location()
+                    )));
+                }
                 return Ok(Arc::new(empty_bundle()));
             }
             Ok(Err(e)) => return Err(failed(format!("fetching the bundle: {e}"))),
@@ -344,54 +359,100 @@ impl HostInner {
         .map_err(|e| failed(e.to_string()))
     }
 
-    /// `bundle` with the tenant's pushed content laid over it, and `bundle`
-    /// itself when there is pushed content (the next base, to be kept with
-    /// [`HostInner::rebase`] once the merged bundle compiled). Called by
-    /// loads, which hold the instance's load lock, so no push runs
-    /// meanwhile. Fails when the new bundle claims a path that holds pushed
-    /// content.
-    pub(crate) fn overlay(
-        &self,
-        tenant: &str,
-        bundle: Bundle,
-    ) -> Result<(Bundle, Option<Bundle>), String> {
+    /// `bundle` with the tenant's pushed content laid over it, plus what to
+    /// keep once the merged bundle compiled ([`HostInner::rebase`]): the new
+    /// base and the pushed content that still applies. As in OPA, the bundle
+    /// wins: pushed policies and data under the new revision's roots are
+    /// dropped (and logged), not the revision. Called by loads, which hold
+    /// the instance's load lock, so no push runs meanwhile.
+    pub(crate) fn overlay(&self, tenant: &str, bundle: Bundle) -> (Bundle, Option<Rebase>) {
         let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
         let Some(p) = pushed.get(tenant) else {
-            return Ok((bundle, None));
+            return (bundle, None);
         };
-        for (id, raw) in &p.policies {
-            if bundle.modules.iter().any(|m| &m.path == id) {
-                return Err(format!(
-                    "the bundle has a module at pushed policy id {id:?}"
-                ));
-            }
+        let mut dropped = Vec::new();
+        let mut policies = p.policies.clone();
+        policies.retain(|id, raw| {
             let package = tenet_bundle::package_path(raw).unwrap_or_default();
-            if bundle.manifest.claims(&package) {
-                return Err(format!(
-                    "the bundle's roots claim data.{}, defined by pushed policy {id:?}",
-                    package.join(".")
-                ));
+            let keep =
+                !bundle.modules.iter().any(|m| &m.path == id) && !bundle.manifest.claims(&package);
+            if !keep {
+                dropped.push(format!("policy {id}"));
             }
+            keep
+        });
+        let mut data = p.data.clone();
+        // Each pass removes the shallowest owned path; bounded by the
+        // number of documents in the pushed tree.
+        while let Some(path) = data
+            .iter()
+            .find_map(|(k, v)| first_owned(&bundle.manifest, std::slice::from_ref(k), v))
+        {
+            let _ = remove(tenant, &mut data, &path);
+            dropped.push(format!("data /{}", path.join("/")));
         }
-        for (key, value) in &p.data {
-            if let Some(clash) = first_owned(&bundle.manifest, std::slice::from_ref(key), value) {
-                return Err(format!(
-                    "the bundle's roots claim /{}, which holds pushed data",
-                    clash.join("/")
-                ));
-            }
-        }
-        let merged = merge(&bundle, &p.policies, &p.data);
-        Ok((merged, Some(bundle)))
+        let merged = merge(&bundle, &policies, &data);
+        (
+            merged,
+            Some(Rebase {
+                base: bundle,
+                policies,
+                data,
+                dropped,
+            }),
+        )
     }
 
-    /// Makes `base` the bundle pushed content is laid over from now on.
-    pub(crate) fn rebase(&self, tenant: &str, base: Bundle) {
-        let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = pushed.get_mut(tenant) {
-            p.base = Arc::new(base);
+    /// Fails when pushed data sits where a rule of `policy` (compiled from
+    /// the merged bundle) is defined.
+    pub(crate) fn check_pushed_data(&self, rebase: &Rebase, policy: &Policy) -> Result<(), String> {
+        match policy
+            .rule_paths()
+            .iter()
+            .find(|rule| data_conflicts(&rebase.data, rule))
+        {
+            Some(rule) => Err(format!(
+                "the revision defines a rule at {}, where pushed data is",
+                rule.join("/")
+            )),
+            None => Ok(()),
         }
     }
+
+    /// True when the tenant is fed by pushes alone (its source never had a
+    /// bundle for it): a missing bundle is then the normal state.
+    pub(crate) fn push_only(&self, tenant: &str) -> bool {
+        let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        pushed
+            .get(tenant)
+            .is_some_and(|p| p.base.digest == empty_bundle_digest())
+    }
+
+    /// Keeps what `overlay` computed, once its revision compiled.
+    pub(crate) fn rebase(&self, tenant: &str, rebase: Rebase) {
+        let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = pushed.get_mut(tenant) {
+            for what in &rebase.dropped {
+                tracing::warn!(tenant, dropped = %what, "the bundle's roots now claim pushed content; dropped");
+            }
+            p.base = Arc::new(rebase.base);
+            p.policies = rebase.policies;
+            p.data = rebase.data;
+            // Emptied by the bundle: the tenant no longer holds a reference
+            // for pushed content.
+            if p.is_empty() {
+                pushed.remove(tenant);
+            }
+        }
+    }
+}
+
+/// The outcome of laying pushed content over a fetched bundle.
+pub(crate) struct Rebase {
+    base: Bundle,
+    policies: BTreeMap<String, String>,
+    data: Map<String, Value>,
+    dropped: Vec<String>,
 }
 
 /// The shallowest path at or under `path` (holding `value`) that the
@@ -407,6 +468,9 @@ fn first_owned(manifest: &Manifest, path: &[String], value: &Value) -> Option<Ve
             child.push(k.clone());
             first_owned(manifest, &child, v)
         }),
+        // Anything but an object above a root would replace the bundle's
+        // document under it.
+        _ if manifest.claims(path) => Some(path.to_vec()),
         _ => None,
     }
 }
@@ -464,8 +528,12 @@ fn empty_bundle() -> Bundle {
         data: Value::Object(Map::new()),
         data_files: Vec::new(),
         files: Vec::new(),
-        digest: hex_digest(b"tenet-empty-bundle"),
+        digest: empty_bundle_digest(),
     }
+}
+
+fn empty_bundle_digest() -> String {
+    hex_digest(b"tenet-empty-bundle")
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
@@ -555,6 +623,27 @@ fn invalid(tenant: &str, reason: String) -> HostError {
     HostError::InvalidWrite {
         tenant: tenant.to_string(),
         reason,
+    }
+}
+
+/// Creates, in the pushed tree, the empty objects on the way to `parents`
+/// that exist as objects only in the bundle's data (above its roots), so a
+/// patch can add beside the bundle's documents as it can in OPA's store.
+fn mirror_parents(base: &Value, pushed: &mut Map<String, Value>, parents: &[String]) {
+    let mut in_base = Some(base);
+    let mut at = pushed;
+    for key in parents {
+        in_base = in_base.and_then(|v| v.get(key.as_str()));
+        if !at.contains_key(key) {
+            if !in_base.is_some_and(Value::is_object) {
+                return;
+            }
+            at.insert(key.clone(), Value::Object(Map::new()));
+        }
+        match at.get_mut(key) {
+            Some(Value::Object(next)) => at = next,
+            _ => return,
+        }
     }
 }
 

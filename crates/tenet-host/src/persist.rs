@@ -145,7 +145,10 @@ pub(crate) fn read(
                 source,
             })?,
         ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        // No record of where the archive came from (a crash between the
+        // two writes, a copied directory): it cannot be trusted as this
+        // source's bundle.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(&meta_path)(e)),
     };
     // A bundle persisted from another source (the configuration changed)
@@ -177,6 +180,19 @@ pub(crate) fn read(
 mod tests {
     use super::*;
     use tenet_bundle::BundleFile;
+
+    #[test]
+    fn an_archive_without_its_meta_file_is_never_restored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = vec![BundleFile {
+            path: "p.rego".into(),
+            bytes: b"package p\n\nx := 1\n".to_vec(),
+        }];
+        let tag = VersionTag("v1".into());
+        write(tmp.path(), "t", Payload::Files(files), &tag, "r1", "src/t").unwrap();
+        std::fs::remove_file(tenant_dir(tmp.path(), "t").join("meta.json")).unwrap();
+        assert!(read(tmp.path(), "t", "src/t", 1 << 20).unwrap().is_none());
+    }
 
     #[test]
     fn written_bundles_read_back_with_their_version_only_from_the_same_source() {

@@ -279,6 +279,9 @@ impl State {
     fn done(&mut self, id: u64, started: Instant, outcome: PollOutcome) {
         let timing = self.timing.clone();
         let Some(entry) = self.entries.get_mut(&id) else {
+            // Forgotten while its poll ran: the bound that poll held may
+            // now be unused.
+            self.hosts.retain(|_, bound| Arc::strong_count(bound) > 1);
             return;
         };
         entry.running = false;
@@ -375,6 +378,9 @@ impl State {
                 let started = Instant::now();
                 let outcome = inner.poll_once(&instance).await;
                 drop(_permit);
+                // The bound goes before `done`, so that the scheduler sees
+                // it unused and can drop it.
+                drop(bound);
                 inner.scheduler.done(id, started, outcome);
             });
         }

@@ -42,6 +42,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The token guarding the admin API and `/metrics`: the admin token, or
+    /// when only a decision token is set, that one (setting any token must
+    /// never leave the admin API open).
+    pub fn admin_guard(&self) -> Option<&str> {
+        self.admin_token
+            .as_deref()
+            .or(self.decision_token.as_deref())
+    }
+
     /// State with no tokens and no pins.
     pub fn new(
         host: Host,
@@ -92,6 +101,7 @@ pub fn app(state: AppState) -> Router {
             .route(&format!("{prefix}/v1/policies/{{*id}}"), policy_methods());
     }
     let decisions = decisions
+        .route("/tenants/{tenant}/health", get(tenant_health))
         .route("/v0/data/{*path}", post(webhook))
         .route("/tenants/{tenant}/v0/data/{*path}", post(webhook))
         .route("/", post(default_decision))
@@ -110,7 +120,6 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/tenants/{tenant}/health", get(tenant_health))
         .merge(decisions)
         .merge(admin)
         .fallback(not_found)
@@ -154,7 +163,33 @@ async fn trailing_slash(request: axum::extract::Request, next: middleware::Next)
         )
             .into_response();
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    plain_rejection_as_json(response).await
+}
+
+/// axum's own extractor rejections (a path segment that is not UTF-8, a
+/// malformed query string) answer in plain text; OPA always answers JSON,
+/// so they are rewrapped as `invalid_parameter` (or the status they had).
+async fn plain_rejection_as_json(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain || !response.status().is_client_error() {
+        return response;
+    }
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let code = if status == StatusCode::BAD_REQUEST {
+        "invalid_parameter"
+    } else {
+        "bad_request"
+    };
+    ApiError::new(status, code, text.trim().to_string()).into_response()
 }
 
 /// Refuses a request without `Authorization: Bearer <token>` when a token
@@ -190,7 +225,7 @@ async fn admin_auth(
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
-    match check_bearer(state.admin_token.as_deref(), request.headers()) {
+    match check_bearer(state.admin_guard(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tenet::Input;
 
+/// Most inputs in one batch request.
+pub(crate) const MAX_BATCH_INPUTS: usize = 10_000;
+
 /// `POST /v1/batch/data/{path}`.
 pub(crate) async fn batch(
     State(state): State<Arc<AppState>>,
@@ -54,6 +57,12 @@ pub(crate) async fn batch(
             ))
         }
     };
+    if inputs.len() > MAX_BATCH_INPUTS {
+        return Err(ApiError::invalid_parameter(format!(
+            "a batch holds at most {MAX_BATCH_INPUTS} inputs; this one has {}",
+            inputs.len()
+        )));
+    }
     // A tenant that cannot decide fails the whole batch, not each input.
     state.host.ready(&tenant).await?;
     let common = request.get("common_input");
@@ -61,6 +70,10 @@ pub(crate) async fn batch(
     let mut responses = Map::new();
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
     for (id, input) in inputs {
+        // Decisions of an active tenant never wait, so without this a large
+        // batch would hold its worker thread (and every request queued on
+        // it) until the last input.
+        tokio::task::yield_now().await;
         let merged = match common {
             Some(common) => merge(common, input),
             None => input.clone(),

@@ -312,8 +312,19 @@ impl Config {
                 continue;
             }
             let keys: Vec<String> = path.split("__").map(|k| k.to_ascii_lowercase()).collect();
-            let parsed: serde_json::Value = serde_yaml_ng::from_str(&value)
-                .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
+            // Secrets and names stay strings whatever they look like
+            // (`TENET_SERVER__ADMIN_TOKEN=~` is the token "~", not null).
+            let textual = [
+                "token", "addr", "header", "decision", "template", "resource", "url",
+            ]
+            .iter()
+            .any(|t| keys.last().is_some_and(|k| k.contains(t)));
+            let parsed: serde_json::Value = if textual {
+                serde_json::Value::String(value.clone())
+            } else {
+                serde_yaml_ng::from_str(&value)
+                    .unwrap_or_else(|_| serde_json::Value::String(value.clone()))
+            };
             set(&mut tree, &keys, parsed);
             overridden.push(key);
         }
@@ -345,6 +356,32 @@ impl Config {
             key: key.to_string(),
             reason,
         };
+        for (key, token) in [
+            ("server.admin_token", &self.server.admin_token),
+            ("server.decision_token", &self.server.decision_token),
+        ] {
+            if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                return Err(invalid(
+                    key,
+                    "an empty token would let every request through; remove the key to disable auth"
+                        .into(),
+                ));
+            }
+        }
+        if let Some((name, service)) = self
+            .bundles
+            .service
+            .as_ref()
+            .and_then(|n| self.services.get(n).map(|s| (n, s)))
+        {
+            let url = service.get("url");
+            if url.is_none_or(|u| u.as_str().is_none_or(str::is_empty)) {
+                return Err(invalid(
+                    &format!("services.{name}.url"),
+                    "the service has no url".into(),
+                ));
+            }
+        }
         if self.isolation.level != "none" {
             return Err(invalid(
                 "isolation.level",
@@ -546,6 +583,12 @@ mod tests {
         ];
         let c = Config::load(Some(f.path()), env).unwrap();
         assert_eq!(c.server.addr, "0.0.0.0:9000");
+        // Tokens stay strings whatever YAML would make of them.
+        for token in ["~", "12345", "null", "true"] {
+            let env = [("TENET_SERVER__ADMIN_TOKEN".to_string(), token.to_string())];
+            let c = Config::load(None, env).unwrap();
+            assert_eq!(c.server.admin_token.as_deref(), Some(token));
+        }
         assert_eq!(c.host.grace_period_seconds, 7);
         assert!(c.decision_logs.console);
         assert_eq!(
@@ -591,6 +634,14 @@ mod tests {
         let f = write("tenants: [ok, \"../etc\"]\n");
         let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
         assert!(e.contains("tenants[1]"), "{e}");
+
+        let f = write("server:\n  admin_token: \"\"\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("server.admin_token"), "{e}");
+
+        let f = write("bundles:\n  service: acme\n  resource: b/{tenant}\nservices:\n  acme: {}\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("services.acme.url"), "{e}");
 
         let f = write("- a\n- b\n");
         assert!(Config::load(Some(f.path()), []).is_err());

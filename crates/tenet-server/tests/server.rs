@@ -326,3 +326,46 @@ async fn decision_ids_only_with_decision_logging() {
     .await;
     assert_eq!(body, json!({"result": true}));
 }
+
+/// Any token guards the admin API: with only a decision token set, the
+/// admin API and `/metrics` need it too, and `/tenants/{t}/health` (which
+/// loads the tenant) is a decision route.
+#[tokio::test]
+async fn a_decision_token_alone_also_guards_admin_and_tenant_health() {
+    let server = Server::start(&["--decision-token", "d3cide"]);
+    let c = client();
+    for path in ["/v1/tenants", "/metrics", "/tenants/payments/health"] {
+        let resp = c.get(server.url(path)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{path}");
+        let resp = c
+            .get(server.url(path))
+            .bearer_auth("d3cide")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+    }
+}
+
+/// Requests axum itself rejects (a path that is not UTF-8) still answer in
+/// OPA's JSON shape; an oversized batch is refused up front.
+#[tokio::test]
+async fn rejections_are_json_and_batches_are_bounded() {
+    let server = Server::start(&[]);
+    let c = client();
+    let (s, body) = call(c.get(server.url("/tenants/payments/v1/data/%FF"))).await;
+    assert_eq!((s, body["code"].as_str()), (400, Some("invalid_parameter")));
+
+    let inputs: serde_json::Map<String, Value> =
+        (0..10_001).map(|i| (i.to_string(), json!({}))).collect();
+    let (s, body) = call(
+        c.post(server.url("/tenants/payments/v1/batch/data/payments/authz/allow"))
+            .json(&json!({ "inputs": inputs })),
+    )
+    .await;
+    assert_eq!((s, body["code"].as_str()), (400, Some("invalid_parameter")));
+    assert!(
+        body["message"].as_str().unwrap().contains("10000"),
+        "{body}"
+    );
+}
