@@ -174,7 +174,7 @@ impl Default for PollingConfig {
 /// The decision cache of each instance. Only deterministic policies are
 /// cached; the cache is dropped with its activation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DecisionCacheConfig {
     /// Cache decisions. Default false.
     pub enabled: bool,

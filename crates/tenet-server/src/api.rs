@@ -301,7 +301,14 @@ async fn reload_tenant(
     State(state): State<Arc<AppState>>,
     Path(tenant): Path<String>,
 ) -> AppResult {
-    let revision = state.host.reload(&tenant).await?;
+    let revision = state.host.reload(&tenant).await.map_err(|e| match e {
+        // The fetch or the new revision failed; the tenant keeps serving
+        // its last good revision, so this is not "not ready".
+        tenet::HostError::LoadFailed { .. } => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "load_failed", e.to_string())
+        }
+        other => other.into(),
+    })?;
     Ok(Json(json!({ "result": { "revision": revision.as_deref() } })).into_response())
 }
 

@@ -605,6 +605,10 @@ mod tests {
         assert!(e.contains("host.grace_period_seconds"), "{e}");
         assert!(e.contains("invalid type"), "{e}");
 
+        let f = write("host:\n  decision_cache:\n    enable: true\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("unknown field `enable`"), "{e}");
+
         let f = write("sever:\n  addr: x\n");
         let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
         assert!(e.contains("unknown field `sever`"), "{e}");

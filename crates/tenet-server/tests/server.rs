@@ -369,3 +369,27 @@ async fn rejections_are_json_and_batches_are_bounded() {
         "{body}"
     );
 }
+
+/// A forced reload whose new revision does not compile answers 502
+/// `load_failed`, and the tenant keeps deciding on its last good revision.
+#[tokio::test]
+async fn a_failed_reload_is_502_and_the_last_revision_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("t");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p.rego"), "package p\n\nx := 1\n").unwrap();
+    let template = format!("{}/{{tenant}}", tmp.path().display());
+    let server = Server::start(&["--bundles", &template]);
+    let c = client();
+    let (s, body) = call(c.get(server.url("/tenants/t/v1/data/p/x"))).await;
+    assert_eq!((s, body), (200, json!({"result": 1})));
+    std::fs::write(dir.join("p.rego"), "package p\n\nx := \n").unwrap();
+    let (s, body) = call(c.post(server.url("/v1/tenants/t/reload"))).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (502, Some("load_failed")),
+        "{body}"
+    );
+    let (s, body) = call(c.get(server.url("/tenants/t/v1/data/p/x"))).await;
+    assert_eq!((s, body), (200, json!({"result": 1})));
+}
