@@ -62,6 +62,12 @@ impl Manifest {
         self.owns(path) || above_some_root(&self.root_components(), path)
     }
 
+    /// True when a root is `""`: the bundle owns the whole data tree (OPA's
+    /// default when a bundle has no manifest).
+    pub fn owns_everything(&self) -> bool {
+        self.owns(&[])
+    }
+
     /// True when `path` lies at or under one of the roots: the bundle's
     /// own document, which nothing else may write.
     pub fn owns(&self, path: &[String]) -> bool {

@@ -289,18 +289,7 @@ impl Host {
         input: &Input,
     ) -> Result<Decision, HostError> {
         let inner = &self.inner;
-        let instance = match inner.lookup(tenant) {
-            Some(i) => i,
-            None if inner.config.on_demand && !inner.recently_unknown(tenant) => {
-                inner.get_or_create(tenant, true)?
-            }
-            None => {
-                validate_tenant(tenant)?;
-                return Err(HostError::TenantNotFound {
-                    tenant: tenant.to_string(),
-                });
-            }
-        };
+        let instance = inner.requested(tenant)?;
         instance.last_used.store(inner.now(), Ordering::Relaxed);
         // With on-demand loading, traffic itself keeps an instance alive,
         // whoever created it.
@@ -521,6 +510,24 @@ impl HostInner {
         self.instances.pin().get(tenant).cloned()
     }
 
+    /// The instance a request for `tenant` is served by: the existing one,
+    /// or with on-demand loading a new one (unless the tenant is in the
+    /// negative cache); else `TenantNotFound`.
+    pub(crate) fn requested(self: &Arc<Self>, tenant: &str) -> Result<Arc<Instance>, HostError> {
+        match self.lookup(tenant) {
+            Some(i) => Ok(i),
+            None if self.config.on_demand && !self.recently_unknown(tenant) => {
+                self.get_or_create(tenant, true)
+            }
+            None => {
+                validate_tenant(tenant)?;
+                Err(HostError::TenantNotFound {
+                    tenant: tenant.to_string(),
+                })
+            }
+        }
+    }
+
     /// True while `tenant` is in the negative cache (its source had no
     /// bundle less than `unknown_ttl` ago). Lock-free.
     pub(crate) fn recently_unknown(&self, tenant: &str) -> bool {
@@ -558,11 +565,6 @@ impl HostInner {
     /// explicitly).
     pub(crate) fn forget_unknown(&self, tenant: &str) {
         self.unknown.pin().remove(tenant);
-    }
-
-    /// The tenant's instance unless it has been collected.
-    pub(crate) fn lookup_live(&self, tenant: &str) -> Option<Arc<Instance>> {
-        self.lookup(tenant).filter(|i| !i.is_collected())
     }
 
     pub(crate) fn acquire(self: &Arc<Self>, tenant: &str) -> Result<Lease, HostError> {

@@ -168,12 +168,10 @@ impl Host {
         }
         self.push(tenant, |base, pushed| {
             let claimed = |p: &[String]| {
-                let owns_all = base
-                    .manifest
-                    .roots
-                    .iter()
-                    .any(|r| r.trim_matches('/').is_empty());
-                if p.is_empty() && !owns_all && !base.manifest.roots.is_empty() {
+                if p.is_empty()
+                    && !base.manifest.owns_everything()
+                    && !base.manifest.roots.is_empty()
+                {
                     return Err(HostError::RootWrite {
                         tenant: tenant.to_string(),
                     });
@@ -264,11 +262,7 @@ impl Host {
             })?;
         // Pushed data may not sit where a rule is defined, nor below one,
         // nor hold a scalar above one: OPA reports a conflicting rule.
-        if let Some(rule) = policy
-            .rule_paths()
-            .iter()
-            .find(|rule| data_conflicts(&state.1, rule))
-        {
+        if let Some(rule) = conflicting_rule(&policy, &state.1) {
             return Err(conflict(tenant, rule));
         }
         inner.activate(&instance, policy);
@@ -300,18 +294,7 @@ impl HostInner {
         self: &Arc<Self>,
         tenant: &str,
     ) -> Result<Arc<crate::instance::Activation>, HostError> {
-        let instance = match self.lookup_live(tenant) {
-            Some(i) => i,
-            None if self.config.on_demand && !self.recently_unknown(tenant) => {
-                self.get_or_create(tenant, true)?
-            }
-            None => {
-                crate::validate_tenant(tenant)?;
-                return Err(HostError::TenantNotFound {
-                    tenant: tenant.to_string(),
-                });
-            }
-        };
+        let instance = self.requested(tenant)?;
         self.wait_ready(&instance).await
     }
 
@@ -406,11 +389,7 @@ impl HostInner {
     /// Fails when pushed data sits where a rule of `policy` (compiled from
     /// the merged bundle) is defined.
     pub(crate) fn check_pushed_data(&self, rebase: &Rebase, policy: &Policy) -> Result<(), String> {
-        match policy
-            .rule_paths()
-            .iter()
-            .find(|rule| data_conflicts(&rebase.data, rule))
-        {
+        match conflicting_rule(policy, &rebase.data) {
             Some(rule) => Err(format!(
                 "the revision defines a rule at {}, where pushed data is",
                 rule.join("/")
@@ -478,13 +457,13 @@ fn first_owned(manifest: &Manifest, path: &[String], value: &Value) -> Option<Ve
 /// OPA's refusal of a write the bundle owns; `path` is slash-separated
 /// without a leading slash (empty when the bundle owns everything).
 fn owned(manifest: &Manifest, tenant: &str, path: String) -> HostError {
-    let all = manifest
-        .roots
-        .iter()
-        .any(|r| r.trim_matches('/').is_empty());
     HostError::OwnedByBundle {
         tenant: tenant.to_string(),
-        path: if all { String::new() } else { path },
+        path: if manifest.owns_everything() {
+            String::new()
+        } else {
+            path
+        },
     }
 }
 
@@ -494,6 +473,14 @@ fn conflict(tenant: &str, rule: &[String]) -> HostError {
         tenant: tenant.to_string(),
         path: rule.join("/"),
     }
+}
+
+/// The first rule of `policy` whose path pushed `data` conflicts with.
+fn conflicting_rule<'p>(policy: &'p Policy, data: &Map<String, Value>) -> Option<&'p Vec<String>> {
+    policy
+        .rule_paths()
+        .iter()
+        .find(|rule| data_conflicts(data, rule))
 }
 
 /// True when `data` holds a document at `rule`, below it, or a non-object
@@ -533,11 +520,17 @@ fn empty_bundle() -> Bundle {
 }
 
 fn empty_bundle_digest() -> String {
-    hex_digest(b"tenet-empty-bundle")
+    hex_digest(&[b"tenet-empty-bundle"])
 }
 
-fn hex_digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
+/// SHA-256 over `parts` in order, as lowercase hex.
+fn hex_digest(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -560,15 +553,8 @@ fn merge(base: &Bundle, policies: &BTreeMap<String, String>, data: &Map<String, 
             deep_merge(target, k, v.clone());
         }
     }
-    let pushed = serde_json::json!({ "policies": policies, "data": data });
-    let mut hasher = Sha256::new();
-    hasher.update(base.digest.as_bytes());
-    hasher.update(pushed.to_string().as_bytes());
-    merged.digest = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let pushed = serde_json::json!({ "policies": policies, "data": data }).to_string();
+    merged.digest = hex_digest(&[base.digest.as_bytes(), pushed.as_bytes()]);
     merged
 }
 

@@ -137,12 +137,7 @@ pub fn app(state: AppState) -> Router {
 async fn trailing_slash(request: axum::extract::Request, next: middleware::Next) -> Response {
     // OPA's router has no HEAD routes; axum would answer HEAD like GET.
     if request.method() == Method::HEAD {
-        return ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed",
-        )
-        .into_response();
+        return ApiError::method_not_allowed().into_response();
     }
     let path = request.uri().path();
     let tenant_root = path
@@ -403,11 +398,7 @@ async fn data(
     let components = data_path(&uri, params.contains_key("tenant"));
     if method == Method::DELETE && !params.contains_key("path") {
         // OPA has no DELETE on the data root.
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed",
-        ));
+        return Err(ApiError::method_not_allowed());
     }
     if matches!(method, Method::PUT | Method::PATCH | Method::DELETE) {
         return crate::push::write_data(&state, &tenant, &components, &method, &headers, body)
@@ -504,12 +495,6 @@ pub(crate) fn body(
     Ok(out.into())
 }
 
-fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::invalid_parameter(format!("body contains malformed input document: {e}"))
-    })
-}
-
 /// True when the body is YAML: OPA reads any content type naming yaml as
 /// YAML, everything else as JSON.
 fn is_yaml(headers: &HeaderMap) -> bool {
@@ -520,7 +505,7 @@ fn is_yaml(headers: &HeaderMap) -> bool {
 }
 
 /// A JSON (or YAML) document; errors start with `what`, as OPA's do.
-fn parse_document(bytes: &[u8], yaml: bool, what: &str) -> Result<Value, ApiError> {
+pub(crate) fn parse_document(bytes: &[u8], yaml: bool, what: &str) -> Result<Value, ApiError> {
     if yaml {
         serde_yaml_ng::from_slice(bytes)
             .map_err(|e| ApiError::invalid_parameter(format!("{what}: {e}")))
@@ -656,7 +641,8 @@ async fn webhook(
     let input = if bytes.iter().all(u8::is_ascii_whitespace) {
         Input::none()
     } else {
-        Input::from_value(&parse_json(&bytes)?, &limits)
+        let document = parse_document(&bytes, false, "body contains malformed input document")?;
+        Input::from_value(&document, &limits)
             .map_err(|e| ApiError::invalid_parameter(e.to_string()))?
     };
     let decision = state.host.decide(&tenant, path, &input).await?;

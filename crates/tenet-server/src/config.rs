@@ -469,11 +469,6 @@ impl Config {
     /// How bundles are fetched: the service's HTTP settings (OPA's service
     /// config without `url`), the S3 settings and the polling wait.
     pub fn source_options(&self, file: &str) -> Result<tenet_source::SourceOptions, ConfigError> {
-        let invalid = |key: String, reason: String| ConfigError::Invalid {
-            file: file.to_string(),
-            key,
-            reason,
-        };
         let mut options = tenet_source::SourceOptions::default();
         if let Some(name) = &self.bundles.service {
             let mut service = self.services.get(name).cloned().unwrap_or_default();
@@ -483,22 +478,12 @@ impl Config {
                     map.remove(key);
                 }
             }
-            options.http = serde_path_to_error::deserialize(service).map_err(|e| {
-                invalid(
-                    format!("services.{name}.{}", e.path()),
-                    e.into_inner().to_string(),
-                )
-            })?;
+            options.http = section(file, &format!("services.{name}"), service)?;
         }
         options.http.long_polling_timeout_seconds =
             self.bundles.polling.long_polling_timeout_seconds;
         if let Some(s3) = &self.bundles.s3 {
-            options.s3 = serde_path_to_error::deserialize(s3.clone()).map_err(|e| {
-                invalid(
-                    format!("bundles.s3.{}", e.path()),
-                    e.into_inner().to_string(),
-                )
-            })?;
+            options.s3 = section(file, "bundles.s3", s3.clone())?;
         }
         Ok(options)
     }
@@ -514,12 +499,7 @@ impl Config {
             tree = serde_json::Value::Object(Default::default());
         }
         tree["keys"] = serde_json::to_value(&self.keys).unwrap_or_default();
-        let config: tenet::VerificationConfig =
-            serde_path_to_error::deserialize(tree).map_err(|e| ConfigError::Invalid {
-                file: file.to_string(),
-                key: format!("bundles.signing.{}", e.path()),
-                reason: e.into_inner().to_string(),
-            })?;
+        let config: tenet::VerificationConfig = section(file, "bundles.signing", tree)?;
         tenet::Verifier::new(&config)
             .map(Some)
             .map_err(|e| ConfigError::Invalid {
@@ -528,6 +508,20 @@ impl Config {
                 reason: e.to_string(),
             })
     }
+}
+
+/// Reads the sub-tree at `prefix` into `T`; an error names the full key
+/// path (`prefix.key`).
+fn section<T: serde::de::DeserializeOwned>(
+    file: &str,
+    prefix: &str,
+    tree: serde_json::Value,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(tree).map_err(|e| ConfigError::Invalid {
+        file: file.to_string(),
+        key: format!("{prefix}.{}", e.path()),
+        reason: e.into_inner().to_string(),
+    })
 }
 
 /// Sets `keys` in `tree` to `value`, creating objects on the way.

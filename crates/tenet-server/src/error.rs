@@ -24,6 +24,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", message)
     }
 
+    /// A 405, as OPA answers a method a route does not have.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed",
+        )
+    }
+
     /// Any status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
