@@ -1470,6 +1470,7 @@ impl Engine {
             // Analyze the modules and determine how statements must be scheduled.
             let analyzer = Analyzer::new();
             let schedule = Rc::new(analyzer.analyze(&self.modules)?);
+            crate::recursion::check_recursion(&self.modules, Some(&schedule))?;
 
             self.interpreter
                 .set_modules(self.modules.clone(), self.parser_contexts.clone());
