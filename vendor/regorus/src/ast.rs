@@ -268,35 +268,145 @@ pub enum Expr {
 }
 
 impl Expr {
-    fn detach_reference_children(&mut self, pending: &mut Vec<Ref<Expr>>) {
+    const fn is_leaf(&self) -> bool {
+        matches!(
+            *self,
+            Self::String { .. }
+                | Self::RawString { .. }
+                | Self::Number { .. }
+                | Self::Bool { .. }
+                | Self::Null { .. }
+                | Self::Var { .. }
+        )
+    }
+
+    /// Moves the child expressions that have children of their own into
+    /// `pending`, so that dropping a deep expression (a long reference, a
+    /// long chain of infix operators, deeply nested collections or calls)
+    /// does not recurse.
+    fn detach_children(&mut self, pending: &mut Vec<Ref<Expr>>) {
+        fn detach(child: &mut Ref<Expr>, span: &Span, pending: &mut Vec<Ref<Expr>>) {
+            if !child.is_leaf() {
+                let placeholder = Ref::new(Expr::Null {
+                    span: span.clone(),
+                    value: Value::Null,
+                    eidx: 0,
+                });
+                pending.push(core::mem::replace(child, placeholder));
+            }
+        }
         match *self {
             Self::RefDot {
                 ref span,
                 ref mut refr,
                 ..
-            } => {
-                let placeholder = Ref::new(Self::Null {
-                    span: span.clone(),
-                    value: Value::Null,
-                    eidx: 0,
-                });
-                pending.push(core::mem::replace(refr, placeholder));
-            }
+            } => detach(refr, span, pending),
             Self::RefBrack {
                 ref span,
                 ref mut refr,
                 ref mut index,
                 ..
             } => {
-                let placeholder = Ref::new(Self::Null {
-                    span: span.clone(),
-                    value: Value::Null,
-                    eidx: 0,
-                });
-                pending.push(core::mem::replace(refr, placeholder.clone()));
-                pending.push(core::mem::replace(index, placeholder));
+                detach(refr, span, pending);
+                detach(index, span, pending);
             }
-            _ => {}
+            Self::Array { ref mut items, .. } | Self::Set { ref mut items, .. } => {
+                pending.extend(core::mem::take(items).into_iter().filter(|i| !i.is_leaf()));
+            }
+            Self::Object { ref mut fields, .. } => {
+                for (_, key, value) in core::mem::take(fields) {
+                    pending.extend([key, value].into_iter().filter(|e| !e.is_leaf()));
+                }
+            }
+            Self::ArrayCompr {
+                ref span,
+                ref mut term,
+                ..
+            }
+            | Self::SetCompr {
+                ref span,
+                ref mut term,
+                ..
+            } => detach(term, span, pending),
+            Self::ObjectCompr {
+                ref span,
+                ref mut key,
+                ref mut value,
+                ..
+            } => {
+                detach(key, span, pending);
+                detach(value, span, pending);
+            }
+            Self::Call {
+                ref span,
+                ref mut fcn,
+                ref mut params,
+                ..
+            } => {
+                detach(fcn, span, pending);
+                pending.extend(core::mem::take(params).into_iter().filter(|p| !p.is_leaf()));
+            }
+            Self::UnaryExpr {
+                ref span,
+                ref mut expr,
+                ..
+            } => detach(expr, span, pending),
+            Self::BinExpr {
+                ref span,
+                ref mut lhs,
+                ref mut rhs,
+                ..
+            }
+            | Self::BoolExpr {
+                ref span,
+                ref mut lhs,
+                ref mut rhs,
+                ..
+            }
+            | Self::ArithExpr {
+                ref span,
+                ref mut lhs,
+                ref mut rhs,
+                ..
+            }
+            | Self::AssignExpr {
+                ref span,
+                ref mut lhs,
+                ref mut rhs,
+                ..
+            } => {
+                detach(lhs, span, pending);
+                detach(rhs, span, pending);
+            }
+            #[cfg(feature = "rego-extensions")]
+            Self::OrExpr {
+                ref span,
+                ref mut lhs,
+                ref mut rhs,
+                ..
+            } => {
+                detach(lhs, span, pending);
+                detach(rhs, span, pending);
+            }
+            Self::Membership {
+                ref span,
+                ref mut key,
+                ref mut value,
+                ref mut collection,
+                ..
+            } => {
+                if let Some(ref mut key) = *key {
+                    detach(key, span, pending);
+                }
+                detach(value, span, pending);
+                detach(collection, span, pending);
+            }
+            Self::String { .. }
+            | Self::RawString { .. }
+            | Self::Number { .. }
+            | Self::Bool { .. }
+            | Self::Null { .. }
+            | Self::Var { .. } => {}
         }
     }
 }
@@ -304,12 +414,12 @@ impl Expr {
 impl Drop for Expr {
     fn drop(&mut self) {
         let mut pending = Vec::new();
-        self.detach_reference_children(&mut pending);
+        self.detach_children(&mut pending);
 
         while let Some(reference) = pending.pop() {
             // `into_inner` elects exactly one final owner during concurrent Arc releases.
             if let Some(mut expression) = reference.into_inner() {
-                expression.detach_reference_children(&mut pending);
+                expression.detach_children(&mut pending);
                 drop(expression);
             }
         }

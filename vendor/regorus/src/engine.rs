@@ -194,6 +194,135 @@ mod iterative_selector_tests {
     }
 }
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::shadow_unrelated)]
+mod eval_depth_tests {
+    use super::*;
+    use anyhow::Result;
+
+    // Chains of rules or functions that nest without recursion.
+    fn chain(n: usize, link: &str, last: &str) -> String {
+        let mut policy = String::from("package test\n");
+        for i in 0..n {
+            let next = i.saturating_add(1);
+            policy.push_str(
+                &link
+                    .replace("{i}", &i.to_string())
+                    .replace("{n}", &next.to_string()),
+            );
+            policy.push('\n');
+        }
+        policy.push_str(&last.replace("{n}", &n.to_string()));
+        policy.push('\n');
+        policy
+    }
+
+    fn shapes(n: usize) -> Vec<(String, &'static str)> {
+        alloc::vec![
+            (
+                chain(n, "r{i} := r{n}", "r{n} := 1\nr := r0"),
+                "data.test.r"
+            ),
+            (
+                chain(n, "r{i} if { r{n} }", "r{n} := true\nr := r0"),
+                "data.test.r"
+            ),
+            (
+                chain(n, "f{i}(x) := f{n}(x)", "f{n}(x) := x\nr := f0(1)"),
+                "data.test.r"
+            ),
+            (
+                chain(
+                    n,
+                    "f{i}(x) := y if { y := f{n}(x) + 1 }",
+                    "f{n}(x) := x\nr := f0(1)"
+                ),
+                "data.test.r",
+            ),
+            (
+                chain(n, "r{i} := [x | some x in r{n}]", "r{n} := [1]\nr := r0"),
+                "data.test.r"
+            ),
+            (
+                chain(
+                    n,
+                    "r{i} if { every x in [1] { r{n} } }",
+                    "r{n} := true\nr := r0"
+                ),
+                "data.test.r",
+            ),
+            (
+                chain(n, "r{i} if { not r{n} }", "r{n} := false\nr := r0"),
+                "data.test.r"
+            ),
+        ]
+    }
+
+    fn eval(policy: &str, rule: &str, max_depth: Option<usize>) -> Result<Value> {
+        let mut engine = Engine::new();
+        engine.add_policy("test.rego".to_string(), policy.to_string())?;
+        if let Some(max_depth) = max_depth {
+            engine.set_max_eval_depth(max_depth);
+        }
+        engine.eval_rule(rule.to_string())
+    }
+
+    // Deep nesting used to recurse on the native stack without bound; 1000
+    // nested rules or function calls overflowed a 2 MiB stack (that of a test
+    // thread or a tokio worker) in a debug build and aborted the process.
+    #[test]
+    fn deep_nesting_fails_with_an_error_on_a_2_mib_stack() {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                for (policy, rule) in shapes(1000) {
+                    let err = eval(&policy, rule, None).unwrap_err().to_string();
+                    assert!(err.contains("evaluation depth limit exceeded"), "{err}");
+
+                    let mut engine = Engine::new();
+                    engine
+                        .add_policy("test.rego".to_string(), policy.clone())
+                        .unwrap();
+                    let err = engine.eval_query(rule.to_string(), false).unwrap_err();
+                    assert!(err.to_string().contains("evaluation depth limit exceeded"));
+                    let compiled = engine.compile_with_entrypoint(&rule.into()).unwrap();
+                    let err = compiled.eval_with_input(Value::new_object()).unwrap_err();
+                    assert!(err.to_string().contains("evaluation depth limit exceeded"));
+                }
+                // Ordinary nesting stays well within the default.
+                for (policy, rule) in shapes(20) {
+                    eval(&policy, rule, None).unwrap();
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn eval_depth_is_configurable() {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024 * 1024)
+            .spawn(|| {
+                assert_eq!(
+                    Engine::new().get_max_eval_depth(),
+                    Engine::DEFAULT_MAX_EVAL_DEPTH
+                );
+                for (policy, rule) in shapes(300) {
+                    eval(&policy, rule, Some(5_000)).unwrap();
+                    let err = eval(&policy, rule, Some(50)).unwrap_err().to_string();
+                    assert!(
+                        err.contains("evaluation depth limit exceeded (max 50)"),
+                        "{err}"
+                    );
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}
+
 /// The Rego evaluation engine.
 ///
 #[derive(Debug, Clone)]
@@ -299,6 +428,9 @@ impl Default for Engine {
 }
 
 impl Engine {
+    /// Default maximum evaluation depth (see [`Engine::set_max_eval_depth`]).
+    pub const DEFAULT_MAX_EVAL_DEPTH: usize = crate::interpreter::DEFAULT_MAX_EVAL_DEPTH;
+
     fn effective_execution_timer_config(&self) -> Option<ExecutionTimerConfig> {
         self.execution_timer_config
             .or_else(fallback_execution_timer_config)
@@ -916,6 +1048,24 @@ impl Engine {
         self.interpreter.set_strict_builtin_errors(b);
     }
 
+    /// Set the maximum evaluation depth.
+    ///
+    /// Rule evaluation, function calls, comprehensions, queries and nested
+    /// expressions each add one level while they are evaluated. When an
+    /// evaluation would go deeper, it fails with an
+    /// `evaluation depth limit exceeded` error instead of exhausting the
+    /// native stack. The default, [`Engine::DEFAULT_MAX_EVAL_DEPTH`], fits a
+    /// debug build into a 2 MiB thread stack; raise it only when evaluation
+    /// runs on a larger stack.
+    pub const fn set_max_eval_depth(&mut self, max_eval_depth: usize) {
+        self.interpreter.set_max_eval_depth(max_eval_depth);
+    }
+
+    /// The maximum evaluation depth (see [`Engine::set_max_eval_depth`]).
+    pub const fn get_max_eval_depth(&self) -> usize {
+        self.interpreter.get_max_eval_depth()
+    }
+
     #[doc(hidden)]
     pub fn get_modules(&mut self) -> &Vec<Ref<Module>> {
         &self.modules
@@ -1470,6 +1620,7 @@ impl Engine {
             // Analyze the modules and determine how statements must be scheduled.
             let analyzer = Analyzer::new();
             let schedule = Rc::new(analyzer.analyze(&self.modules)?);
+            crate::recursion::check_recursion(&self.modules, Some(&schedule))?;
 
             self.interpreter
                 .set_modules(self.modules.clone(), self.parser_contexts.clone());

@@ -286,7 +286,7 @@ impl Source {
         format!(
             "\n--> {}:{}:{}\n{:<line_num_width$}|\n\
 		{:<line_num_width$}| {}\n\
-		{:<line_num_width$}| {:<col_spaces$}^\n\
+		{:<line_num_width$}| {}^\n\
 		{}: {}",
             self.src.file,
             line,
@@ -295,7 +295,8 @@ impl Source {
             line,
             self.line(line.saturating_sub(1)),
             "",
-            "",
+            // Not a width argument: those panic above u16::MAX.
+            " ".repeat(col_spaces),
             kind,
             msg
         )
@@ -1063,5 +1064,25 @@ impl<'source> Lexer<'source> {
 
         check_memory_limit()?;
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod message_tests {
+    use super::*;
+
+    // Formatting the caret with a width argument panicked ("Formatting
+    // argument out of range") for columns above u16::MAX, which a policy can
+    // reach when the column limit is raised.
+    #[test]
+    fn error_at_a_column_above_u16_max_is_formatted() {
+        let col = 70_000_u32;
+        let contents = format!("package test\n{}x := @\n", " ".repeat(69_999));
+        let source = Source::from_contents("wide.rego".to_string(), contents).unwrap();
+        let msg = source.message(2, col, "error", "unexpected character");
+        let caret_line = msg.lines().nth(4).unwrap();
+        assert_eq!(caret_line.len(), "  | ".len() + 69_999 + 1);
+        assert!(caret_line.ends_with('^'));
     }
 }

@@ -161,6 +161,7 @@ mod number;
 mod parser;
 mod policy_info;
 mod query;
+mod recursion;
 #[cfg(feature = "azure_policy")]
 pub mod registry;
 #[cfg(feature = "rvm")]

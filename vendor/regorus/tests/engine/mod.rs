@@ -588,9 +588,16 @@ fn dynamic_namespace_defaults_follow_ordinary_rules_across_file_orders() -> Resu
             engine.add_policy("ordinary.rego".to_string(), ordinary_policy)?;
             engine.add_policy("default.rego".to_string(), default_policy)?;
         }
+        // Recursive rules are rejected when the engine is prepared (as in
+        // OPA), so an unrelated module that fails when evaluated stands in.
+        engine.add_extension(
+            "unrelated_failure".to_string(),
+            0,
+            Box::new(|_| Err(anyhow::anyhow!("unrelated module was evaluated"))),
+        )?;
         engine.add_policy(
             "unrelated.rego".to_string(),
-            "package unrelated\nfirst := second\nsecond := first".to_string(),
+            "package unrelated\nfirst := unrelated_failure()".to_string(),
         )?;
         engine.set_input(Value::from_json_str(r#"{"namespace":"target"}"#)?);
 

@@ -18,6 +18,9 @@ pub enum VmError {
         pc: usize,
     },
 
+    #[error("evaluation depth limit exceeded: rule and function calls nested deeper than {limit} (pc={pc})")]
+    CallDepthLimitExceeded { limit: usize, pc: usize },
+
     #[error("Execution exceeded time limit (elapsed={elapsed:?}, limit={limit:?}, pc={pc})")]
     TimeLimitExceeded {
         elapsed: Duration,

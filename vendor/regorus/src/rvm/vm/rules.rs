@@ -27,6 +27,7 @@ impl RegoVM {
                 | VmError::MemoryBudgetExceeded { .. }
                 | VmError::RegexSizeLimitExceeded { .. }
                 | VmError::InstructionLimitExceeded { .. }
+                | VmError::CallDepthLimitExceeded { .. }
                 | VmError::NumericOverflow { .. }
         )
     }
@@ -205,6 +206,19 @@ impl RegoVM {
         Ok((final_result, rule_failed_due_to_inconsistency))
     }
 
+    /// Fails before a rule or function call would nest deeper than
+    /// `max_call_depth`. In run-to-completion mode every nested call also
+    /// recurses on the native stack.
+    const fn check_call_depth(&self) -> Result<()> {
+        if self.call_rule_stack.len() >= self.max_call_depth {
+            return Err(VmError::CallDepthLimitExceeded {
+                limit: self.max_call_depth,
+                pc: self.pc,
+            });
+        }
+        Ok(())
+    }
+
     pub(super) fn execute_call_rule_common(
         &mut self,
         dest: u8,
@@ -277,6 +291,7 @@ impl RegoVM {
             return Ok(());
         }
 
+        self.check_call_depth()?;
         self.call_rule_stack.push(CallRuleContext {
             return_pc: self.pc,
             dest_reg: dest,
@@ -444,6 +459,8 @@ impl RegoVM {
             self.set_register(dest, result)?;
             return Ok(());
         }
+
+        self.check_call_depth()?;
 
         let num_registers = usize::from(rule_info.num_registers);
 
@@ -933,5 +950,94 @@ impl RegoVM {
             message: format!("{context} exceeds addressable range"),
             pc: self.pc,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::arithmetic_side_effects)]
+mod call_depth_tests {
+    use super::super::{ExecutionMode, RegoVM, VmError, DEFAULT_MAX_CALL_DEPTH};
+    use crate::languages::rego::compiler::Compiler;
+    use crate::*;
+    use alloc::format;
+    use alloc::string::{String, ToString as _};
+    use anyhow::Result;
+
+    // `f0(x) := f1(x) + 1`, ..., `f<n>(x) := x`: nesting without recursion.
+    fn call_chain(n: usize) -> String {
+        let mut policy = String::from("package test\n");
+        for i in 0..n {
+            policy.push_str(&format!("f{i}(x) := y if {{ y := f{}(x) + 1 }}\n", i + 1));
+        }
+        policy.push_str(&format!("f{n}(x) := x\nr := f0(0)\n"));
+        policy
+    }
+
+    fn run(policy: String, mode: ExecutionMode, max_call_depth: Option<usize>) -> Result<Value> {
+        let mut engine = Engine::new();
+        engine.add_policy("test.rego".to_string(), policy)?;
+        let compiled = engine.compile_with_entrypoint(&"data.test.r".into())?;
+        let program = Compiler::compile_from_policy(&compiled, &["data.test.r"])?;
+        let mut vm = RegoVM::new();
+        vm.set_execution_mode(mode);
+        vm.load_program(program);
+        vm.set_max_instructions(10_000_000);
+        if let Some(depth) = max_call_depth {
+            vm.set_max_call_depth(depth);
+        }
+        Ok(vm.execute()?)
+    }
+
+    // Each nested call recursed on the native stack without bound; 1000 of
+    // them overflowed a 2 MiB stack (that of a test thread or a tokio worker)
+    // in a debug build and aborted the process.
+    #[test]
+    fn deep_call_nesting_fails_with_an_error_on_a_2_mib_stack() {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                for mode in [ExecutionMode::RunToCompletion, ExecutionMode::Suspendable] {
+                    let err = run(call_chain(1000), mode, None).unwrap_err();
+                    let vm_err = err.downcast_ref::<VmError>();
+                    assert!(
+                        matches!(
+                            vm_err,
+                            Some(VmError::CallDepthLimitExceeded {
+                                limit: DEFAULT_MAX_CALL_DEPTH,
+                                ..
+                            })
+                        ),
+                        "{err}"
+                    );
+                    assert!(err.to_string().contains("evaluation depth limit exceeded"));
+
+                    // The default admits nesting up to the limit.
+                    let n = DEFAULT_MAX_CALL_DEPTH - 2;
+                    assert_eq!(run(call_chain(n), mode, None).unwrap(), Value::from(n));
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn call_depth_is_configurable() {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024 * 1024)
+            .spawn(|| {
+                let err = run(call_chain(10), ExecutionMode::RunToCompletion, Some(5)).unwrap_err();
+                assert!(
+                    err.to_string().contains("evaluation depth limit exceeded"),
+                    "{err}"
+                );
+                assert_eq!(
+                    run(call_chain(300), ExecutionMode::RunToCompletion, Some(400)).unwrap(),
+                    Value::from(300)
+                );
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
