@@ -1220,6 +1220,15 @@ impl Interpreter {
                 }
             }
             Literal::NotExpr { span, expr, .. } => {
+                // OPA evaluates the operands of a negated call (a function
+                // call, a comparison, an operator or `in`) before the negation,
+                // so an undefined operand makes the body fail instead of
+                // making the `not` succeed (see negation_hoisted_operands).
+                for operand in expr.negation_hoisted_operands() {
+                    if self.eval_expr(operand)? == Value::Undefined {
+                        return Ok(false);
+                    }
+                }
                 let value = match expr.as_ref() {
                     // Extra parameter is allowed; but a return argument is not allowed.
                     Expr::Call {
