@@ -2163,12 +2163,8 @@ impl Interpreter {
                     result = self.eval_output_expr_in_loop(loop_tail)? || result;
                 }
             }
-            _ => {
-                let span = Self::loop_span(loop_info);
-                return Err(span
-                    .source
-                    .error(span.line, span.col, "item cannot be indexed"));
-            }
+            // As in a body, iterating over anything else yields nothing.
+            _ => (),
         }
         self.remove_loop_var_value(loop_target_expr);
         Ok(result)
@@ -2234,10 +2230,12 @@ impl Interpreter {
 
         let r = self.eval_output_expr_in_loop(&loops[..])?;
 
+        // A head whose loops produced no output (e.g. an iteration over a
+        // non-collection) leaves the rule without a value.
         let ctx = self.get_current_context()?;
         ctx.output_expr
             .as_ref()
-            .map_or_else(|| Ok(r), |_oe| Ok(ctx.rule_value != Value::Undefined))
+            .map_or_else(|| Ok(r), |_oe| Ok(r && ctx.rule_value != Value::Undefined))
     }
 
     fn eval_stmts(&mut self, stmts: &[&LiteralStmt]) -> Result<bool> {
