@@ -2168,7 +2168,9 @@ impl<'source> Parser<'source> {
         span.end = self.end;
 
         if let RuleHead::Set { .. } = &head {
-            if let Some(RuleBody { span, .. }) = bodies.get(1) {
+            // Further bodies without `else` are allowed: each is a definition
+            // of the rule with the same head, as in OPA.
+            if let Some(RuleBody { span, .. }) = bodies.iter().skip(1).find(|b| b.is_else) {
                 bail!(span.error("else cannot be used with set rules"));
             }
         }
