@@ -2857,8 +2857,14 @@ impl Interpreter {
                 } else if selected_fcn_path == "print" {
                     return self.eval_print(span, params, param_values);
                 }
-                // Look up builtin function.
-                else if let Some(builtin) = Self::lookup_builtin(span, &selected_fcn_path)? {
+                // Look up builtin function. Deprecated builtins exist only
+                // for Rego v0 modules.
+                else if let Some(builtin) = Self::lookup_builtin(span, &selected_fcn_path)?
+                    .filter(|_| {
+                        !builtins::is_deprecated(&selected_fcn_path)
+                            || self.module.as_ref().is_some_and(|m| !m.rego_v1)
+                    })
+                {
                     let r = self.eval_builtin_call(
                         span,
                         &selected_fcn_path.clone(),
