@@ -482,6 +482,53 @@ impl Expr {
             Self::OrExpr { eidx, .. } => eidx,
         }
     }
+
+    /// The operands that OPA evaluates before the expression, so that under
+    /// `not` an undefined one fails the body instead of making the negation
+    /// succeed (compile stages RewriteExprTerms and RewriteDynamicTerms): the
+    /// operands of a call, comparison, arithmetic or set operator, or `in`,
+    /// except variables, which are not rewritten. `==` is compiled to
+    /// unification (stage RewriteEquals), which also keeps its reference
+    /// operands in place. Empty for any other expression.
+    pub fn negation_hoisted_operands(&self) -> Vec<&Ref<Expr>> {
+        let operands: Vec<&Ref<Expr>> = match *self {
+            Self::Call { ref params, .. } => params.iter().collect(),
+            Self::BoolExpr {
+                op: BoolOp::Eq,
+                ref lhs,
+                ref rhs,
+                ..
+            } => [lhs, rhs]
+                .into_iter()
+                .filter(|operand| {
+                    !matches!(
+                        operand.as_ref(),
+                        Self::RefDot { .. } | Self::RefBrack { .. }
+                    )
+                })
+                .collect(),
+            Self::BinExpr {
+                ref lhs, ref rhs, ..
+            }
+            | Self::BoolExpr {
+                ref lhs, ref rhs, ..
+            }
+            | Self::ArithExpr {
+                ref lhs, ref rhs, ..
+            } => vec![lhs, rhs],
+            Self::Membership {
+                ref key,
+                ref value,
+                ref collection,
+                ..
+            } => key.iter().chain([value, collection]).collect(),
+            _ => Vec::new(),
+        };
+        operands
+            .into_iter()
+            .filter(|operand| !matches!(operand.as_ref(), Self::Var { .. }))
+            .collect()
+    }
 }
 
 #[cfg(test)]

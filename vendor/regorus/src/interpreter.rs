@@ -1260,6 +1260,15 @@ impl Interpreter {
                 }
             }
             Literal::NotExpr { span, expr, .. } => {
+                // OPA evaluates the operands of a negated call (a function
+                // call, a comparison, an operator or `in`) before the negation,
+                // so an undefined operand makes the body fail instead of
+                // making the `not` succeed (see negation_hoisted_operands).
+                for operand in expr.negation_hoisted_operands() {
+                    if self.eval_expr(operand)? == Value::Undefined {
+                        return Ok(false);
+                    }
+                }
                 let value = match expr.as_ref() {
                     // Extra parameter is allowed; but a return argument is not allowed.
                     Expr::Call {
@@ -2194,12 +2203,8 @@ impl Interpreter {
                     result = self.eval_output_expr_in_loop(loop_tail)? || result;
                 }
             }
-            _ => {
-                let span = Self::loop_span(loop_info);
-                return Err(span
-                    .source
-                    .error(span.line, span.col, "item cannot be indexed"));
-            }
+            // As in a body, iterating over anything else yields nothing.
+            _ => (),
         }
         self.remove_loop_var_value(loop_target_expr);
         Ok(result)
@@ -2265,10 +2270,12 @@ impl Interpreter {
 
         let r = self.eval_output_expr_in_loop(&loops[..])?;
 
+        // A head whose loops produced no output (e.g. an iteration over a
+        // non-collection) leaves the rule without a value.
         let ctx = self.get_current_context()?;
         ctx.output_expr
             .as_ref()
-            .map_or_else(|| Ok(r), |_oe| Ok(ctx.rule_value != Value::Undefined))
+            .map_or_else(|| Ok(r), |_oe| Ok(r && ctx.rule_value != Value::Undefined))
     }
 
     fn eval_stmts(&mut self, stmts: &[&LiteralStmt]) -> Result<bool> {
@@ -2897,8 +2904,14 @@ impl Interpreter {
                 } else if selected_fcn_path == "print" {
                     return self.eval_print(span, params, param_values);
                 }
-                // Look up builtin function.
-                else if let Some(builtin) = Self::lookup_builtin(span, &selected_fcn_path)? {
+                // Look up builtin function. Deprecated builtins exist only
+                // for Rego v0 modules.
+                else if let Some(builtin) = Self::lookup_builtin(span, &selected_fcn_path)?
+                    .filter(|_| {
+                        !builtins::is_deprecated(&selected_fcn_path)
+                            || self.module.as_ref().is_some_and(|m| !m.rego_v1)
+                    })
+                {
                     let r = self.eval_builtin_call(
                         span,
                         &selected_fcn_path.clone(),

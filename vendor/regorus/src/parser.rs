@@ -1044,6 +1044,9 @@ impl<'source> Parser<'source> {
                         eidx: self.next_eidx(),
                     };
                 }
+                // As in OPA, a `(` on a new line starts a new expression: it
+                // does not call the term on the previous line.
+                "(" if possible_fcn && self.line != self.tok.1.line => break,
                 "(" if possible_fcn => {
                     self.next_token()?;
                     let mut args = vec![];
@@ -2203,16 +2206,18 @@ impl<'source> Parser<'source> {
         span.end = self.end;
 
         if let RuleHead::Set { .. } = &head {
-            if let Some(RuleBody { span, .. }) = bodies.get(1) {
+            // Further bodies without `else` are allowed: each is a definition
+            // of the rule with the same head, as in OPA.
+            if let Some(RuleBody { span, .. }) = bodies.iter().skip(1).find(|b| b.is_else) {
                 bail!(span.error("else cannot be used with set rules"));
             }
         }
 
         if self.rego_v1 && bodies.is_empty() {
             match &head {
-                RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. }
-                    if assign.is_none() =>
-                {
+                // A function without a body or value (`f("a", _)`) is
+                // `f("a", _) := true`, as in OPA.
+                RuleHead::Compr { assign, .. } if assign.is_none() => {
                     bail!(span.error("rule must have a body or assignment"));
                 }
                 RuleHead::Set { refr, key, .. } if key.is_none() => {

@@ -21,6 +21,7 @@ pub mod azure_policy;
 mod bitwise;
 pub mod comparison;
 mod conversions;
+mod deprecated;
 
 mod encoding;
 #[cfg(feature = "glob")]
@@ -118,8 +119,16 @@ lazy_static! {
 	#[cfg(feature = "opa-testutil")]
 	test::register(&mut m);
 
+	deprecated::register(&mut m);
+
 	m
     };
+}
+
+/// Whether `path` names a built-in that OPA deprecated: those are available to
+/// Rego v0 modules only.
+pub fn is_deprecated(path: &str) -> bool {
+    deprecated::DEPRECATED.contains(&path)
 }
 
 pub fn must_cache(path: &str) -> Option<&'static str> {

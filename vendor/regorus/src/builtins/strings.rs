@@ -370,8 +370,12 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         };
 
         if args_idx >= args.len() {
-            bail!(args_span
-                .error(format!("no argument specified for format verb {args_idx}").as_str()));
+            // Go's fmt (which OPA's sprintf uses) reports a missing operand
+            // in the output instead of failing.
+            s += "%!";
+            s.push(verb);
+            s += "(MISSING)";
+            continue;
         }
         let arg = &args[args_idx];
         args_idx += 1;
@@ -499,13 +503,23 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
     }
 
     if args_idx < args.len() {
-        bail!(args_span.error(
-            format!(
-                "extra arguments ({}) specified for {args_idx} format verbs.",
-                args.len()
-            )
-            .as_str()
-        ));
+        // Go's fmt appends unused operands as `%!(EXTRA type=value, ...)`,
+        // with the Go types OPA passes: int64 for integers, *big.Int for
+        // larger ones, float64 for other numbers and string for the rest.
+        s += "%!(EXTRA ";
+        for (idx, arg) in args.iter().skip(args_idx).enumerate() {
+            if idx > 0 {
+                s += ", ";
+            }
+            s += match arg {
+                Value::Number(n) if n.as_i64().is_some() => "int64=",
+                Value::Number(n) if n.is_integer() => "*big.Int=",
+                Value::Number(_) => "float64=",
+                _ => "string=",
+            };
+            s += &to_string(arg, false);
+        }
+        s.push(')');
     }
 
     Ok(Value::String(s.into()))

@@ -425,6 +425,14 @@ impl<'a> Compiler<'a> {
             .then_some(candidate)
     }
 
+    /// Deprecated builtins are available to Rego v0 modules only.
+    fn current_module_is_rego_v1(&self) -> bool {
+        self.policy
+            .get_modules()
+            .get(self.current_module_index as usize)
+            .is_some_and(|module| module.rego_v1)
+    }
+
     fn lookup_builtin_arity(&self, name: &str) -> Option<usize> {
         if name == "print" {
             Some(2)
@@ -483,7 +491,9 @@ impl<'a> Compiler<'a> {
                 rule_index,
                 expected_args,
             })
-        } else if self.is_builtin(original_fcn_path) {
+        } else if self.is_builtin(original_fcn_path)
+            && (!builtins::is_deprecated(original_fcn_path) || !self.current_module_is_rego_v1())
+        {
             let builtin_index = self.get_builtin_index(original_fcn_path)?;
             let expected_args = self.lookup_builtin_arity(original_fcn_path);
             Ok(CallTarget::Builtin {

@@ -258,6 +258,19 @@ impl<'a> Compiler<'a> {
                 }
             }
             ast::Literal::NotExpr { expr, .. } => {
+                // As OPA does, evaluate the operands of a negated call before
+                // the negation: an undefined operand fails the body.
+                for operand in expr.negation_hoisted_operands() {
+                    let operand_reg =
+                        self.compile_rego_expr_with_span(operand, operand.span(), false)?;
+                    self.emit_instruction(
+                        Instruction::Guard {
+                            register: operand_reg,
+                            mode: GuardMode::NotUndefined,
+                        },
+                        operand.span(),
+                    );
+                }
                 let expr_reg = self.with_soft_assert_mode(true, |compiler| {
                     compiler.compile_rego_expr_with_span(expr, expr.span(), false)
                 })?;

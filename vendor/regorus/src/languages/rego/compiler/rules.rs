@@ -587,7 +587,16 @@ impl<'a> Compiler<'a> {
 
                     if bodies.is_empty() {
                         let value_expr_opt = self.context_stack.last().unwrap().value_expr.clone();
-                        if let Some(value_expr) = value_expr_opt {
+                        // A function with neither body nor value (`f("a", _)`)
+                        // yields `true`, as in OPA.
+                        let yield_span = match value_expr_opt {
+                            Some(value_expr) => Some(value_expr.span().clone()),
+                            None if matches!(head, RuleHead::Func { .. }) => {
+                                self.context_stack.last().map(|ctx| ctx.span.clone())
+                            }
+                            None => None,
+                        };
+                        if let Some(yield_span) = yield_span {
                             let body_entry_point = self.program.instructions.len() as u32;
                             body_entry_points.push(body_entry_point);
 
@@ -599,12 +608,12 @@ impl<'a> Compiler<'a> {
                                     result_reg: result_register,
                                     rule_index,
                                 },
-                                value_expr.span(),
+                                &yield_span,
                             );
 
                             self.emit_context_yield()?;
 
-                            self.emit_instruction(Instruction::RuleReturn {}, value_expr.span());
+                            self.emit_instruction(Instruction::RuleReturn {}, &yield_span);
                             self.pop_scope();
                         }
                     } else {
