@@ -233,7 +233,7 @@ impl<'a> Compiler<'a> {
                 }
                 ContextType::Rule(RuleType::Complete) => {
                     self.emit_instruction(
-                        Instruction::Move {
+                        Instruction::CompleteRuleYield {
                             dest: dest_register,
                             src: value_register,
                         },
