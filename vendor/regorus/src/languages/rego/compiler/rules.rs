@@ -581,27 +581,28 @@ impl<'a> Compiler<'a> {
                     let mut body_is_else = Vec::new();
 
                     if bodies.is_empty() {
-                        let value_expr_opt = self.context_stack.last().unwrap().value_expr.clone();
-                        if let Some(value_expr) = value_expr_opt {
-                            let body_entry_point = self.program.instructions.len() as u32;
-                            body_entry_points.push(body_entry_point);
+                        // A rule without a body always holds. Without a head value
+                        // (e.g. the function `f("a")`) its value is `true`, which
+                        // `emit_context_yield` loads when there is no value expression.
+                        let head_span = self.context_stack.last().unwrap().span.clone();
+                        let body_entry_point = self.program.instructions.len() as u32;
+                        body_entry_points.push(body_entry_point);
 
-                            self.push_scope();
-                            self.reset_rule_definition_registers();
+                        self.push_scope();
+                        self.reset_rule_definition_registers();
 
-                            self.emit_instruction(
-                                Instruction::RuleInit {
-                                    result_reg: result_register,
-                                    rule_index,
-                                },
-                                value_expr.span(),
-                            );
+                        self.emit_instruction(
+                            Instruction::RuleInit {
+                                result_reg: result_register,
+                                rule_index,
+                            },
+                            &head_span,
+                        );
 
-                            self.emit_context_yield()?;
+                        self.emit_context_yield()?;
 
-                            self.emit_instruction(Instruction::RuleReturn {}, value_expr.span());
-                            self.pop_scope();
-                        }
+                        self.emit_instruction(Instruction::RuleReturn {}, &head_span);
+                        self.pop_scope();
                     } else {
                         for (body_idx, body) in bodies.iter().enumerate() {
                             self.push_scope();
