@@ -323,6 +323,10 @@ pub enum VmError {
     #[error("Internal VM error: {message} (pc={pc})")]
     Internal { message: String, pc: usize },
 
+    /// A builtin function failed while strict builtin errors are enabled.
+    #[error("{message} (pc={pc})")]
+    BuiltinError { message: String, pc: usize },
+
     /// Conflicting outputs: a complete rule or function producing more than
     /// one value, or an object key bound to two different values
     /// (OPA's `eval_conflict_error`).

@@ -17,9 +17,10 @@ use super::execution_model::{
 use super::machine::RegoVM;
 
 impl RegoVM {
-    /// Returns true if the error represents a resource-limit violation or an
-    /// evaluation conflict that must never be silently absorbed by rule
-    /// evaluation.
+    /// Returns true if the error represents a resource-limit violation, an
+    /// evaluation conflict or a runtime error (an operator applied to operands
+    /// of the wrong type, or a builtin failing under strict builtin errors)
+    /// that must never be silently absorbed by rule evaluation.
     pub(super) const fn is_fatal_vm_error(err: &VmError) -> bool {
         matches!(
             err,
@@ -30,6 +31,13 @@ impl RegoVM {
                 | VmError::InstructionLimitExceeded { .. }
                 | VmError::NumericOverflow { .. }
                 | VmError::EvalConflict { .. }
+                | VmError::InvalidAddition { .. }
+                | VmError::InvalidSubtraction { .. }
+                | VmError::InvalidMultiplication { .. }
+                | VmError::InvalidDivision { .. }
+                | VmError::InvalidModulo { .. }
+                | VmError::ModuloOnFloat { .. }
+                | VmError::BuiltinError { .. }
         )
     }
 
