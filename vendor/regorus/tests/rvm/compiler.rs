@@ -103,7 +103,7 @@ fn run_interpreter_policy(module: &str, input: &str) -> anyhow::Result<Value> {
 }
 
 #[test]
-fn complete_rule_conflict_is_undefined_in_rvm_and_interpreter() {
+fn complete_rule_conflict_is_an_error_in_rvm_and_interpreter() {
     let module = r#"
         package test
         p := input.left if input.enabled
@@ -111,9 +111,12 @@ fn complete_rule_conflict_is_undefined_in_rvm_and_interpreter() {
     "#;
 
     let conflict_input = r#"{"enabled":true,"left":1,"right":2}"#;
-    assert_eq!(
-        run_rvm_policy(module, conflict_input).unwrap(),
-        Value::Undefined
+    let rvm_error = run_rvm_policy(module, conflict_input)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        rvm_error.contains("complete rules must not produce multiple outputs"),
+        "unexpected RVM error: {rvm_error}"
     );
     let interpreter_error = run_interpreter_policy(module, conflict_input)
         .unwrap_err()
@@ -132,7 +135,7 @@ fn complete_rule_conflict_is_undefined_in_rvm_and_interpreter() {
 }
 
 #[test]
-fn function_rule_conflict_is_undefined_in_rvm_and_interpreter() {
+fn function_rule_conflict_is_an_error_in_rvm_and_interpreter() {
     let module = r#"
         package test
         f(x) := input.left if input.enabled
@@ -141,9 +144,12 @@ fn function_rule_conflict_is_undefined_in_rvm_and_interpreter() {
     "#;
 
     let conflict_input = r#"{"enabled":true,"left":1,"right":2}"#;
-    assert_eq!(
-        run_rvm_policy(module, conflict_input).unwrap(),
-        Value::Undefined
+    let rvm_error = run_rvm_policy(module, conflict_input)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        rvm_error.contains("functions must not produce multiple outputs for same inputs"),
+        "unexpected RVM error: {rvm_error}"
     );
     let interpreter_error = run_interpreter_policy(module, conflict_input)
         .unwrap_err()
@@ -932,8 +938,8 @@ fn registered_host_await_strict_output_division_matches_explicit_control_in_both
         );
         assert_eq!(
             registered.0,
-            StrictProbeOutcome::Value(Value::Bool(false)),
-            "the default-false rule should absorb the output-expression failure"
+            StrictProbeOutcome::DivisionError,
+            "with strict builtin errors the division by zero is an error, as in the interpreter"
         );
         assert_eq!(
             registered.1,
@@ -1009,4 +1015,102 @@ fn registered_host_await_uses_last_supported_register_window() {
         }
         other => panic!("expected structured register-overflow error, got {other:?}: {error}"),
     }
+}
+
+/// Evaluate `data.test.p` with the interpreter and with the RVM (both
+/// execution modes) under the same strict-builtin-errors setting. Each
+/// outcome is `Ok(value)` or `Err(())`.
+fn eval_both_strictness(
+    module: &str,
+    input: &str,
+    strict: bool,
+) -> anyhow::Result<(Result<Value, ()>, Vec<Result<Value, ()>>)> {
+    let mut engine = Engine::new();
+    engine.add_policy("test.rego".to_string(), module.to_string())?;
+    engine.set_strict_builtin_errors(strict);
+    engine.set_input(Value::from_json_str(input)?);
+    let interpreter = engine.eval_rule("data.test.p".to_string()).map_err(|_| ());
+
+    let program = compile_rule(module);
+    let mut rvm = Vec::new();
+    for mode in [ExecutionMode::RunToCompletion, ExecutionMode::Suspendable] {
+        let mut vm = RegoVM::new();
+        vm.set_execution_mode(mode);
+        vm.set_strict_builtin_errors(strict);
+        vm.load_program(program.clone());
+        vm.set_input(Value::from_json_str(input)?);
+        rvm.push(
+            vm.execute_entry_point_by_name("data.test.p")
+                .map_err(|_| ()),
+        );
+    }
+    Ok((interpreter, rvm))
+}
+
+#[test]
+fn runtime_type_errors_follow_the_interpreter_in_rule_bodies() -> anyhow::Result<()> {
+    let error = || Err(());
+    let undefined = || Ok(Value::Undefined);
+    // (module, input, outcome with strict builtin errors, outcome without)
+    let cases: Vec<(&str, &str, Result<Value, ()>, Result<Value, ()>)> = vec![
+        // An operator applied to operands of the wrong type is an error.
+        (
+            "package test\np if { x := input.a + 1 }",
+            r#"{"a":"s"}"#,
+            error(),
+            error(),
+        ),
+        (
+            "package test\np contains x if { some v in input.vs; x := v * 2 }",
+            r#"{"vs":[1,"a",2]}"#,
+            error(),
+            error(),
+        ),
+        (
+            "package test\np if { not input.a - 1 }",
+            r#"{"a":"s"}"#,
+            error(),
+            error(),
+        ),
+        // A failing builtin is an error only with strict builtin errors.
+        (
+            "package test\np if { x := upper(input.n) }",
+            r#"{"n":1}"#,
+            error(),
+            undefined(),
+        ),
+        (
+            "package test\np if { not upper(input.n) == \"A\" }",
+            r#"{"n":1}"#,
+            error(),
+            Ok(Value::from(true)),
+        ),
+        (
+            "package test\np if { x := input.n / 0 }",
+            r#"{"n":1}"#,
+            error(),
+            undefined(),
+        ),
+        // Indexing a scalar is undefined, never an error.
+        (
+            "package test\np if { x := input.n.a }",
+            r#"{"n":1}"#,
+            undefined(),
+            undefined(),
+        ),
+    ];
+
+    for (module, input, strict_outcome, lenient_outcome) in cases {
+        for (strict, expected) in [(true, &strict_outcome), (false, &lenient_outcome)] {
+            let (interpreter, rvm) = eval_both_strictness(module, input, strict)?;
+            assert_eq!(
+                &interpreter, expected,
+                "interpreter, strict={strict}: {module}"
+            );
+            for (mode, outcome) in ["run-to-completion", "suspendable"].iter().zip(&rvm) {
+                assert_eq!(outcome, expected, "RVM {mode}, strict={strict}: {module}");
+            }
+        }
+    }
+    Ok(())
 }

@@ -174,7 +174,8 @@ pub enum Instruction {
         value: u8,
     },
 
-    /// Set object field
+    /// Set object field. Setting a key that already holds a different value
+    /// is a conflict error (object keys must be unique).
     ObjectSet {
         obj: u8,
         key: u8,
@@ -415,6 +416,15 @@ pub enum Instruction {
         mode: LogicalBlockMode,
         /// Register that accumulates the result.
         result: u8,
+    },
+
+    /// Yield the output of a complete rule or function: copy `src` into
+    /// `dest` if `dest` is undefined. If `dest` already holds a different
+    /// value, fail with a conflict error (a complete rule or function must
+    /// not produce multiple outputs). An undefined `src` leaves `dest` as is.
+    CompleteRuleYield {
+        dest: u8,
+        src: u8,
     },
 }
 

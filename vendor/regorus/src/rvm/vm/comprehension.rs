@@ -9,7 +9,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::context::{ComprehensionContext, IterationState};
-use super::errors::{Result, VmError};
+use super::errors::{Result, VmError, OBJECT_KEY_CONFLICT};
 use super::execution_model::{ExecutionFrame, ExecutionMode, FrameKind};
 use super::machine::RegoVM;
 
@@ -259,6 +259,17 @@ impl RegoVM {
             }
             (&ComprehensionMode::Object, &mut Value::Object(ref mut obj)) => {
                 if let Some(key) = key_value {
+                    if obj
+                        .get(&key)
+                        .is_some_and(|existing| *existing != value_to_add)
+                    {
+                        self.set_register(result_reg, current_result)?;
+                        self.comprehension_stack.push(comprehension_context);
+                        return Err(VmError::EvalConflict {
+                            message: OBJECT_KEY_CONFLICT,
+                            pc: self.pc,
+                        });
+                    }
                     crate::Rc::make_mut(obj).insert(key, value_to_add);
                 } else {
                     self.set_register(result_reg, current_result)?;
@@ -373,6 +384,16 @@ impl RegoVM {
             }
             (&ComprehensionMode::Object, &mut Value::Object(ref mut obj)) => {
                 if let Some(key) = key_value {
+                    if obj
+                        .get(&key)
+                        .is_some_and(|existing| *existing != value_to_add)
+                    {
+                        self.set_register(result_reg_idx, current_result)?;
+                        return Err(VmError::EvalConflict {
+                            message: OBJECT_KEY_CONFLICT,
+                            pc: self.pc,
+                        });
+                    }
                     crate::Rc::make_mut(obj).insert(key, value_to_add);
                 } else {
                     self.set_register(result_reg_idx, current_result)?;

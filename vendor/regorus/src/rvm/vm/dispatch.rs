@@ -7,7 +7,7 @@ use crate::value::Value;
 use alloc::vec::Vec;
 use core::mem;
 
-use super::errors::{Result, VmError};
+use super::errors::{Result, VmError, OBJECT_KEY_CONFLICT};
 use super::execution_model::{ExecutionMode, SuspendReason};
 use super::loops::LoopParams;
 use super::machine::RegoVM;
@@ -81,6 +81,18 @@ impl RegoVM {
             Move { dest, src } => {
                 let value = self.get_register(src)?.clone();
                 self.set_register(dest, value)?;
+                Ok(InstructionOutcome::Continue)
+            }
+            CompleteRuleYield { dest, src } => {
+                let value = self.get_register(src)?.clone();
+                if value != Value::Undefined {
+                    let current = self.get_register(dest)?;
+                    if *current == Value::Undefined {
+                        self.set_register(dest, value)?;
+                    } else if *current != value {
+                        return Err(self.current_rule_conflict_error());
+                    }
+                }
                 Ok(InstructionOutcome::Continue)
             }
             other => self.execute_arithmetic_instruction(program, other),
@@ -452,6 +464,16 @@ impl RegoVM {
                 let mut obj_value = self.take_register(obj)?;
 
                 if let Ok(obj_mut) = obj_value.as_object_mut() {
+                    if obj_mut
+                        .get(&key_value)
+                        .is_some_and(|existing| *existing != value_value)
+                    {
+                        self.set_register(obj, obj_value)?;
+                        return Err(VmError::EvalConflict {
+                            message: OBJECT_KEY_CONFLICT,
+                            pc: self.pc,
+                        });
+                    }
                     obj_mut.insert(key_value, value_value);
                     self.set_register(obj, obj_value)?;
                 } else {

@@ -8,6 +8,13 @@ use alloc::vec::Vec;
 use core::time::Duration;
 use thiserror::Error;
 
+/// Message of the conflict error for a complete rule with several outputs (as OPA).
+pub const COMPLETE_RULE_CONFLICT: &str = "complete rules must not produce multiple outputs";
+/// Message of the conflict error for a function with several outputs for the same inputs (as OPA).
+pub const FUNCTION_CONFLICT: &str = "functions must not produce multiple outputs for same inputs";
+/// Message of the conflict error for an object key bound to two values (as OPA).
+pub const OBJECT_KEY_CONFLICT: &str = "object keys must be unique";
+
 /// VM execution errors
 #[derive(Error, Debug, Clone, PartialEq)]
 pub enum VmError {
@@ -318,6 +325,16 @@ pub enum VmError {
 
     #[error("Internal VM error: {message} (pc={pc})")]
     Internal { message: String, pc: usize },
+
+    /// A builtin function failed while strict builtin errors are enabled.
+    #[error("{message} (pc={pc})")]
+    BuiltinError { message: String, pc: usize },
+
+    /// Conflicting outputs: a complete rule or function producing more than
+    /// one value, or an object key bound to two different values
+    /// (OPA's `eval_conflict_error`).
+    #[error("eval_conflict_error: {message} (pc={pc})")]
+    EvalConflict { message: &'static str, pc: usize },
 }
 
 impl From<anyhow::Error> for VmError {

@@ -135,7 +135,13 @@ impl RegoVM {
             Err(err) => {
                 self.dummy_exprs = dummy_exprs;
                 self.cached_builtin_args = args;
-                return Err(err.into());
+                return Err(match VmError::from(err) {
+                    VmError::ArithmeticError { message, .. } => VmError::BuiltinError {
+                        message,
+                        pc: self.pc,
+                    },
+                    other => other,
+                });
             }
         };
 

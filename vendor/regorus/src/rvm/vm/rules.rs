@@ -10,15 +10,17 @@ use core::convert::TryFrom as _;
 use core::mem;
 
 use super::context::CallRuleContext;
-use super::errors::{Result, VmError};
+use super::errors::{Result, VmError, COMPLETE_RULE_CONFLICT, FUNCTION_CONFLICT};
 use super::execution_model::{
     ExecutionFrame, ExecutionMode, FrameKind, RuleFrameData, RuleFramePhase,
 };
 use super::machine::RegoVM;
 
 impl RegoVM {
-    /// Returns true if the error represents a resource-limit violation that
-    /// must never be silently absorbed by rule evaluation.
+    /// Returns true if the error represents a resource-limit violation, an
+    /// evaluation conflict or a runtime error (an operator applied to operands
+    /// of the wrong type, or a builtin failing under strict builtin errors)
+    /// that must never be silently absorbed by rule evaluation.
     pub(super) const fn is_fatal_vm_error(err: &VmError) -> bool {
         matches!(
             err,
@@ -29,7 +31,37 @@ impl RegoVM {
                 | VmError::InstructionLimitExceeded { .. }
                 | VmError::CallDepthLimitExceeded { .. }
                 | VmError::NumericOverflow { .. }
+                | VmError::EvalConflict { .. }
+                | VmError::InvalidAddition { .. }
+                | VmError::InvalidSubtraction { .. }
+                | VmError::InvalidMultiplication { .. }
+                | VmError::InvalidDivision { .. }
+                | VmError::InvalidModulo { .. }
+                | VmError::ModuloOnFloat { .. }
+                | VmError::BuiltinError { .. }
         )
+    }
+
+    /// Conflict error for a complete rule (or function) producing several outputs.
+    pub(super) const fn rule_conflict_error(&self, is_function: bool) -> VmError {
+        VmError::EvalConflict {
+            message: if is_function {
+                FUNCTION_CONFLICT
+            } else {
+                COMPLETE_RULE_CONFLICT
+            },
+            pc: self.pc,
+        }
+    }
+
+    /// Conflict error for the rule (or function) currently being evaluated.
+    pub(super) fn current_rule_conflict_error(&self) -> VmError {
+        let is_function = self
+            .call_rule_stack
+            .last()
+            .and_then(|ctx| self.program.rule_infos.get(usize::from(ctx.rule_index)))
+            .is_some_and(|info| info.function_info.is_some());
+        self.rule_conflict_error(is_function)
     }
 
     /// Restore VM state that was swapped out for rule execution.
@@ -55,9 +87,8 @@ impl RegoVM {
         rule_definitions: &[Vec<u32>],
         rule_info: &RuleInfo,
         function_call_params: Option<&FunctionCallParams>,
-    ) -> Result<(Value, bool)> {
+    ) -> Result<Value> {
         let mut first_successful_result: Option<Value> = None;
-        let mut rule_failed_due_to_inconsistency = false;
         let is_function_call = rule_info.function_info.is_some();
         let result_reg = rule_info.result_reg;
 
@@ -132,9 +163,11 @@ impl RegoVM {
                             if current_result != Value::Undefined {
                                 if let Some(ref expected) = first_successful_result {
                                     if *expected != current_result {
-                                        rule_failed_due_to_inconsistency = true;
-                                        self.set_register(result_reg, Value::Undefined)?;
-                                        break;
+                                        self.restore_rule_state(
+                                            &mut previous_loop_stack,
+                                            &mut previous_comprehension_stack,
+                                        );
+                                        return Err(self.rule_conflict_error(is_function_call));
                                     }
                                 } else {
                                     first_successful_result = Some(current_result.clone());
@@ -178,15 +211,9 @@ impl RegoVM {
                     Err(_e) => {}
                 }
             }
-
-            if rule_failed_due_to_inconsistency {
-                break;
-            }
         }
 
-        let final_result = if rule_failed_due_to_inconsistency {
-            Value::Undefined
-        } else if let Some(successful_result) = first_successful_result {
+        let final_result = if let Some(successful_result) = first_successful_result {
             successful_result
         } else {
             self.get_register(result_reg)?.clone()
@@ -203,7 +230,7 @@ impl RegoVM {
         self.loop_stack = previous_loop_stack;
         self.comprehension_stack = previous_comprehension_stack;
 
-        Ok((final_result, rule_failed_due_to_inconsistency))
+        Ok(final_result)
     }
 
     /// Fails before a rule or function call would nest deeper than
@@ -302,8 +329,11 @@ impl RegoVM {
             current_body_index: 0,
         });
 
-        let (final_result, rule_failed_due_to_inconsistency) = self
-            .execute_rule_definitions_common(&rule_definitions, &rule_info, function_call_params)?;
+        let final_result = self.execute_rule_definitions_common(
+            &rule_definitions,
+            &rule_info,
+            function_call_params,
+        )?;
 
         self.set_register(dest, Value::Undefined)?;
 
@@ -326,15 +356,9 @@ impl RegoVM {
         }
         self.pc = call_context.return_pc;
 
-        let result_from_rule = if !rule_failed_due_to_inconsistency {
-            final_result
-        } else {
-            Value::Undefined
-        };
+        self.set_register(dest, final_result)?;
 
-        self.set_register(dest, result_from_rule.clone())?;
-
-        if self.get_register(dest)? == &Value::Undefined && !rule_failed_due_to_inconsistency {
+        if self.get_register(dest)? == &Value::Undefined {
             match call_context.rule_type {
                 RuleType::PartialSet => {
                     self.set_register(dest, Value::new_set())?;
@@ -521,7 +545,6 @@ impl RegoVM {
             phase: RuleFramePhase::Initializing,
             accumulated_result: None,
             any_body_succeeded: false,
-            rule_failed_due_to_inconsistency: false,
             rule_type: rule_info.rule_type.clone(),
             result_reg: rule_info.result_reg,
             is_function_rule,
@@ -589,11 +612,6 @@ impl RegoVM {
         frame_data: &mut RuleFrameData,
         rule_info: &RuleInfo,
     ) -> Result<Option<usize>> {
-        if frame_data.rule_failed_due_to_inconsistency {
-            frame_data.phase = RuleFramePhase::Finalizing;
-            return Ok(None);
-        }
-
         while frame_data.current_definition_index < frame_data.total_definitions {
             let definition_bodies = match rule_info
                 .definitions
@@ -706,12 +724,7 @@ impl RegoVM {
             if current_result != Value::Undefined {
                 if let Some(ref expected) = frame_data.accumulated_result {
                     if *expected != current_result {
-                        frame_data.rule_failed_due_to_inconsistency = true;
-                        if let Some(result_slot) =
-                            self.registers.get_mut(usize::from(frame_data.result_reg))
-                        {
-                            *result_slot = Value::Undefined;
-                        }
+                        return Err(self.rule_conflict_error(frame_data.is_function_rule));
                     }
                 } else {
                     frame_data.accumulated_result = Some(current_result);
@@ -743,7 +756,6 @@ impl RegoVM {
             dest_reg,
             rule_index,
             accumulated_result,
-            rule_failed_due_to_inconsistency,
             rule_type,
             result_reg,
             is_function_rule,
@@ -765,9 +777,7 @@ impl RegoVM {
             })?
             .clone();
 
-        let result_from_rule = if rule_failed_due_to_inconsistency {
-            Value::Undefined
-        } else if let Some(value) = accumulated_result {
+        let result_from_rule = if let Some(value) = accumulated_result {
             value
         } else {
             self.registers
@@ -807,7 +817,7 @@ impl RegoVM {
             .get(dest_idx)
             .is_some_and(|value| *value == Value::Undefined);
 
-        if needs_default && !rule_failed_due_to_inconsistency {
+        if needs_default {
             match rule_type {
                 RuleType::PartialSet => {
                     let register_count = parent_registers.len();

@@ -8,6 +8,7 @@
 )]
 
 use super::{Compiler, CompilerError, Result};
+use crate::ast::Rule;
 use crate::interpreter::Interpreter;
 use crate::rvm::program::{Program, RuleType, SpanInfo};
 use crate::rvm::Instruction;
@@ -159,7 +160,7 @@ impl<'a> Compiler<'a> {
             .collect();
 
         for (rule_path, rule_index) in rule_paths_to_evaluate {
-            if let Some(default_literal_index) = self.evaluate_default_rule(&rule_path) {
+            if let Some(default_literal_index) = self.evaluate_default_rule(&rule_path)? {
                 if let Some(rule_info) = rule_infos_map.get_mut(&rule_index) {
                     rule_info.set_default_literal_index(default_literal_index);
                 }
@@ -191,9 +192,35 @@ impl<'a> Compiler<'a> {
         Ok(self.program)
     }
 
-    fn evaluate_default_rule(&mut self, rule_path: &str) -> Option<u16> {
-        if !self.policy.inner.default_rules.contains_key(rule_path) {
-            return None;
+    fn evaluate_default_rule(&mut self, rule_path: &str) -> Result<Option<u16>> {
+        let Some(default_rules) = self.policy.inner.default_rules.get(rule_path) else {
+            return Ok(None);
+        };
+
+        // Default values are computed once, here, without input or data. That is
+        // only correct for constants: a default value containing a comprehension
+        // depends on input and data, so refuse it rather than compile a wrong value.
+        let mut function_default = None;
+        for (rule, _) in default_rules {
+            if let Rule::Default { value, args, .. } = rule.as_ref() {
+                let Some(constant) = super::expressions::try_eval_const(value.as_ref()) else {
+                    return Err(CompilerError::General {
+                        message: format!(
+                            "default value of '{rule_path}' is not a constant; the RVM compiler supports only constant default values"
+                        ),
+                    }
+                    .at(value.span()));
+                };
+                if !args.is_empty() {
+                    function_default = Some(constant);
+                }
+            }
+        }
+
+        // The interpreter does not evaluate function defaults on its own; their
+        // value is the constant itself.
+        if let Some(value) = function_default {
+            return Ok(Some(self.add_literal(value)));
         }
 
         let mut interpreter = Interpreter::new_from_compiled_policy(self.policy.inner.clone());
@@ -202,13 +229,13 @@ impl<'a> Compiler<'a> {
             Ok(computed_value) => {
                 if computed_value != Value::Undefined {
                     let literal_index = self.add_literal(computed_value);
-                    return Some(literal_index);
+                    return Ok(Some(literal_index));
                 }
             }
             Err(_e) => {}
         }
 
-        None
+        Ok(None)
     }
 
     fn extract_destructuring_blocks(&self, rule_index: u16) -> Vec<Option<u32>> {

@@ -169,6 +169,21 @@ impl<'a> Compiler<'a> {
                 .map(|key_expr| self.compile_rego_expr(&key_expr))
                 .unwrap_or(Ok(value_register))?;
 
+            // An undefined head term (or comprehension term) contributes nothing:
+            // the iteration fails instead of yielding an undefined element.
+            if !matches!(context.context_type, ContextType::Every) {
+                let key_guard = (key_register != value_register).then_some(key_register);
+                for register in core::iter::once(value_register).chain(key_guard) {
+                    self.emit_instruction(
+                        Instruction::Guard {
+                            register,
+                            mode: GuardMode::NotUndefined,
+                        },
+                        span,
+                    );
+                }
+            }
+
             match context.context_type {
                 ContextType::Comprehension(ComprehensionType::Array) => {
                     self.emit_instruction(
@@ -218,7 +233,7 @@ impl<'a> Compiler<'a> {
                 }
                 ContextType::Rule(RuleType::Complete) => {
                     self.emit_instruction(
-                        Instruction::Move {
+                        Instruction::CompleteRuleYield {
                             dest: dest_register,
                             src: value_register,
                         },

@@ -169,6 +169,12 @@ impl<'a> Compiler<'a> {
             let rule_candidate =
                 format_string_path(&static_prefix[0..=i]).map_err(CompilerError::from)?;
 
+            // A strict prefix of a rule's path (`x` for `x.y := 1`) is not a rule:
+            // it is an object built from the rules below it (virtual lookup below).
+            if !self.policy.inner.rule_paths.contains(&rule_candidate) {
+                continue;
+            }
+
             if let Ok(rule_index) = self.get_or_assign_rule_index(&rule_candidate) {
                 // Found a rule match! Call the rule
                 let rule_result_reg = self.alloc_register()?;
@@ -197,9 +203,8 @@ impl<'a> Compiler<'a> {
         let matching_rules: BTreeSet<String> = self
             .policy
             .inner
-            .rules
-            .keys()
-            .chain(self.policy.inner.default_rules.keys())
+            .rule_paths
+            .iter()
             .filter(|rule_path| self.matches_path_pattern(rule_path, &path_pattern))
             .cloned()
             .collect();
@@ -309,6 +314,10 @@ impl<'a> Compiler<'a> {
                     append_path_component(&rule_candidate, field).map_err(CompilerError::from)?;
             }
 
+            if !self.policy.inner.rule_paths.contains(&rule_candidate) {
+                continue;
+            }
+
             if let Ok(rule_index) = self.get_or_assign_rule_index(&rule_candidate) {
                 let rule_result_reg = self.alloc_register()?;
                 self.emit_instruction(
@@ -328,6 +337,27 @@ impl<'a> Compiler<'a> {
 
                 return Ok(rule_result_reg);
             }
+        }
+
+        // `root` names a prefix of rule paths in the current package (`x` for
+        // `x.y := 1`): evaluate it as the corresponding `data` reference.
+        if let Some(components) = self
+            .policy
+            .inner
+            .rule_path_components
+            .get(&current_pkg_prefix)
+            .cloned()
+        {
+            let data_chain = ReferenceChain {
+                root: ReferenceRoot::Variable("data".to_string()),
+                components: components
+                    .into_iter()
+                    .skip(1)
+                    .map(AccessComponent::Field)
+                    .chain(chain.components.iter().cloned())
+                    .collect(),
+            };
+            return self.compile_data_chain(&data_chain, span);
         }
 
         // No rule found; fall back to module-level imports.

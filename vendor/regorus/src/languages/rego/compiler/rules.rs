@@ -263,11 +263,6 @@ impl<'a> Compiler<'a> {
         entry_points: &[&str],
         host_await_builtins: &[(&str, usize)],
     ) -> Result<Arc<Program>> {
-        // Recursive rules would recurse without bound in the VM.
-        crate::recursion::check_recursion(&policy.inner.modules, policy.inner.schedule.as_deref())
-            .map_err(|error| CompilerError::General {
-                message: error.to_string(),
-            })?;
         let mut compiler = Compiler::with_policy(policy);
         for &(name, arg_count) in host_await_builtins {
             compiler.register_host_await_builtin(name, arg_count)?;
@@ -586,36 +581,28 @@ impl<'a> Compiler<'a> {
                     let mut body_is_else = Vec::new();
 
                     if bodies.is_empty() {
-                        let value_expr_opt = self.context_stack.last().unwrap().value_expr.clone();
-                        // A function with neither body nor value (`f("a", _)`)
-                        // yields `true`, as in OPA.
-                        let yield_span = match value_expr_opt {
-                            Some(value_expr) => Some(value_expr.span().clone()),
-                            None if matches!(head, RuleHead::Func { .. }) => {
-                                self.context_stack.last().map(|ctx| ctx.span.clone())
-                            }
-                            None => None,
-                        };
-                        if let Some(yield_span) = yield_span {
-                            let body_entry_point = self.program.instructions.len() as u32;
-                            body_entry_points.push(body_entry_point);
+                        // A rule without a body always holds. Without a head value
+                        // (e.g. the function `f("a")`) its value is `true`, which
+                        // `emit_context_yield` loads when there is no value expression.
+                        let head_span = self.context_stack.last().unwrap().span.clone();
+                        let body_entry_point = self.program.instructions.len() as u32;
+                        body_entry_points.push(body_entry_point);
 
-                            self.push_scope();
-                            self.reset_rule_definition_registers();
+                        self.push_scope();
+                        self.reset_rule_definition_registers();
 
-                            self.emit_instruction(
-                                Instruction::RuleInit {
-                                    result_reg: result_register,
-                                    rule_index,
-                                },
-                                &yield_span,
-                            );
+                        self.emit_instruction(
+                            Instruction::RuleInit {
+                                result_reg: result_register,
+                                rule_index,
+                            },
+                            &head_span,
+                        );
 
-                            self.emit_context_yield()?;
+                        self.emit_context_yield()?;
 
-                            self.emit_instruction(Instruction::RuleReturn {}, &yield_span);
-                            self.pop_scope();
-                        }
+                        self.emit_instruction(Instruction::RuleReturn {}, &head_span);
+                        self.pop_scope();
                     } else {
                         for (body_idx, body) in bodies.iter().enumerate() {
                             self.push_scope();
