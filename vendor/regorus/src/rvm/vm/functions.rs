@@ -5,7 +5,9 @@ use crate::value::Value;
 
 use super::errors::{Result, VmError};
 use super::execution_model::ExecutionMode;
-use super::machine::RegoVM;
+use super::machine::{BuiltinOverride, RegoVM};
+use crate::Rc;
+use alloc::format;
 
 impl RegoVM {
     pub(super) fn execute_function_call(&mut self, params_index: u16) -> Result<()> {
@@ -76,6 +78,34 @@ impl RegoVM {
         if args.iter().any(|a| a == &Value::Undefined) {
             self.cached_builtin_args = args;
             self.set_register(params.dest, Value::Undefined)?;
+            self.memory_check()?;
+            return Ok(());
+        }
+
+        if let Some(extension) = self
+            .builtin_overrides
+            .get_mut(usize::from(params.builtin_index))
+            .and_then(Option::as_mut)
+        {
+            // A host extension: takes the arguments by value and is never
+            // cached (as in the interpreter).
+            let result = match *extension {
+                BuiltinOverride::Extension(ref mut implementation) => {
+                    Rc::make_mut(implementation)(args)
+                }
+                BuiltinOverride::MissingExtension => {
+                    return Err(VmError::ExtensionNotAttached {
+                        name: builtin_info.name.clone(),
+                        pc: self.pc,
+                    });
+                }
+            };
+            let value = result.map_err(|error| VmError::ExtensionError {
+                name: builtin_info.name.clone(),
+                message: format!("{error}"),
+                pc: self.pc,
+            })?;
+            self.set_register(params.dest, value)?;
             self.memory_check()?;
             return Ok(());
         }

@@ -16,6 +16,7 @@ use crate::utils::limits::{
 use crate::value::ResumeJsonError;
 use crate::value::Value;
 use crate::CompiledPolicy;
+use alloc::boxed::Box;
 use alloc::collections::{btree_map::Entry, BTreeMap, VecDeque};
 use alloc::ffi::CString;
 #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
@@ -205,6 +206,27 @@ pub struct RegoVM {
     /// Cached `Value` representation of `program.metadata`, computed once in
     /// `load_program()` and reused by `LoadMetadata` instructions.
     pub(super) metadata_value: Value,
+
+    /// Builtin calls this VM does not send to a regorus builtin, by builtin
+    /// index (empty when there are none). Set up by `load_program()`.
+    pub(super) builtin_overrides: Vec<Option<BuiltinOverride>>,
+}
+
+/// How the VM runs a `BuiltinCall` that does not go to a regorus builtin.
+#[derive(Debug, Clone)]
+pub(super) enum BuiltinOverride {
+    /// A host extension (`Program::extensions`).
+    ///
+    /// Extensions are `FnMut` and may keep state, while a [`Program`] is
+    /// shared immutably (`Arc<Program>`, possibly by VMs on several threads).
+    /// So each VM calls its own copy: it starts from the program's `Rc` and
+    /// the first call clones the extension (`Rc::make_mut`), just as each
+    /// clone of an `Engine` gets its own copy. Calls take no lock and VMs
+    /// never see each other's state.
+    Extension(crate::Rc<Box<dyn crate::Extension>>),
+    /// A host extension whose implementation is not attached (a deserialized
+    /// program, see `Program::attach_extension`).
+    MissingExtension,
 }
 
 #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
@@ -292,6 +314,7 @@ impl RegoVM {
             cached_builtin_args: Vec::new(),
             virtual_element_on_non_collection: false,
             metadata_value: Value::Undefined,
+            builtin_overrides: Vec::new(),
         }
     }
 
@@ -336,6 +359,26 @@ impl RegoVM {
 
         // Cache the metadata as a Value for LoadMetadata instructions
         self.metadata_value = program.metadata.to_value();
+
+        // Take this VM's references to the program's host extensions.
+        self.builtin_overrides.clear();
+        if !program.extensions.is_empty() {
+            self.builtin_overrides
+                .resize(program.builtin_info_table.len(), None);
+            for extension in &program.extensions {
+                let index = usize::from(extension.builtin_index);
+                if let Some(slot) = self.builtin_overrides.get_mut(index) {
+                    *slot = Some(
+                        extension
+                            .implementation
+                            .as_ref()
+                            .map_or(BuiltinOverride::MissingExtension, |implementation| {
+                                BuiltinOverride::Extension(implementation.clone())
+                            }),
+                    );
+                }
+            }
+        }
     }
 
     /// Set the compiled policy for default rule evaluation

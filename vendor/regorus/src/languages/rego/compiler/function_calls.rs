@@ -40,6 +40,10 @@ enum CallTarget {
         builtin_index: u16,
         expected_args: Option<usize>,
     },
+    /// A host extension registered on the engine (`Engine::add_extension`).
+    /// Called through `BuiltinCall` like a builtin; unlike one, it takes
+    /// exactly `nargs` arguments (no output parameter).
+    Extension { builtin_index: u16, nargs: usize },
     /// Explicit `__builtin_host_await(arg, id)` call form (2 user args).
     /// The identifier is supplied by the policy author at runtime via the
     /// second argument register.
@@ -80,9 +84,31 @@ impl<'a> Compiler<'a> {
 
         let call_target = self.determine_call_target(&original_fcn_path, &full_fcn_path, &span)?;
 
+        if let CallTarget::Extension { nargs, .. } = &call_target {
+            // The interpreter rejects any other count, output parameter
+            // included ("incorrect number of parameters supplied to
+            // extension"); the RVM does so at compile time. Builtin calls
+            // carry at most 8 argument registers.
+            if params.len() != *nargs || *nargs > 8 {
+                return Err(CompilerError::General {
+                    message: format!(
+                        "extension '{original_fcn_path}' expects {nargs} arguments, got {}{}",
+                        params.len(),
+                        if *nargs > 8 {
+                            " (the RVM supports at most 8)"
+                        } else {
+                            ""
+                        }
+                    ),
+                }
+                .at(&span));
+            }
+        }
+
         let expected_args = match &call_target {
             CallTarget::User { expected_args, .. } => *expected_args,
             CallTarget::Builtin { expected_args, .. } => *expected_args,
+            CallTarget::Extension { nargs, .. } => Some(*nargs),
             // Both host-await variants have a known fixed arity; carrying it
             // in the variant lets the rest of the compiler depend on the type
             // rather than re-matching on the magic name `__builtin_host_await`.
@@ -166,7 +192,8 @@ impl<'a> Compiler<'a> {
                 });
                 self.emit_instruction(Instruction::FunctionCall { params_index }, &span);
             }
-            CallTarget::Builtin { builtin_index, .. } => {
+            CallTarget::Builtin { builtin_index, .. }
+            | CallTarget::Extension { builtin_index, .. } => {
                 let mut args_array = [0u8; 8];
                 let num_args = arg_regs.len().min(8) as u8;
                 for (i, &reg) in arg_regs.iter().take(8).enumerate() {
@@ -482,6 +509,17 @@ impl<'a> Compiler<'a> {
             Ok(CallTarget::User {
                 rule_index,
                 expected_args,
+            })
+        } else if let Some((nargs, extension)) = self.policy.inner.extensions.get(original_fcn_path)
+        {
+            // As in the interpreter, an extension overrides a builtin (and
+            // `print`) of the same name.
+            let nargs = *nargs;
+            let extension = extension.clone();
+            let builtin_index = self.get_extension_index(original_fcn_path, nargs, extension);
+            Ok(CallTarget::Extension {
+                builtin_index,
+                nargs: usize::from(nargs),
             })
         } else if self.is_builtin(original_fcn_path) {
             let builtin_index = self.get_builtin_index(original_fcn_path)?;
