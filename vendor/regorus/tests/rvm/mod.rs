@@ -2,4 +2,5 @@
 // Licensed under the MIT License.
 mod compiler;
 mod extensions;
+mod prints;
 mod rego;

@@ -412,11 +412,13 @@ impl Program {
             .reserve(self.builtin_info_table.len());
 
         for (index, builtin_info) in self.builtin_info_table.iter().enumerate() {
-            if u16::try_from(index).is_ok_and(|index| self.get_extension(index).is_some()) {
-                // Calls go to the host extension; this slot only keeps the
-                // table aligned and is never called.
+            if u16::try_from(index).is_ok_and(|index| self.get_extension(index).is_some())
+                || builtin_info.name == "print"
+            {
+                // The VM runs host extensions and `print` itself; this slot
+                // only keeps the table aligned and is never called.
                 self.resolved_builtins.push((
-                    extension_placeholder,
+                    vm_call_placeholder,
                     u8::try_from(builtin_info.num_args).unwrap_or(u8::MAX),
                 ));
             } else if let Some(&builtin_fcn) =
@@ -587,16 +589,16 @@ impl Program {
     }
 }
 
-/// Stands in [`Program::resolved_builtins`] for an entry that is a host
-/// extension; the VM calls the extension and never this.
-fn extension_placeholder(
+/// Stands in [`Program::resolved_builtins`] for an entry that the VM runs
+/// itself (a host extension or `print`); never called.
+fn vm_call_placeholder(
     _span: &crate::lexer::Span,
     _params: &[crate::ast::Ref<crate::ast::Expr>],
     _args: &[Value],
     _strict: bool,
 ) -> AnyResult<Value> {
     Err(anyhow::anyhow!(
-        "internal error: a host extension was called as a builtin"
+        "internal error: a host extension or print was called as a builtin"
     ))
 }
 

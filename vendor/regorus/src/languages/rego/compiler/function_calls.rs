@@ -44,6 +44,10 @@ enum CallTarget {
     /// Called through `BuiltinCall` like a builtin; unlike one, it takes
     /// exactly `nargs` arguments (no output parameter).
     Extension { builtin_index: u16, nargs: usize },
+    /// `print(...)`: any number of arguments (up to 7 on the RVM), undefined
+    /// ones included; always true. Called through `BuiltinCall` with the
+    /// call's location ("file:line") as an extra first argument.
+    Print { builtin_index: u16 },
     /// Explicit `__builtin_host_await(arg, id)` call form (2 user args).
     /// The identifier is supplied by the policy author at runtime via the
     /// second argument register.
@@ -105,10 +109,23 @@ impl<'a> Compiler<'a> {
             }
         }
 
+        if matches!(call_target, CallTarget::Print { .. }) && params.len() > 7 {
+            // `BuiltinCall` carries at most 8 argument registers, one of
+            // which holds the location.
+            return Err(CompilerError::General {
+                message: format!(
+                    "print supports at most 7 arguments on the RVM, got {}",
+                    params.len()
+                ),
+            }
+            .at(&span));
+        }
+
         let expected_args = match &call_target {
             CallTarget::User { expected_args, .. } => *expected_args,
             CallTarget::Builtin { expected_args, .. } => *expected_args,
             CallTarget::Extension { nargs, .. } => Some(*nargs),
+            CallTarget::Print { .. } => None,
             // Both host-await variants have a known fixed arity; carrying it
             // in the variant lets the rest of the compiler depend on the type
             // rather than re-matching on the magic name `__builtin_host_await`.
@@ -171,6 +188,22 @@ impl<'a> Compiler<'a> {
             arg_regs.push(param_reg);
         }
 
+        if matches!(call_target, CallTarget::Print { .. }) {
+            // The interpreter prefixes captured prints with the call's
+            // location; the RVM gets it as a literal first argument.
+            let location = self.alloc_register()?;
+            let literal_idx =
+                self.add_literal(Value::from(format!("{}:{}", span.source.file(), span.line)));
+            self.emit_instruction(
+                Instruction::Load {
+                    dest: location,
+                    literal_idx,
+                },
+                &span,
+            );
+            arg_regs.insert(0, location);
+        }
+
         if matches!(&call_target, CallTarget::RegisteredHostAwait { .. }) {
             self.ensure_register_capacity(3)?;
         }
@@ -193,7 +226,8 @@ impl<'a> Compiler<'a> {
                 self.emit_instruction(Instruction::FunctionCall { params_index }, &span);
             }
             CallTarget::Builtin { builtin_index, .. }
-            | CallTarget::Extension { builtin_index, .. } => {
+            | CallTarget::Extension { builtin_index, .. }
+            | CallTarget::Print { builtin_index } => {
                 let mut args_array = [0u8; 8];
                 let num_args = arg_regs.len().min(8) as u8;
                 for (i, &reg) in arg_regs.iter().take(8).enumerate() {
@@ -521,6 +555,9 @@ impl<'a> Compiler<'a> {
                 builtin_index,
                 nargs: usize::from(nargs),
             })
+        } else if original_fcn_path == "print" {
+            let builtin_index = self.get_builtin_index(original_fcn_path)?;
+            Ok(CallTarget::Print { builtin_index })
         } else if self.is_builtin(original_fcn_path) {
             let builtin_index = self.get_builtin_index(original_fcn_path)?;
             let expected_args = self.lookup_builtin_arity(original_fcn_path);
