@@ -1738,6 +1738,10 @@ impl Engine {
     /// * `nargs`: The number of arguments the builtin takes.
     /// * `extension`: The [`Extension`] instance.
     ///
+    /// Extensions take priority over builtins of the same name. A policy
+    /// compiled from this engine for the RVM (`Compiler::compile_from_policy`
+    /// in `regorus::languages::rego::compiler`) calls them too.
+    ///
     /// ```rust
     /// # use regorus::*;
     /// # use anyhow::{bail, Result};

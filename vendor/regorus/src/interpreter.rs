@@ -2787,6 +2787,16 @@ impl Interpreter {
         }
     }
 
+    /// Append one `print` argument to `msg` (shared with the RVM's `print`).
+    pub(crate) fn push_print_arg(value: &Value, msg: &mut String) {
+        match value {
+            Value::Undefined => msg.push_str("<undefined>"),
+            // Do not print quotes for string values.
+            Value::String(s) => msg.push_str(&format!("{s}")),
+            a => Self::to_printable(a, msg),
+        }
+    }
+
     fn eval_print(&mut self, span: &Span, params: &[ExprRef], args: Vec<Value>) -> Result<Value> {
         const MAX_ARGS: u8 = 100;
         if args.len() > usize::from(MAX_ARGS) {
@@ -2805,12 +2815,7 @@ impl Interpreter {
             if i > 0 {
                 msg.push(' ');
             }
-            match self.eval_expr(p)? {
-                Value::Undefined => msg.push_str("<undefined>"),
-                // Do not print quotes for string values.
-                Value::String(s) => msg.push_str(&format!("{s}")),
-                a => Self::to_printable(&a, &mut msg),
-            }
+            Self::push_print_arg(&self.eval_expr(p)?, &mut msg);
         }
 
         if self.gather_prints {

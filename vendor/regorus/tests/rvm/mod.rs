@@ -1,4 +1,6 @@
 // Copyright (c) Microsoft Corporation.
 // Licensed under the MIT License.
 mod compiler;
+mod extensions;
+mod prints;
 mod rego;

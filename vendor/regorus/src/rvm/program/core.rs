@@ -1,6 +1,7 @@
 // Copyright (c) Microsoft Corporation.
 // Licensed under the MIT License.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString as _};
 use alloc::vec::Vec;
@@ -14,6 +15,31 @@ use crate::builtins::BuiltinFcn;
 use crate::rvm::instructions::InstructionData;
 use crate::rvm::Instruction;
 use crate::value::Value;
+use crate::{Extension, Rc};
+
+/// A host extension that a [`Program`] calls in place of a builtin.
+///
+/// When the policy was compiled from an [`crate::Engine`] with extensions
+/// ([`crate::Engine::add_extension`]), every extension the compiled rules call
+/// gets an entry in [`Program::builtin_info_table`] (its name and number of
+/// arguments) and one `ProgramExtension` that marks that entry as an
+/// extension and holds the implementation. An extension named like a builtin
+/// (e.g. a bounded `sprintf`) overrides the builtin, as in the interpreter.
+#[derive(Debug, Clone)]
+pub struct ProgramExtension {
+    /// Index of the extension's entry in [`Program::builtin_info_table`].
+    pub builtin_index: u16,
+    /// The implementation. Never serialized: `None` in a deserialized program
+    /// until [`Program::attach_extension`] supplies it.
+    pub(crate) implementation: Option<Rc<Box<dyn Extension>>>,
+}
+
+impl ProgramExtension {
+    /// Whether the implementation is present (see [`Program::attach_extension`]).
+    pub const fn is_attached(&self) -> bool {
+        self.implementation.is_some()
+    }
+}
 
 /// Complete compiled program containing all execution artifacts
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +94,13 @@ pub struct Program {
     #[serde(skip)]
     pub resolved_builtins: Vec<BuiltinFcn>,
 
+    /// Host extensions called by `BuiltinCall` instructions instead of a
+    /// builtin, sorted by builtin index. The indices are serialized in a
+    /// section of their own (binary format version 7); the implementations
+    /// never are, see [`Program::attach_extension`].
+    #[serde(skip)]
+    pub extensions: Vec<ProgramExtension>,
+
     /// Flag indicating that VirtualDataDocumentLookup instruction was used and runtime recursion checking is needed
     pub needs_runtime_recursion_check: bool,
 
@@ -90,8 +123,10 @@ pub struct Program {
 }
 
 impl Program {
-    /// Current serialization format version
-    pub const SERIALIZATION_VERSION: u32 = 6;
+    /// Current serialization format version. Version 7 adds the section
+    /// listing host extensions; a program without extensions is still written
+    /// as version 6, byte for byte as before.
+    pub const SERIALIZATION_VERSION: u32 = 7;
     /// Magic bytes to identify Regorus program files
     pub const MAGIC: [u8; 4] = *b"REGO";
     /// Maximum instructions supported (matches u16 jump targets)
@@ -133,6 +168,7 @@ impl Program {
             },
             rule_tree: Value::new_object(),
             resolved_builtins: Vec::new(),
+            extensions: Vec::new(),
             needs_runtime_recursion_check: false,
             has_host_await: false,
             needs_recompilation: false,
@@ -375,8 +411,19 @@ impl Program {
         self.resolved_builtins
             .reserve(self.builtin_info_table.len());
 
-        for builtin_info in &self.builtin_info_table {
-            if let Some(&builtin_fcn) = crate::builtins::BUILTINS.get(builtin_info.name.as_str()) {
+        for (index, builtin_info) in self.builtin_info_table.iter().enumerate() {
+            if u16::try_from(index).is_ok_and(|index| self.get_extension(index).is_some())
+                || builtin_info.name == "print"
+            {
+                // The VM runs host extensions and `print` itself; this slot
+                // only keeps the table aligned and is never called.
+                self.resolved_builtins.push((
+                    vm_call_placeholder,
+                    u8::try_from(builtin_info.num_args).unwrap_or(u8::MAX),
+                ));
+            } else if let Some(&builtin_fcn) =
+                crate::builtins::BUILTINS.get(builtin_info.name.as_str())
+            {
                 self.resolved_builtins.push(builtin_fcn);
             } else {
                 return Err(anyhow::anyhow!(
@@ -387,6 +434,113 @@ impl Program {
         }
 
         Ok(())
+    }
+
+    /// Record that calls to builtin-table entry `builtin_index` go to a host
+    /// extension (used by the compiler and by deserialization).
+    pub(crate) fn add_extension(
+        &mut self,
+        builtin_index: u16,
+        implementation: Option<Rc<Box<dyn Extension>>>,
+    ) {
+        let position = self
+            .extensions
+            .partition_point(|extension| extension.builtin_index < builtin_index);
+        match self.extensions.get_mut(position) {
+            Some(existing) if existing.builtin_index == builtin_index => {
+                existing.implementation = implementation;
+            }
+            _ => self.extensions.insert(
+                position,
+                ProgramExtension {
+                    builtin_index,
+                    implementation,
+                },
+            ),
+        }
+    }
+
+    /// The host extension that `BuiltinCall`s of builtin-table entry
+    /// `builtin_index` call, or `None` if that entry is a regorus builtin.
+    pub fn get_extension(&self, builtin_index: u16) -> Option<&ProgramExtension> {
+        self.extensions
+            .binary_search_by_key(&builtin_index, |extension| extension.builtin_index)
+            .ok()
+            .and_then(|position| self.extensions.get(position))
+    }
+
+    /// Supply the implementation of a host extension this program calls.
+    ///
+    /// A program compiled from an engine carries the engine's extensions (see
+    /// [`crate::Engine::add_extension`]); serialization drops them, so a
+    /// deserialized program needs them attached again before a call reaches
+    /// them (until then such a call fails with
+    /// [`crate::rvm::vm::VmError::ExtensionNotAttached`]). `path` and `nargs`
+    /// must be the name and argument count the policy was compiled with.
+    /// Attaching to a name that already has an implementation replaces it.
+    ///
+    /// ```
+    /// # use regorus::*;
+    /// # use regorus::languages::rego::compiler::Compiler;
+    /// # use regorus::rvm::program::{DeserializationResult, Program};
+    /// # fn main() -> anyhow::Result<()> {
+    /// let mut engine = Engine::new();
+    /// engine.add_policy("p.rego".to_string(), "package p\nx := double(21)".to_string())?;
+    /// let double = |args: Vec<Value>| Ok(Value::from(args[0].as_i64()? * 2));
+    /// engine.add_extension("double".to_string(), 1, Box::new(double))?;
+    /// let compiled = engine.compile_with_entrypoint(&"data.p.x".into())?;
+    /// let program = Compiler::compile_from_policy(&compiled, &["data.p.x"])?;
+    ///
+    /// let bytes = program.serialize_binary().map_err(anyhow::Error::msg)?;
+    /// let DeserializationResult::Complete(mut restored) =
+    ///     Program::deserialize_binary(&bytes).map_err(anyhow::Error::msg)?
+    /// else {
+    ///     anyhow::bail!("partial program");
+    /// };
+    /// assert_eq!(restored.missing_extensions(), vec!["double"]);
+    /// restored.attach_extension("double", 1, Box::new(double))?;
+    /// assert!(restored.missing_extensions().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn attach_extension(
+        &mut self,
+        path: &str,
+        nargs: u8,
+        extension: Box<dyn Extension>,
+    ) -> AnyResult<()> {
+        let builtin_info_table = &self.builtin_info_table;
+        let Some(slot) = self.extensions.iter_mut().find(|slot| {
+            builtin_info_table
+                .get(usize::from(slot.builtin_index))
+                .is_some_and(|info| info.name == path)
+        }) else {
+            return Err(anyhow::anyhow!("the program calls no extension {path}"));
+        };
+        let expected = builtin_info_table
+            .get(usize::from(slot.builtin_index))
+            .map_or(0, |info| info.num_args);
+        if u16::from(nargs) != expected {
+            return Err(anyhow::anyhow!(
+                "extension {path} was compiled with {expected} arguments, not {nargs}"
+            ));
+        }
+        slot.implementation = Some(Rc::new(extension));
+        Ok(())
+    }
+
+    /// Names of the host extensions this program calls that have no
+    /// implementation attached (see [`Program::attach_extension`]).
+    pub fn missing_extensions(&self) -> Vec<&str> {
+        self.extensions
+            .iter()
+            .filter(|extension| !extension.is_attached())
+            .filter_map(|extension| {
+                self.builtin_info_table
+                    .get(usize::from(extension.builtin_index))
+                    .map(|info| info.name.as_str())
+            })
+            .collect()
     }
 
     /// Get resolved builtin function by index
@@ -433,6 +587,19 @@ impl Program {
     pub const fn has_host_await(&self) -> bool {
         self.has_host_await
     }
+}
+
+/// Stands in [`Program::resolved_builtins`] for an entry that the VM runs
+/// itself (a host extension or `print`); never called.
+fn vm_call_placeholder(
+    _span: &crate::lexer::Span,
+    _params: &[crate::ast::Ref<crate::ast::Expr>],
+    _args: &[Value],
+    _strict: bool,
+) -> AnyResult<Value> {
+    Err(anyhow::anyhow!(
+        "internal error: a host extension or print was called as a builtin"
+    ))
 }
 
 impl Default for Program {

@@ -9,7 +9,7 @@ mod rule_tree;
 mod serialization;
 mod types;
 
-pub use core::Program;
+pub use core::{Program, ProgramExtension};
 pub use listing::{
     generate_assembly_listing, generate_tabular_assembly_listing, AssemblyListingConfig,
 };

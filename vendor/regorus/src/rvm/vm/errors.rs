@@ -169,6 +169,22 @@ pub enum VmError {
     #[error("Builtin function not resolved: {name} (pc={pc})")]
     BuiltinNotResolved { name: String, pc: usize },
 
+    /// A host extension returned an error. As in the interpreter this is an
+    /// evaluation error in strict and in non-strict mode, except that in
+    /// non-strict mode an error inside a function body makes only that
+    /// function definition fail.
+    #[error("extension {name} failed: {message} (pc={pc})")]
+    ExtensionError {
+        name: String,
+        message: String,
+        pc: usize,
+    },
+
+    /// The program calls a host extension that has no implementation
+    /// attached (see `Program::attach_extension`).
+    #[error("extension {name} is not attached to the program; call Program::attach_extension after deserializing (pc={pc})")]
+    ExtensionNotAttached { name: String, pc: usize },
+
     #[error("Cannot add {left:?} and {right:?} (pc={pc})")]
     InvalidAddition {
         left: Value,

@@ -713,7 +713,10 @@ impl RegoVM {
         // They represent engine-level constraints, not rule-level failures.
         // Returning Ok(false) causes the caller to clear execution_stack and
         // propagate the error, terminating the evaluation entirely.
-        if RegoVM::is_fatal_vm_error(&err) {
+        // Host extension errors end the evaluation too (in suspendable mode
+        // even in non-strict mode when another definition of the enclosing
+        // function would produce a value).
+        if RegoVM::is_fatal_vm_error(&err) || RegoVM::is_extension_error(&err) {
             return Ok(false);
         }
 

@@ -5,7 +5,12 @@ use crate::value::Value;
 
 use super::errors::{Result, VmError};
 use super::execution_model::ExecutionMode;
-use super::machine::RegoVM;
+use super::machine::{BuiltinOverride, RegoVM};
+use crate::interpreter::Interpreter;
+use crate::rvm::instructions::BuiltinCallParams;
+use crate::Rc;
+use alloc::format;
+use alloc::string::String;
 
 impl RegoVM {
     pub(super) fn execute_function_call(&mut self, params_index: u16) -> Result<()> {
@@ -55,6 +60,13 @@ impl RegoVM {
             },
         )?;
 
+        if let Some(&Some(BuiltinOverride::Print)) = self
+            .builtin_overrides
+            .get(usize::from(params.builtin_index))
+        {
+            return self.execute_print(&params);
+        }
+
         let mut args = core::mem::take(&mut self.cached_builtin_args);
         args.clear();
         for &arg_reg in params.arg_registers().iter() {
@@ -76,6 +88,40 @@ impl RegoVM {
         if args.iter().any(|a| a == &Value::Undefined) {
             self.cached_builtin_args = args;
             self.set_register(params.dest, Value::Undefined)?;
+            self.memory_check()?;
+            return Ok(());
+        }
+
+        if let Some(extension) = self
+            .builtin_overrides
+            .get_mut(usize::from(params.builtin_index))
+            .and_then(Option::as_mut)
+        {
+            // A host extension: takes the arguments by value and is never
+            // cached (as in the interpreter).
+            let result = match *extension {
+                BuiltinOverride::Extension(ref mut implementation) => {
+                    Rc::make_mut(implementation)(args)
+                }
+                BuiltinOverride::MissingExtension => {
+                    return Err(VmError::ExtensionNotAttached {
+                        name: builtin_info.name.clone(),
+                        pc: self.pc,
+                    });
+                }
+                BuiltinOverride::Print => {
+                    return Err(VmError::Internal {
+                        message: "print dispatched as an extension".into(),
+                        pc: self.pc,
+                    });
+                }
+            };
+            let value = result.map_err(|error| VmError::ExtensionError {
+                name: builtin_info.name.clone(),
+                message: format!("{error}"),
+                pc: self.pc,
+            })?;
+            self.set_register(params.dest, value)?;
             self.memory_check()?;
             return Ok(());
         }
@@ -167,6 +213,39 @@ impl RegoVM {
 
         self.memory_check()?;
 
+        Ok(())
+    }
+
+    /// `print(...)`: the first argument register holds the call's location
+    /// ("file:line", added by the compiler), the others the values printed,
+    /// undefined ones included. Formats them as the interpreter does.
+    #[allow(clippy::print_stderr)]
+    fn execute_print(&mut self, params: &BuiltinCallParams) -> Result<()> {
+        if self.gather_prints || cfg!(feature = "std") {
+            let mut registers = params.arg_registers().iter();
+            let location = match registers.next() {
+                Some(&register) => match *self.get_register(register)? {
+                    Value::String(ref location) => location.clone(),
+                    _ => "".into(),
+                },
+                None => "".into(),
+            };
+            let mut msg = String::new();
+            for (i, &register) in registers.enumerate() {
+                if i > 0 {
+                    msg.push(' ');
+                }
+                Interpreter::push_print_arg(self.get_register(register)?, &mut msg);
+            }
+            if self.gather_prints {
+                self.prints.push(format!("{location}: {msg}"));
+            } else {
+                #[cfg(feature = "std")]
+                std::eprintln!("{msg}");
+            }
+        }
+        self.set_register(params.dest, Value::Bool(true))?;
+        self.memory_check()?;
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use crate::utils::limits::{
 use crate::value::ResumeJsonError;
 use crate::value::Value;
 use crate::CompiledPolicy;
+use alloc::boxed::Box;
 use alloc::collections::{btree_map::Entry, BTreeMap, VecDeque};
 use alloc::ffi::CString;
 #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
@@ -215,6 +216,35 @@ pub struct RegoVM {
     /// Cached `Value` representation of `program.metadata`, computed once in
     /// `load_program()` and reused by `LoadMetadata` instructions.
     pub(super) metadata_value: Value,
+
+    /// Builtin calls this VM does not send to a regorus builtin, by builtin
+    /// index (empty when there are none). Set up by `load_program()`.
+    pub(super) builtin_overrides: Vec<Option<BuiltinOverride>>,
+
+    /// Whether `print` output is captured (see [`RegoVM::set_gather_prints`]).
+    pub(super) gather_prints: bool,
+
+    /// Captured `print` output, taken by [`RegoVM::take_prints`].
+    pub(super) prints: Vec<String>,
+}
+
+/// How the VM runs a `BuiltinCall` that does not go to a regorus builtin.
+#[derive(Debug, Clone)]
+pub(super) enum BuiltinOverride {
+    /// A host extension (`Program::extensions`).
+    ///
+    /// Extensions are `FnMut` and may keep state, while a [`Program`] is
+    /// shared immutably (`Arc<Program>`, possibly by VMs on several threads).
+    /// So each VM calls its own copy: it starts from the program's `Rc` and
+    /// the first call clones the extension (`Rc::make_mut`), just as each
+    /// clone of an `Engine` gets its own copy. Calls take no lock and VMs
+    /// never see each other's state.
+    Extension(crate::Rc<Box<dyn crate::Extension>>),
+    /// A host extension whose implementation is not attached (a deserialized
+    /// program, see `Program::attach_extension`).
+    MissingExtension,
+    /// `print`: variadic, prints undefined arguments too, always true.
+    Print,
 }
 
 #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
@@ -303,6 +333,9 @@ impl RegoVM {
             cached_builtin_args: Vec::new(),
             virtual_element_on_non_collection: false,
             metadata_value: Value::Undefined,
+            builtin_overrides: Vec::new(),
+            gather_prints: false,
+            prints: Vec::new(),
         }
     }
 
@@ -347,6 +380,35 @@ impl RegoVM {
 
         // Cache the metadata as a Value for LoadMetadata instructions
         self.metadata_value = program.metadata.to_value();
+
+        // Take this VM's references to the program's host extensions, and
+        // find `print` (unless an extension overrides it).
+        self.builtin_overrides.clear();
+        let print_index = program
+            .builtin_info_table
+            .iter()
+            .position(|info| info.name == "print");
+        if !program.extensions.is_empty() || print_index.is_some() {
+            self.builtin_overrides
+                .resize(program.builtin_info_table.len(), None);
+            if let Some(slot) = print_index.and_then(|index| self.builtin_overrides.get_mut(index))
+            {
+                *slot = Some(BuiltinOverride::Print);
+            }
+            for extension in &program.extensions {
+                let index = usize::from(extension.builtin_index);
+                if let Some(slot) = self.builtin_overrides.get_mut(index) {
+                    *slot = Some(
+                        extension
+                            .implementation
+                            .as_ref()
+                            .map_or(BuiltinOverride::MissingExtension, |implementation| {
+                                BuiltinOverride::Extension(implementation.clone())
+                            }),
+                    );
+                }
+            }
+        }
     }
 
     /// Set the compiled policy for default rule evaluation
@@ -434,6 +496,54 @@ impl RegoVM {
     /// Set the execution mode for the VM
     pub const fn set_execution_mode(&mut self, mode: ExecutionMode) {
         self.next_execution_mode = mode;
+    }
+
+    /// Capture the output of `print` calls instead of writing it to stderr.
+    ///
+    /// Mirrors [`crate::Engine::set_gather_prints`]: while gathering, each
+    /// `print(x, y, ...)` a policy runs appends one line
+    /// `"<file>:<line>: <x> <y> ..."` (strings unquoted, undefined arguments as
+    /// `<undefined>`; the same lines the interpreter captures), to be fetched
+    /// with [`RegoVM::take_prints`]. When not gathering (the default), `print`
+    /// writes the message to stderr with the `std` feature and does nothing
+    /// without it. Either way `print` is true: it never makes a body fail.
+    /// Switching the setting discards the lines captured so far.
+    ///
+    /// ```
+    /// # use regorus::*;
+    /// # use regorus::languages::rego::compiler::Compiler;
+    /// # use regorus::rvm::vm::RegoVM;
+    /// # fn main() -> anyhow::Result<()> {
+    /// let mut engine = Engine::new();
+    /// engine.add_policy(
+    ///     "p.rego".to_string(),
+    ///     "package p\nallow if {\n  print(\"user\", input.user, input.missing)\n}".to_string(),
+    /// )?;
+    /// let compiled = engine.compile_with_entrypoint(&"data.p.allow".into())?;
+    /// let program = Compiler::compile_from_policy(&compiled, &["data.p.allow"])?;
+    ///
+    /// let mut vm = RegoVM::new();
+    /// vm.load_program(program);
+    /// vm.set_gather_prints(true);
+    /// vm.set_input(Value::from_json_str(r#"{"user": "alice"}"#)?);
+    /// assert_eq!(vm.execute()?, Value::from(true));
+    /// assert_eq!(vm.take_prints(), vec!["p.rego:3: user alice <undefined>"]);
+    /// assert!(vm.take_prints().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_gather_prints(&mut self, gather: bool) {
+        if gather != self.gather_prints {
+            self.prints.clear();
+        }
+        self.gather_prints = gather;
+    }
+
+    /// Take the `print` output captured since the last call (see
+    /// [`RegoVM::set_gather_prints`]), oldest first. Lines accumulate across
+    /// executions until taken, as with [`crate::Engine::take_prints`].
+    pub fn take_prints(&mut self) -> Vec<String> {
+        core::mem::take(&mut self.prints)
     }
 
     /// Configure whether builtin operations should raise errors strictly

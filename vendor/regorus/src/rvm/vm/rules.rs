@@ -64,6 +64,17 @@ impl RegoVM {
         self.rule_conflict_error(is_function)
     }
 
+    /// Returns true if the error was raised by a host extension. As in the
+    /// interpreter, such an error ends the evaluation; the one exception is
+    /// an `ExtensionError` in a function body in non-strict mode, which ends
+    /// it only if no other definition of the function produces a value.
+    pub(super) const fn is_extension_error(err: &VmError) -> bool {
+        matches!(
+            err,
+            VmError::ExtensionError { .. } | VmError::ExtensionNotAttached { .. }
+        )
+    }
+
     /// Restore VM state that was swapped out for rule execution.
     /// Must be called before returning an error from `execute_rule_definitions_common`
     /// to avoid leaving the VM in an inconsistent state.
@@ -90,6 +101,9 @@ impl RegoVM {
     ) -> Result<Value> {
         let mut first_successful_result: Option<Value> = None;
         let is_function_call = rule_info.function_info.is_some();
+        // Non-strict mode: an extension error in a function body is reported
+        // only if no definition of the function produces a value.
+        let mut deferred_extension_error = None;
         let result_reg = rule_info.result_reg;
 
         let num_registers = usize::from(rule_info.num_registers);
@@ -143,7 +157,7 @@ impl RegoVM {
                 {
                     match self.jump_to(destructuring_entry_point) {
                         Ok(_result) => {}
-                        Err(e) if Self::is_fatal_vm_error(&e) => {
+                        Err(e) if Self::is_fatal_vm_error(&e) || Self::is_extension_error(&e) => {
                             self.restore_rule_state(
                                 &mut previous_loop_stack,
                                 &mut previous_comprehension_stack,
@@ -201,7 +215,14 @@ impl RegoVM {
                             break;
                         }
                     }
-                    Err(e) if Self::is_fatal_vm_error(&e) => {
+                    Err(e)
+                        if is_function_call
+                            && !self.strict_builtin_errors
+                            && matches!(e, VmError::ExtensionError { .. }) =>
+                    {
+                        deferred_extension_error.get_or_insert(e);
+                    }
+                    Err(e) if Self::is_fatal_vm_error(&e) || Self::is_extension_error(&e) => {
                         self.restore_rule_state(
                             &mut previous_loop_stack,
                             &mut previous_comprehension_stack,
@@ -213,6 +234,10 @@ impl RegoVM {
             }
         }
 
+        let extension_error = match first_successful_result {
+            None => deferred_extension_error,
+            Some(_) => None,
+        };
         let final_result = if let Some(successful_result) = first_successful_result {
             successful_result
         } else {
@@ -229,6 +254,10 @@ impl RegoVM {
 
         self.loop_stack = previous_loop_stack;
         self.comprehension_stack = previous_comprehension_stack;
+
+        if let Some(error) = extension_error {
+            return Err(error);
+        }
 
         Ok(final_result)
     }

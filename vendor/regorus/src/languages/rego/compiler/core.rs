@@ -15,6 +15,8 @@ use crate::lexer::Span;
 use crate::rvm::program::{BuiltinInfo, SpanInfo};
 use crate::rvm::Instruction;
 use crate::Value;
+use crate::{Extension, Rc};
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 
@@ -67,6 +69,26 @@ impl<'a> Compiler<'a> {
             .insert(builtin_name.to_string(), index);
 
         Ok(index)
+    }
+
+    /// Get the builtin-table index for a host extension, adding its entry (and
+    /// marking it as an extension) on first use.
+    pub(super) fn get_extension_index(
+        &mut self,
+        name: &str,
+        nargs: u8,
+        extension: Rc<Box<dyn Extension>>,
+    ) -> u16 {
+        if let Some(&index) = self.builtin_index_map.get(name) {
+            return index;
+        }
+        let index = self.program.add_builtin_info(BuiltinInfo {
+            name: name.to_string(),
+            num_args: u16::from(nargs),
+        });
+        self.program.add_extension(index, Some(extension));
+        self.builtin_index_map.insert(name.to_string(), index);
+        index
     }
 
     /// Allocate a register in the current rule's window, returning a structured

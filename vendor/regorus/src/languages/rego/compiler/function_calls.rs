@@ -40,6 +40,14 @@ enum CallTarget {
         builtin_index: u16,
         expected_args: Option<usize>,
     },
+    /// A host extension registered on the engine (`Engine::add_extension`).
+    /// Called through `BuiltinCall` like a builtin; unlike one, it takes
+    /// exactly `nargs` arguments (no output parameter).
+    Extension { builtin_index: u16, nargs: usize },
+    /// `print(...)`: any number of arguments (up to 7 on the RVM), undefined
+    /// ones included; always true. Called through `BuiltinCall` with the
+    /// call's location ("file:line") as an extra first argument.
+    Print { builtin_index: u16 },
     /// Explicit `__builtin_host_await(arg, id)` call form (2 user args).
     /// The identifier is supplied by the policy author at runtime via the
     /// second argument register.
@@ -80,9 +88,44 @@ impl<'a> Compiler<'a> {
 
         let call_target = self.determine_call_target(&original_fcn_path, &full_fcn_path, &span)?;
 
+        if let CallTarget::Extension { nargs, .. } = &call_target {
+            // The interpreter rejects any other count, output parameter
+            // included ("incorrect number of parameters supplied to
+            // extension"); the RVM does so at compile time. Builtin calls
+            // carry at most 8 argument registers.
+            if params.len() != *nargs || *nargs > 8 {
+                return Err(CompilerError::General {
+                    message: format!(
+                        "extension '{original_fcn_path}' expects {nargs} arguments, got {}{}",
+                        params.len(),
+                        if *nargs > 8 {
+                            " (the RVM supports at most 8)"
+                        } else {
+                            ""
+                        }
+                    ),
+                }
+                .at(&span));
+            }
+        }
+
+        if matches!(call_target, CallTarget::Print { .. }) && params.len() > 7 {
+            // `BuiltinCall` carries at most 8 argument registers, one of
+            // which holds the location.
+            return Err(CompilerError::General {
+                message: format!(
+                    "print supports at most 7 arguments on the RVM, got {}",
+                    params.len()
+                ),
+            }
+            .at(&span));
+        }
+
         let expected_args = match &call_target {
             CallTarget::User { expected_args, .. } => *expected_args,
             CallTarget::Builtin { expected_args, .. } => *expected_args,
+            CallTarget::Extension { nargs, .. } => Some(*nargs),
+            CallTarget::Print { .. } => None,
             // Both host-await variants have a known fixed arity; carrying it
             // in the variant lets the rest of the compiler depend on the type
             // rather than re-matching on the magic name `__builtin_host_await`.
@@ -145,6 +188,22 @@ impl<'a> Compiler<'a> {
             arg_regs.push(param_reg);
         }
 
+        if matches!(call_target, CallTarget::Print { .. }) {
+            // The interpreter prefixes captured prints with the call's
+            // location; the RVM gets it as a literal first argument.
+            let location = self.alloc_register()?;
+            let literal_idx =
+                self.add_literal(Value::from(format!("{}:{}", span.source.file(), span.line)));
+            self.emit_instruction(
+                Instruction::Load {
+                    dest: location,
+                    literal_idx,
+                },
+                &span,
+            );
+            arg_regs.insert(0, location);
+        }
+
         if matches!(&call_target, CallTarget::RegisteredHostAwait { .. }) {
             self.ensure_register_capacity(3)?;
         }
@@ -166,7 +225,9 @@ impl<'a> Compiler<'a> {
                 });
                 self.emit_instruction(Instruction::FunctionCall { params_index }, &span);
             }
-            CallTarget::Builtin { builtin_index, .. } => {
+            CallTarget::Builtin { builtin_index, .. }
+            | CallTarget::Extension { builtin_index, .. }
+            | CallTarget::Print { builtin_index } => {
                 let mut args_array = [0u8; 8];
                 let num_args = arg_regs.len().min(8) as u8;
                 for (i, &reg) in arg_regs.iter().take(8).enumerate() {
@@ -491,6 +552,20 @@ impl<'a> Compiler<'a> {
                 rule_index,
                 expected_args,
             })
+        } else if let Some((nargs, extension)) = self.policy.inner.extensions.get(original_fcn_path)
+        {
+            // As in the interpreter, an extension overrides a builtin (and
+            // `print`) of the same name.
+            let nargs = *nargs;
+            let extension = extension.clone();
+            let builtin_index = self.get_extension_index(original_fcn_path, nargs, extension);
+            Ok(CallTarget::Extension {
+                builtin_index,
+                nargs: usize::from(nargs),
+            })
+        } else if original_fcn_path == "print" {
+            let builtin_index = self.get_builtin_index(original_fcn_path)?;
+            Ok(CallTarget::Print { builtin_index })
         } else if self.is_builtin(original_fcn_path)
             && (!builtins::is_deprecated(original_fcn_path) || !self.current_module_is_rego_v1())
         {

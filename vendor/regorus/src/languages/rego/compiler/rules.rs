@@ -250,6 +250,41 @@ impl<'a> Compiler<'a> {
     /// Entry-point names are canonical Rego rule paths. Use bracketed string
     /// components for literal keys that are not identifiers, such as
     /// `data.graph.defUniqueName["1.0.0"].deny`.
+    ///
+    /// Host extensions registered on the engine the policy was compiled from
+    /// ([`crate::Engine::add_extension`]) are compiled in: a call to one runs
+    /// the extension (an extension named like a builtin, e.g. `sprintf`,
+    /// overrides it, and a user-defined function of that name still wins, as
+    /// in the interpreter). A call with a different number of arguments than
+    /// the extension was registered with is a compile error. The program
+    /// holds the extensions, so every [`crate::rvm::vm::RegoVM`] that loads it
+    /// can call them:
+    ///
+    /// ```
+    /// # use regorus::*;
+    /// # use regorus::languages::rego::compiler::Compiler;
+    /// # use regorus::rvm::vm::RegoVM;
+    /// # fn main() -> anyhow::Result<()> {
+    /// let mut engine = Engine::new();
+    /// engine.add_policy(
+    ///     "p.rego".to_string(),
+    ///     "package p\nmsg := sprintf(\"%v\", [input.x])".to_string(),
+    /// )?;
+    /// let bounded_sprintf = |args: Vec<Value>| {
+    ///     // ... check the arguments' sizes, then format ...
+    ///     Ok(Value::from(format!("bounded {}", args[1])))
+    /// };
+    /// engine.add_extension("sprintf".to_string(), 2, Box::new(bounded_sprintf))?;
+    /// let compiled = engine.compile_with_entrypoint(&"data.p.msg".into())?;
+    /// let program = Compiler::compile_from_policy(&compiled, &["data.p.msg"])?;
+    ///
+    /// let mut vm = RegoVM::new();
+    /// vm.load_program(program);
+    /// vm.set_input(Value::from_json_str(r#"{"x": 1}"#)?);
+    /// assert_eq!(vm.execute()?, Value::from("bounded [1]"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compile_from_policy(
         policy: &CompiledPolicy,
         entry_points: &[&str],

@@ -70,13 +70,19 @@ impl Program {
 
     /// Serialize program to binary format.
     /// Uses postcard for all sections now that `Value` supports serde.
+    ///
+    /// A program that calls host extensions is written as version 7, which
+    /// appends the list of extension builtin indices (never their
+    /// implementations, see [`Program::attach_extension`]); any other program
+    /// is written as version 6, exactly as before version 7 existed.
     pub fn serialize_binary(&self) -> Result<Vec<u8>, String> {
         self.validate_limits()?;
 
         let mut buffer = Vec::new();
 
+        let version: u32 = if self.extensions.is_empty() { 6 } else { 7 };
         buffer.extend_from_slice(&Self::MAGIC);
-        buffer.extend_from_slice(&Self::SERIALIZATION_VERSION.to_le_bytes());
+        buffer.extend_from_slice(&version.to_le_bytes());
 
         let entry_points_bin = to_allocvec(&self.entry_points)
             .map_err(|e| format!("Entry points postcard serialization failed: {}", e))?;
@@ -127,6 +133,22 @@ impl Program {
         );
         buffer.extend_from_slice(&binary_data);
 
+        if !self.extensions.is_empty() {
+            let extension_indices: Vec<u16> = self
+                .extensions
+                .iter()
+                .map(|extension| extension.builtin_index)
+                .collect();
+            let extensions_bin = to_allocvec(&extension_indices)
+                .map_err(|e| format!("Extensions postcard serialization failed: {}", e))?;
+            buffer.extend_from_slice(
+                &u32::try_from(extensions_bin.len())
+                    .map_err(|_| "Extensions size too large")?
+                    .to_le_bytes(),
+            );
+            buffer.extend_from_slice(&extensions_bin);
+        }
+
         Ok(buffer)
     }
 
@@ -157,7 +179,7 @@ impl Program {
                 program.rego_v0 = Self::legacy_rego_v0(data, version).unwrap_or(false);
                 Ok(DeserializationResult::Partial(program))
             }
-            6 => {
+            6 | 7 => {
                 if data.len() < 29 {
                     return Err("Data too short for header".to_string());
                 }
@@ -189,6 +211,22 @@ impl Program {
                 if data.len() < binary_end {
                     return Err("Data truncated".to_string());
                 }
+
+                // Version 7: builtin indices of the host extensions the program
+                // calls. Losing them would silently turn an extension that
+                // overrides a builtin back into the builtin, so a damaged
+                // section is an error rather than a partial program.
+                let extension_indices: Vec<u16> = if version >= 7 {
+                    let extensions_len = Self::read_u32_as_usize(data, binary_end)?;
+                    let mut extensions_offset = OffsetTracker::new(binary_end);
+                    extensions_offset.advance(4)?;
+                    let extensions_start = extensions_offset.advance(extensions_len)?;
+                    let extensions_end = extensions_offset.current();
+                    from_bytes(Self::get_slice(data, extensions_start, extensions_end)?)
+                        .map_err(|e| format!("Extensions deserialization failed: {}", e))?
+                } else {
+                    Vec::new()
+                };
 
                 let entry_points =
                     from_bytes(Self::get_slice(data, entry_points_start, sources_start)?)
@@ -250,6 +288,18 @@ impl Program {
                 program.rule_tree = rule_tree;
                 program.rego_v0 = rego_v0;
                 program.needs_recompilation = needs_recompilation;
+                // A partial program is recompiled, which finds its extensions again.
+                if !needs_recompilation {
+                    for builtin_index in extension_indices {
+                        if usize::from(builtin_index) >= program.builtin_info_table.len() {
+                            return Err(format!(
+                                "Extension builtin index {} out of range",
+                                builtin_index
+                            ));
+                        }
+                        program.add_extension(builtin_index, None);
+                    }
+                }
 
                 if !program.builtin_info_table.is_empty() {
                     if let Err(_e) = program.initialize_resolved_builtins() {
@@ -281,7 +331,7 @@ impl Program {
         let version = Self::read_u32(data, 4).ok();
 
         match version {
-            Some(1..=6) => Ok(true),
+            Some(1..=7) => Ok(true),
             _ => Ok(false),
         }
     }

@@ -48,6 +48,11 @@ impl Program {
             },
             "literals": self.literals,
             "builtin_info_table": self.builtin_info_table,
+            "extension_builtins": self
+                .extensions
+                .iter()
+                .map(|extension| extension.builtin_index)
+                .collect::<Vec<u16>>(),
             "entry_points": self.entry_points,
             "sources": self.sources,
             "rule_infos": self.rule_infos,
@@ -168,6 +173,12 @@ impl Program {
             .map(|v| serde_json::from_value(v.clone()).unwrap_or_default())
             .unwrap_or_default();
 
+        let extension_builtins: Vec<u16> = match json_data.get("extension_builtins") {
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| format!("Failed to deserialize extension_builtins: {}", e))?,
+            None => Vec::new(),
+        };
+
         let entry_points: IndexMap<String, usize> = json_data
             .get("entry_points")
             .map(|v| serde_json::from_value(v.clone()).unwrap_or_default())
@@ -215,6 +226,7 @@ impl Program {
             },
             rule_tree,
             resolved_builtins: Vec::new(),
+            extensions: Vec::new(),
             needs_runtime_recursion_check,
             has_host_await,
             needs_recompilation,
@@ -229,6 +241,16 @@ impl Program {
             .is_none()
         {
             program.recompute_host_await_presence();
+        }
+
+        for builtin_index in extension_builtins {
+            if usize::from(builtin_index) >= program.builtin_info_table.len() {
+                return Err(format!(
+                    "Extension builtin index {} out of range",
+                    builtin_index
+                ));
+            }
+            program.add_extension(builtin_index, None);
         }
 
         if !program.builtin_info_table.is_empty() {
