@@ -916,6 +916,39 @@ impl Engine {
         self.interpreter.set_strict_builtin_errors(b);
     }
 
+    /// Set the bounds on the size of values built by a single builtin call.
+    ///
+    /// Builtins whose output size is computed from their arguments (for
+    /// example `numbers.range`, `concat`, `sprintf`, `replace`) check it
+    /// against these bounds before allocating. Exceeding a bound is an error
+    /// ([`LimitError::BuiltinLimitExceeded`](crate::LimitError::BuiltinLimitExceeded),
+    /// whose message starts with `builtin limit exceeded: `), also when
+    /// strict builtin errors are disabled. Policies compiled from this engine
+    /// keep these bounds. Engines start with [`BuiltinLimits::default`].
+    ///
+    /// ```
+    /// # use regorus::*;
+    /// # use regorus::utils::limits::BuiltinLimits;
+    /// # fn main() -> anyhow::Result<()> {
+    /// let mut engine = Engine::new();
+    /// engine.set_builtin_limits(BuiltinLimits {
+    ///     max_elements: 1000,
+    ///     ..BuiltinLimits::default()
+    /// });
+    /// let err = engine.eval_query("x := numbers.range(1, 1001)".to_string(), false);
+    /// assert!(err.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_builtin_limits(&mut self, limits: crate::utils::limits::BuiltinLimits) {
+        self.interpreter.set_builtin_limits(limits);
+    }
+
+    /// The bounds on the size of values built by a single builtin call.
+    pub fn get_builtin_limits(&self) -> crate::utils::limits::BuiltinLimits {
+        self.interpreter.get_builtin_limits()
+    }
+
     #[doc(hidden)]
     pub fn get_modules(&mut self) -> &Vec<Ref<Module>> {
         &self.modules

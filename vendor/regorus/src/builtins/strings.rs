@@ -10,8 +10,8 @@
 use crate::ast::{Expr, Ref};
 use crate::builtins;
 use crate::builtins::utils::{
-    enforce_limit, ensure_args_count, ensure_array, ensure_numeric, ensure_object, ensure_string,
-    ensure_string_collection,
+    check_elements, check_rendered_size, check_string_bytes, enforce_limit, ensure_args_count,
+    ensure_array, ensure_numeric, ensure_object, ensure_string, ensure_string_collection, size,
 };
 use crate::lexer::Span;
 use crate::number::Number;
@@ -54,6 +54,9 @@ fn concat(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> R
     ensure_args_count(span, name, params, args, 2)?;
     let delimiter = ensure_string(name, &params[0], &args[0])?;
     let collection = ensure_string_collection(name, &params[1], &args[1])?;
+    let parts: u128 = collection.iter().map(|s| size(s.len())).sum();
+    let separators = size(delimiter.len()).saturating_mul(size(collection.len().saturating_sub(1)));
+    check_string_bytes(name, parts.saturating_add(separators))?;
     Ok(Value::String(collection.join(&delimiter).into()))
 }
 
@@ -85,6 +88,11 @@ fn format_int(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -
     let n = n.floor();
 
     let base = ensure_numeric(name, &params[1], &args[1])?;
+
+    // A base-2 rendering has one digit per bit.
+    if let Number::BigInt(b) = &n {
+        check_string_bytes(name, u128::from(b.bits()).saturating_add(1))?;
+    }
 
     let num = match base.as_u64() {
         Some(2) => n.format_bin(),
@@ -147,7 +155,22 @@ fn replace(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
     let s = ensure_string(name, &params[0], &args[0])?;
     let old = ensure_string(name, &params[1], &args[1])?;
     let new = ensure_string(name, &params[2], &args[2])?;
+    check_string_bytes(name, replaced_len(&s, &old, &new))?;
     Ok(Value::String(s.replace(old.as_ref(), new.as_ref()).into()))
+}
+
+/// Length of `s` after replacing every occurrence of `old` with `new` (an
+/// empty `old` matches at every character boundary).
+fn replaced_len(s: &str, old: &str, new: &str) -> u128 {
+    if new.len() <= old.len() {
+        return size(s.len());
+    }
+    let count = if old.is_empty() {
+        size(s.chars().count()) + 1
+    } else {
+        size(s.matches(old).count())
+    };
+    size(s.len()) - count * size(old.len()) + count * size(new.len())
 }
 
 fn split(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -155,6 +178,13 @@ fn split(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Re
     ensure_args_count(span, name, params, args, 2)?;
     let s = ensure_string(name, &params[0], &args[0])?;
     let delimiter = ensure_string(name, &params[1], &args[1])?;
+
+    let parts = if delimiter.is_empty() {
+        s.chars().count()
+    } else {
+        s.matches(delimiter.as_ref()).count() + 1
+    };
+    check_elements("split", size(parts))?;
 
     // Handle https://github.com/microsoft/regorus/issues/291
     let parts: Vec<Value> = if delimiter.as_ref() == "" {
@@ -320,6 +350,7 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
     let mut chars = fmt.chars().peekable();
     let args_span = params[1].span();
     loop {
+        check_string_bytes(name, size(s.len()))?;
         let (verb, width) = match chars.next() {
             Some('%') => match chars.next() {
                 Some('%') => {
@@ -334,13 +365,16 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                     }
 
                     while chars.peek().map(|c| c.is_numeric()) == Some(true) {
-                        w = w * 10
-                            + chars
+                        w = w.saturating_mul(10).saturating_add(
+                            chars
                                 .next()
                                 .expect("could not get next digit")
                                 .to_digit(10)
-                                .expect("could not get digit from char");
+                                .expect("could not get digit from char"),
+                        );
                     }
+                    // Width and precision pad (or extend) the output.
+                    check_string_bytes(name, u128::from(w))?;
                     let width = match first_char {
                         '0' => Width::LeadingZeros(w as usize),
                         '.' => Width::Decimals(w as usize),
@@ -394,9 +428,15 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         // https://pkg.go.dev/fmt
         match (verb, arg) {
             ('s', Value::String(sv)) => s += sv.as_ref(),
-            ('s', v) => s += &to_string(v, false),
+            ('s', v) => {
+                check_rendered_size(name, v, 0, 0)?;
+                s += &to_string(v, false)
+            }
 
-            ('v', _) => s += &to_string(arg, false),
+            ('v', _) => {
+                check_rendered_size(name, arg, 0, 0)?;
+                s += &to_string(arg, false)
+            }
             ('b', Value::Number(f)) if f.is_integer() => {
                 let (sign, v) = get_sign_value(f);
                 s += sign;
@@ -650,6 +690,7 @@ fn replace_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
     for item in obj.as_ref().iter_sorted() {
         match item {
             (Value::String(k), Value::String(v)) => {
+                check_string_bytes("strings.replace_n", replaced_len(&s, k, v))?;
                 s = s.replace(k.as_ref(), v.as_ref()).into();
             }
             _ => {

@@ -9,8 +9,8 @@ use crate::utils::limits::MemoryBudgetConfig;
 #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
 use crate::utils::limits::MemoryBudgetUsage;
 use crate::utils::limits::{
-    fallback_execution_timer_config, monotonic_now, ExecutionTimer, ExecutionTimerConfig,
-    LimitError,
+    fallback_execution_timer_config, monotonic_now, BuiltinLimits, ExecutionTimer,
+    ExecutionTimerConfig, LimitError,
 };
 #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
 use crate::value::ResumeJsonError;
@@ -139,6 +139,9 @@ pub struct RegoVM {
 
     /// Whether builtins should raise errors strictly or return undefined on failure
     pub(super) strict_builtin_errors: bool,
+
+    /// Bounds on the size of values built by a single builtin call
+    pub(super) builtin_limits: BuiltinLimits,
 
     /// Cache for builtin calls that must stay deterministic across a single evaluation.
     ///
@@ -271,6 +274,7 @@ impl RegoVM {
             next_execution_mode: ExecutionMode::RunToCompletion,
             frame_pc_overridden: false,
             strict_builtin_errors: false,
+            builtin_limits: BuiltinLimits::default(),
             builtins_cache: BTreeMap::new(),
             execution_timer_config: None,
             execution_timer: ExecutionTimer::new(fallback_timer),
@@ -425,6 +429,17 @@ impl RegoVM {
     /// Returns whether builtin operations raise errors strictly
     pub const fn strict_builtin_errors(&self) -> bool {
         self.strict_builtin_errors
+    }
+
+    /// Configure the bounds on the size of values built by a single builtin
+    /// call (see [`BuiltinLimits`]). Defaults to `BuiltinLimits::default()`.
+    pub const fn set_builtin_limits(&mut self, limits: BuiltinLimits) {
+        self.builtin_limits = limits;
+    }
+
+    /// Returns the bounds on the size of values built by a single builtin call.
+    pub const fn builtin_limits(&self) -> BuiltinLimits {
+        self.builtin_limits
     }
 
     /// Enable or disable single-step execution for suspendable runs
@@ -940,6 +955,18 @@ impl RegoVM {
                 LimitError::RegexSizeLimitExceeded { limit } => {
                     VmError::RegexSizeLimitExceeded { limit, pc: self.pc }
                 }
+                LimitError::BuiltinLimitExceeded {
+                    builtin,
+                    limit,
+                    requested,
+                    max,
+                } => VmError::BuiltinLimitExceeded {
+                    builtin,
+                    limit,
+                    requested,
+                    max,
+                    pc: self.pc,
+                },
             })
     }
 
