@@ -2657,7 +2657,8 @@ impl Interpreter {
             }
         }
 
-        let scope = BuiltinLimitsScope::enter(self.compiled_policy.builtin_limits);
+        let scope =
+            BuiltinLimitsScope::enter(self.compiled_policy.builtin_limits, &self.execution_timer);
         let result = builtin.0(
             span,
             params,

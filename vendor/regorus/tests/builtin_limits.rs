@@ -281,6 +281,21 @@ fn values_within_limits_are_unchanged() -> Result<()> {
             Value::from("ab$"),
         ),
         ("concat(\", \", [\"a\", \"b\"])", Value::from("a, b")),
+        ("trim(\"xyaxy\", \"yx\")", Value::from("a")),
+        ("trim_left(\"abcba\", \"ab\")", Value::from("cba")),
+        ("trim_right(\"abcba\", \"ab\")", Value::from("abc")),
+        (
+            "strings.any_prefix_match([\"ab\", \"cd\"], [\"x\", \"c\"])",
+            Value::from(true),
+        ),
+        (
+            "strings.any_suffix_match([\"ab\", \"cd\"], [\"x\", \"c\"])",
+            Value::from(false),
+        ),
+        (
+            "indexof_n(\"aaa\", \"aa\")",
+            Value::from_json_str("[0, 1]")?,
+        ),
         (
             "split(\"a,b\", \",\")",
             Value::from_json_str("[\"a\", \"b\"]")?,
@@ -318,5 +333,95 @@ fn the_message_names_the_builtin_and_the_limit() -> Result<()> {
                 .to_string()
         )
     );
+    Ok(())
+}
+
+/// Long loops inside builtins check the execution deadline. The evaluator's
+/// own check interval is set so high that it never checks during these
+/// policies: only the builtins can notice the deadline.
+#[test]
+fn long_builtin_loops_stop_at_the_deadline() -> Result<()> {
+    use regorus::utils::limits::ExecutionTimerConfig;
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    let timer = ExecutionTimerConfig {
+        limit: Duration::from_millis(5),
+        check_interval: NonZeroU32::MAX,
+    };
+    let limits = BuiltinLimits {
+        max_elements: 100_000_000,
+        ..BuiltinLimits::default()
+    };
+    let strings = |prefix: &str| {
+        Value::from(
+            (0..3000)
+                .map(|i| Value::from(format!("{prefix}{i}")))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut input = Value::new_object();
+    input
+        .as_object_mut()?
+        .insert(Value::from("a"), strings("a"));
+    input
+        .as_object_mut()?
+        .insert(Value::from("b"), strings("b"));
+
+    let policies = [
+        policy("count(numbers.range(1, 2e7))"),
+        policy("count(numbers.range_step(1, 4e7, 2))"),
+        policy("count(net.cidr_expand(\"10.0.0.0/12\"))"),
+        policy("strings.any_prefix_match(input.a, input.b)"),
+        r#"package limits
+
+graph[node] := next if {
+    some layer in numbers.range(0, 19)
+    some side in [0, 1]
+    node := sprintf("n%d_%d", [layer, side])
+    next := [sprintf("n%d_%d", [layer + 1, s]) | some s in [0, 1]]
+}
+
+x := count(graph.reachable_paths(graph, ["n0_0"]))
+"#
+        .to_string(),
+    ];
+    for policy in &policies {
+        for strict in [true, false] {
+            let mut engine = engine(policy, limits, strict)?;
+            engine.set_input(input.clone());
+            engine.set_execution_timer_config(timer);
+            match engine.eval_rule("data.limits.x".to_string()) {
+                Ok(v) => anyhow::bail!("expected a time limit error, got {v} for {policy}"),
+                Err(err) => assert!(
+                    matches!(
+                        err.downcast_ref::<LimitError>(),
+                        Some(LimitError::TimeLimitExceeded { .. })
+                    ),
+                    "unexpected error {err} for {policy}"
+                ),
+            }
+
+            #[cfg(feature = "rvm")]
+            {
+                use regorus::languages::rego::compiler::Compiler;
+                use regorus::rvm::vm::{RegoVM, VmError};
+
+                let compiled = engine.compile_with_entrypoint(&"data.limits.x".into())?;
+                let program = Compiler::compile_from_policy(&compiled, &["data.limits.x"])?;
+                let mut vm = RegoVM::new();
+                vm.load_program(program);
+                vm.set_input(input.clone());
+                vm.set_builtin_limits(limits);
+                vm.set_strict_builtin_errors(strict);
+                vm.set_execution_timer_config(Some(timer));
+                match vm.execute() {
+                    Err(VmError::TimeLimitExceeded { .. }) => {}
+                    Ok(v) => anyhow::bail!("expected a time limit error, got {v} for {policy}"),
+                    Err(err) => anyhow::bail!("unexpected RVM error {err} for {policy}"),
+                }
+            }
+        }
+    }
     Ok(())
 }

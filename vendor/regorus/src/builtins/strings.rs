@@ -10,8 +10,9 @@
 use crate::ast::{Expr, Ref};
 use crate::builtins;
 use crate::builtins::utils::{
-    check_elements, check_rendered_size, check_string_bytes, enforce_limit, ensure_args_count,
-    ensure_array, ensure_numeric, ensure_object, ensure_string, ensure_string_collection, size,
+    check_deadline, check_elements, check_rendered_size, check_string_bytes, enforce_limit,
+    ensure_args_count, ensure_array, ensure_numeric, ensure_object, ensure_string,
+    ensure_string_collection, size,
 };
 use crate::lexer::Span;
 use crate::number::Number;
@@ -121,6 +122,7 @@ fn indexof(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         if s1[idx..].starts_with(s2.as_ref()) {
             return Ok(Value::from(Number::from(pos)));
         }
+        check_deadline(1 + s2.len() / 64)?;
     }
     Ok(Value::from(Number::from(-1i64)))
 }
@@ -138,6 +140,7 @@ fn indexof_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
             // Guard position vector growth while tracking matches.
             enforce_limit()?;
         }
+        check_deadline(1 + s2.len() / 64)?;
     }
     Ok(Value::from_array(positions))
 }
@@ -596,9 +599,15 @@ fn any_prefix_match(
         _ => return Ok(Value::Undefined),
     };
 
-    Ok(Value::Bool(
-        search.iter().any(|s| base.iter().any(|b| s.starts_with(b))),
-    ))
+    for s in search.iter() {
+        for b in base.iter() {
+            if s.starts_with(b) {
+                return Ok(Value::Bool(true));
+            }
+            check_deadline(1 + b.len() / 64)?;
+        }
+    }
+    Ok(Value::Bool(false))
 }
 
 fn any_suffix_match(
@@ -646,9 +655,15 @@ fn any_suffix_match(
         _ => return Ok(Value::Undefined),
     };
 
-    Ok(Value::Bool(
-        search.iter().any(|s| base.iter().any(|b| s.ends_with(b))),
-    ))
+    for s in search.iter() {
+        for b in base.iter() {
+            if s.ends_with(b) {
+                return Ok(Value::Bool(true));
+            }
+            check_deadline(1 + b.len() / 64)?;
+        }
+    }
+    Ok(Value::Bool(false))
 }
 
 fn strings_count(
@@ -663,13 +678,14 @@ fn strings_count(
     let search = ensure_string(name, &params[0], &args[0])?;
     let substring = ensure_string(name, &params[0], &args[1])?;
 
-    Ok(Value::from(
-        search
-            .as_bytes()
-            .windows(substring.len())
-            .filter(|&w| w == substring.as_bytes())
-            .count(),
-    ))
+    let mut count = 0usize;
+    for w in search.as_bytes().windows(substring.len()) {
+        if w == substring.as_bytes() {
+            count += 1;
+        }
+        check_deadline(1 + substring.len() / 64)?;
+    }
+    Ok(Value::from(count))
 }
 
 fn startswith(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -737,7 +753,12 @@ fn trim(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Res
     ensure_args_count(span, name, params, args, 2)?;
     let s1 = ensure_string(name, &params[0], &args[0])?;
     let s2 = ensure_string(name, &params[1], &args[1])?;
-    Ok(Value::String(s1.trim_matches(|c| s2.contains(c)).into()))
+    // A set: testing each character against the cutset string would be
+    // quadratic.
+    let cutset: alloc::collections::BTreeSet<char> = s2.chars().collect();
+    Ok(Value::String(
+        s1.trim_matches(|c| cutset.contains(&c)).into(),
+    ))
 }
 
 fn trim_left(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -745,8 +766,11 @@ fn trim_left(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
     ensure_args_count(span, name, params, args, 2)?;
     let s1 = ensure_string(name, &params[0], &args[0])?;
     let s2 = ensure_string(name, &params[1], &args[1])?;
+    // A set: testing each character against the cutset string would be
+    // quadratic.
+    let cutset: alloc::collections::BTreeSet<char> = s2.chars().collect();
     Ok(Value::String(
-        s1.trim_start_matches(|c| s2.contains(c)).into(),
+        s1.trim_start_matches(|c| cutset.contains(&c)).into(),
     ))
 }
 
@@ -766,8 +790,11 @@ fn trim_right(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) 
     ensure_args_count(span, name, params, args, 2)?;
     let s1 = ensure_string(name, &params[0], &args[0])?;
     let s2 = ensure_string(name, &params[1], &args[1])?;
+    // A set: testing each character against the cutset string would be
+    // quadratic.
+    let cutset: alloc::collections::BTreeSet<char> = s2.chars().collect();
     Ok(Value::String(
-        s1.trim_end_matches(|c| s2.contains(c)).into(),
+        s1.trim_end_matches(|c| cutset.contains(&c)).into(),
     ))
 }
 

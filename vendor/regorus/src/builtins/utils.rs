@@ -12,9 +12,21 @@ use crate::*;
 
 use anyhow::{bail, Result};
 
+/// Checks the memory limit, and counts one unit of work against the execution
+/// deadline (see [`check_deadline`]).
 #[inline]
 pub fn enforce_limit() -> Result<()> {
+    check_deadline(1)?;
     crate::utils::limits::check_memory_limit_if_needed().map_err(anyhow::Error::new)
+}
+
+/// Counts `work` units of work done by a builtin loop; fails with
+/// [`LimitError::TimeLimitExceeded`](crate::LimitError) once the evaluator's
+/// deadline has passed (the clock is read every 1024 units).
+#[inline]
+pub fn check_deadline(work: usize) -> Result<()> {
+    let work = u32::try_from(work).unwrap_or(u32::MAX);
+    crate::utils::limits::tick_builtin_deadline(work).map_err(anyhow::Error::new)
 }
 
 /// Fails with [`LimitError::BuiltinLimitExceeded`](crate::LimitError) unless a

@@ -115,7 +115,10 @@ impl RegoVM {
             }
         }
 
-        let scope = crate::utils::limits::BuiltinLimitsScope::enter(self.builtin_limits);
+        let scope = crate::utils::limits::BuiltinLimitsScope::enter(
+            self.builtin_limits,
+            &self.execution_timer,
+        );
         let result = builtin_fn(
             &dummy_span,
             dummy_exprs.get(..args.len()).unwrap_or(&[]),

@@ -14,8 +14,19 @@
 //! call in a per-thread scope. A builtin called outside of any evaluator sees
 //! [`BuiltinLimits::default`]. Without the `std` feature there is no
 //! thread-local storage: builtins always use the defaults.
+//!
+//! The same scope carries the evaluator's execution deadline, so that loops
+//! inside builtins whose length follows from their arguments
+//! (`numbers.range`, `net.cidr_expand`, graph walks, ...) stop at the
+//! deadline: they call [`tick_builtin_deadline`], which reads the clock every
+//! [`BUILTIN_DEADLINE_CHECK_INTERVAL`] units of work.
 
-use super::LimitError;
+#[cfg(feature = "std")]
+use core::time::Duration;
+
+#[cfg(feature = "std")]
+use super::monotonic_now;
+use super::{ExecutionTimer, LimitError};
 
 /// Bounds on the size of the value produced by one builtin call.
 ///
@@ -54,25 +65,45 @@ impl Default for BuiltinLimits {
     }
 }
 
+/// Units of work (an element produced, or a comparable step) between two
+/// reads of the clock by builtins.
+pub(crate) const BUILTIN_DEADLINE_CHECK_INTERVAL: u32 = 1024;
+
 #[cfg(feature = "std")]
-std::thread_local! {
-    static CURRENT: core::cell::Cell<Option<BuiltinLimits>> = const { core::cell::Cell::new(None) };
+#[derive(Clone, Copy)]
+struct Scope {
+    limits: BuiltinLimits,
+    /// Start and limit of the evaluator's execution timer, if it runs.
+    deadline: Option<(Duration, Duration)>,
+    /// Units of work since the last clock read.
+    work: u32,
 }
 
-/// Installs `limits` as the limits seen by builtins called on this thread
-/// until the returned guard is dropped.
+#[cfg(feature = "std")]
+std::thread_local! {
+    static CURRENT: core::cell::Cell<Option<Scope>> = const { core::cell::Cell::new(None) };
+}
+
+/// Installs `limits` and the deadline of `timer` as seen by builtins called
+/// on this thread until the returned guard is dropped.
 pub(crate) struct BuiltinLimitsScope {
     #[cfg(feature = "std")]
-    previous: Option<BuiltinLimits>,
+    previous: Option<Scope>,
     _not_send: core::marker::PhantomData<*const ()>,
 }
 
 impl BuiltinLimitsScope {
     #[allow(unused_variables)]
-    pub(crate) fn enter(limits: BuiltinLimits) -> Self {
+    pub(crate) fn enter(limits: BuiltinLimits, timer: &ExecutionTimer) -> Self {
+        #[cfg(feature = "std")]
+        let scope = Scope {
+            limits,
+            deadline: timer.started_at().zip(timer.limit()),
+            work: 0,
+        };
         Self {
             #[cfg(feature = "std")]
-            previous: CURRENT.with(|current| current.replace(Some(limits))),
+            previous: CURRENT.with(|current| current.replace(Some(scope))),
             _not_send: core::marker::PhantomData,
         }
     }
@@ -88,10 +119,40 @@ impl Drop for BuiltinLimitsScope {
 /// The limits that apply to the builtin being evaluated on this thread.
 pub(crate) fn current_builtin_limits() -> BuiltinLimits {
     #[cfg(feature = "std")]
-    if let Some(limits) = CURRENT.with(core::cell::Cell::get) {
-        return limits;
+    if let Some(scope) = CURRENT.with(core::cell::Cell::get) {
+        return scope.limits;
     }
     BuiltinLimits::default()
+}
+
+/// Counts `work` units done by the builtin being evaluated on this thread
+/// and, every [`BUILTIN_DEADLINE_CHECK_INTERVAL`] units, fails with
+/// [`LimitError::TimeLimitExceeded`] once the evaluator's deadline has passed.
+#[allow(unused_variables)]
+pub(crate) fn tick_builtin_deadline(work: u32) -> Result<(), LimitError> {
+    #[cfg(feature = "std")]
+    {
+        let deadline = CURRENT.with(|current| {
+            let mut scope = current.get()?;
+            let deadline = scope.deadline?;
+            scope.work = scope.work.saturating_add(work);
+            let due = scope.work >= BUILTIN_DEADLINE_CHECK_INTERVAL;
+            if due {
+                scope.work = 0;
+            }
+            current.set(Some(scope));
+            due.then_some(deadline)
+        });
+        if let (Some((start, limit)), Some(now)) =
+            (deadline, deadline.and_then(|_| monotonic_now()))
+        {
+            let elapsed = now.saturating_sub(start);
+            if elapsed > limit {
+                return Err(LimitError::TimeLimitExceeded { elapsed, limit });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn saturate(n: u128) -> u64 {

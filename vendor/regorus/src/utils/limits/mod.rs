@@ -16,7 +16,7 @@ pub use builtin::BuiltinLimits;
 #[allow(unused_imports)]
 pub(crate) use builtin::{
     check_builtin_elements, check_builtin_string_bytes, current_builtin_limits,
-    take_deserialized_element, BuiltinLimitsScope, DeserializeElementBudget,
+    take_deserialized_element, tick_builtin_deadline, BuiltinLimitsScope, DeserializeElementBudget,
 };
 #[allow(unused_imports)]
 pub use error::LimitError;
