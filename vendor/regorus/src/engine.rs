@@ -949,6 +949,23 @@ impl Engine {
         self.interpreter.get_builtin_limits()
     }
 
+    /// Use `cache` for the compiled patterns of the `regex.*` and `glob.*`
+    /// builtins evaluated by this engine and the policies compiled from it.
+    ///
+    /// Each engine starts with its own [`PatternCache`](crate::cache::PatternCache)
+    /// (shared by its clones), so that one engine's patterns cannot evict
+    /// another's; share one cache to share compiled patterns.
+    #[cfg(feature = "cache")]
+    pub fn set_pattern_cache(&mut self, cache: alloc::sync::Arc<crate::cache::PatternCache>) {
+        self.interpreter.set_pattern_cache(cache);
+    }
+
+    /// The cache of compiled patterns of this engine.
+    #[cfg(feature = "cache")]
+    pub fn get_pattern_cache(&self) -> alloc::sync::Arc<crate::cache::PatternCache> {
+        self.interpreter.get_pattern_cache()
+    }
+
     #[doc(hidden)]
     pub fn get_modules(&mut self) -> &Vec<Ref<Module>> {
         &self.modules

@@ -412,6 +412,16 @@ impl Interpreter {
         self.compiled_policy.builtin_limits
     }
 
+    #[cfg(feature = "cache")]
+    pub fn set_pattern_cache(&mut self, cache: alloc::sync::Arc<crate::cache::PatternCache>) {
+        self.compiled_policy_mut().pattern_cache = cache;
+    }
+
+    #[cfg(feature = "cache")]
+    pub fn get_pattern_cache(&self) -> alloc::sync::Arc<crate::cache::PatternCache> {
+        self.compiled_policy.pattern_cache.clone()
+    }
+
     pub fn set_execution_timer_config(&mut self, config: Option<ExecutionTimerConfig>) {
         self.execution_timer = ExecutionTimer::new(config);
         self.reset_execution_timer_state();
@@ -2659,12 +2669,17 @@ impl Interpreter {
 
         let scope =
             BuiltinLimitsScope::enter(self.compiled_policy.builtin_limits, &self.execution_timer);
+        #[cfg(feature = "cache")]
+        let cache_scope =
+            crate::cache::PatternCacheScope::enter(&self.compiled_policy.pattern_cache);
         let result = builtin.0(
             span,
             params,
             &args[..],
             self.compiled_policy.strict_builtin_errors,
         );
+        #[cfg(feature = "cache")]
+        drop(cache_scope);
         drop(scope);
         let v = match result {
             Ok(v) => v,

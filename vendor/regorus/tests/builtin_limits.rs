@@ -425,3 +425,67 @@ x := count(graph.reachable_paths(graph, ["n0_0"]))
     }
     Ok(())
 }
+
+/// Each engine and VM owns its regex and glob caches: a policy that compiles
+/// thousands of distinct patterns fills only its own, bounded, cache.
+#[cfg(feature = "cache")]
+#[test]
+fn pattern_caches_are_per_engine_and_bounded() -> Result<()> {
+    use regorus::cache::{self, Config, PatternCache};
+    use std::sync::Arc;
+
+    let victim_policy = "package limits\n\nx := [regex.match(\"^a+$\", \"aaa\"), glob.match(\"a.*\", [\".\"], \"a.b\")]\n";
+    let flood_policy = "package limits\n\nx := count([i | some i in numbers.range(1, 1000); regex.match(sprintf(\"^x%d$\", [i]), \"y\")]) + count([i | some i in numbers.range(1, 1000); glob.match(sprintf(\"x%d*\", [i]), [], \"y\")])\n";
+
+    let mut victim = engine(victim_policy, BuiltinLimits::default(), true)?;
+    assert_eq!(
+        victim.eval_rule("data.limits.x".to_string())?,
+        Value::from_json_str("[true, true]")?
+    );
+    let victim_cache = victim.get_pattern_cache();
+    assert_eq!((victim_cache.regex_len(), victim_cache.glob_len()), (1, 1));
+
+    // Interpreter.
+    let mut flood = engine(flood_policy, BuiltinLimits::default(), true)?;
+    flood.eval_rule("data.limits.x".to_string())?;
+    let flood_cache = flood.get_pattern_cache();
+    assert!(flood_cache.regex_len() > 1 && flood_cache.regex_len() <= Config::default().regex);
+    assert!(flood_cache.glob_len() > 1 && flood_cache.glob_len() <= Config::default().glob);
+
+    // RVM.
+    #[cfg(feature = "rvm")]
+    {
+        use regorus::languages::rego::compiler::Compiler;
+        use regorus::rvm::vm::RegoVM;
+
+        let compiled = flood.compile_with_entrypoint(&"data.limits.x".into())?;
+        let program = Compiler::compile_from_policy(&compiled, &["data.limits.x"])?;
+        let mut vm = RegoVM::new();
+        vm.load_program(program);
+        vm.execute()?;
+        let vm_cache = vm.pattern_cache();
+        assert!(vm_cache.regex_len() > 1 && vm_cache.regex_len() <= Config::default().regex);
+        assert!(vm_cache.glob_len() > 1 && vm_cache.glob_len() <= Config::default().glob);
+    }
+
+    // The victim's patterns were not evicted.
+    assert_eq!((victim_cache.regex_len(), victim_cache.glob_len()), (1, 1));
+
+    // A cache can be shared, and sized.
+    let shared = Arc::new(PatternCache::new(Config { regex: 10, glob: 5 }));
+    let mut flood = engine(flood_policy, BuiltinLimits::default(), true)?;
+    flood.set_pattern_cache(shared.clone());
+    flood.eval_rule("data.limits.x".to_string())?;
+    assert_eq!((shared.regex_len(), shared.glob_len()), (10, 5));
+    shared.clear();
+    assert_eq!((shared.regex_len(), shared.glob_len()), (0, 0));
+
+    // The global configuration applies to the caches created afterwards.
+    cache::configure(Config { regex: 7, glob: 3 });
+    let mut flood = engine(flood_policy, BuiltinLimits::default(), true)?;
+    cache::configure(Config::default());
+    flood.eval_rule("data.limits.x".to_string())?;
+    let cache = flood.get_pattern_cache();
+    assert_eq!((cache.regex_len(), cache.glob_len()), (7, 3));
+    Ok(())
+}

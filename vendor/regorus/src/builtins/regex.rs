@@ -19,8 +19,7 @@ use regex::{Regex, RegexBuilder};
 //
 // When enabled, compiled Regex objects are stored in a bounded LRU cache
 // protected by a Mutex (parking_lot when std, spin when no_std).
-// The capacity is configurable at runtime
-// via regorus::cache::configure().
+// Each engine and VM owns its cache (see regorus::cache::PatternCache).
 // ---------------------------------------------------------------------------
 
 /// Maximum compiled NFA size (in bytes) for a regex pattern.
@@ -43,18 +42,7 @@ fn compile_regex(pattern: &str) -> core::result::Result<Regex, regex::Error> {
 fn get_or_compile_regex(pattern: &str) -> core::result::Result<Regex, regex::Error> {
     #[cfg(feature = "cache")]
     {
-        {
-            let mut cache = crate::cache::REGEX_CACHE.lock();
-            if let Some(re) = cache.get(pattern) {
-                return Ok(re.clone());
-            }
-        }
-        let re = compile_regex(pattern)?;
-        {
-            let mut cache = crate::cache::REGEX_CACHE.lock();
-            cache.put(alloc::string::String::from(pattern), re.clone());
-            Ok(re)
-        }
+        crate::cache::get_or_compile_regex(pattern, compile_regex)
     }
     #[cfg(not(feature = "cache"))]
     {

@@ -143,6 +143,10 @@ pub struct RegoVM {
     /// Bounds on the size of values built by a single builtin call
     pub(super) builtin_limits: BuiltinLimits,
 
+    /// Compiled regex and glob patterns of the builtins run by this VM
+    #[cfg(feature = "cache")]
+    pub(super) pattern_cache: Arc<crate::cache::PatternCache>,
+
     /// Cache for builtin calls that must stay deterministic across a single evaluation.
     ///
     /// Two-level structure: outer BTreeMap keyed by builtin name, inner Vec of
@@ -275,6 +279,8 @@ impl RegoVM {
             frame_pc_overridden: false,
             strict_builtin_errors: false,
             builtin_limits: BuiltinLimits::default(),
+            #[cfg(feature = "cache")]
+            pattern_cache: Arc::default(),
             builtins_cache: BTreeMap::new(),
             execution_timer_config: None,
             execution_timer: ExecutionTimer::new(fallback_timer),
@@ -440,6 +446,19 @@ impl RegoVM {
     /// Returns the bounds on the size of values built by a single builtin call.
     pub const fn builtin_limits(&self) -> BuiltinLimits {
         self.builtin_limits
+    }
+
+    /// Use `cache` for the compiled patterns of the `regex.*` and `glob.*`
+    /// builtins. Each VM starts with its own cache.
+    #[cfg(feature = "cache")]
+    pub fn set_pattern_cache(&mut self, cache: Arc<crate::cache::PatternCache>) {
+        self.pattern_cache = cache;
+    }
+
+    /// The cache of compiled patterns of this VM.
+    #[cfg(feature = "cache")]
+    pub fn pattern_cache(&self) -> Arc<crate::cache::PatternCache> {
+        self.pattern_cache.clone()
     }
 
     /// Enable or disable single-step execution for suspendable runs
