@@ -7,6 +7,14 @@
 //! [`globset::GlobMatcher`] objects are held in bounded LRU caches so that
 //! repeated evaluations of the same pattern avoid recompilation.
 //!
+//! Each [`Engine`](crate::Engine) (and the policies compiled from it) and each
+//! `RegoVM` owns a [`PatternCache`], so that the patterns of one policy cannot
+//! evict those of another. Clones of an engine share its cache; an embedder
+//! may share one cache between engines and VMs with `set_pattern_cache`.
+//! Builtins called outside of any engine or VM use a process-wide cache.
+//! [`configure`] sets the capacities of the caches created afterwards and of
+//! the process-wide cache; [`clear`] clears the process-wide cache.
+//!
 //! # Examples
 //!
 //! ```ignore
@@ -24,15 +32,16 @@
 
 #[cfg(any(feature = "regex", feature = "glob"))]
 use core::num::NonZeroUsize;
-#[cfg(any(feature = "regex", feature = "glob"))]
 use lazy_static::lazy_static;
 #[cfg(all(feature = "std", any(feature = "regex", feature = "glob")))]
 use parking_lot::Mutex;
+use spin::Mutex as SpinMutex;
 #[cfg(all(not(feature = "std"), any(feature = "regex", feature = "glob")))]
 use spin::Mutex;
 
 #[cfg(any(feature = "regex", feature = "glob"))]
 use alloc::string::String;
+use alloc::sync::Arc;
 
 /// Configuration for builtin pattern caches.
 ///
@@ -69,6 +78,15 @@ impl Default for Config {
 #[cfg(any(feature = "regex", feature = "glob"))]
 pub(crate) struct LruCache<V> {
     inner: Option<lru::LruCache<String, V>>,
+}
+
+#[cfg(any(feature = "regex", feature = "glob"))]
+impl<V> core::fmt::Debug for LruCache<V> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LruCache")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(any(feature = "regex", feature = "glob"))]
@@ -119,23 +137,169 @@ impl<V> LruCache<V> {
 }
 
 // ---------------------------------------------------------------------------
-// Global regex cache
+// Per-engine caches
 // ---------------------------------------------------------------------------
 
-#[cfg(feature = "regex")]
-lazy_static! {
-    pub(crate) static ref REGEX_CACHE: Mutex<LruCache<regex::Regex>> =
-        Mutex::new(LruCache::new(Config::default().regex));
+/// Compiled-pattern caches of one engine or VM: a bounded LRU cache of
+/// compiled regexes and one of compiled globs.
+#[derive(Debug)]
+pub struct PatternCache {
+    #[cfg(feature = "regex")]
+    regex: Mutex<LruCache<regex::Regex>>,
+    #[cfg(feature = "glob")]
+    glob: Mutex<LruCache<globset::GlobMatcher>>,
 }
 
-// ---------------------------------------------------------------------------
-// Global glob cache
-// ---------------------------------------------------------------------------
+impl PatternCache {
+    /// Creates empty caches with the capacities of `config` (clamped to
+    /// [`Config::MAX_CAPACITY`]).
+    #[allow(unused_variables)]
+    pub fn new(config: Config) -> Self {
+        Self {
+            #[cfg(feature = "regex")]
+            regex: Mutex::new(LruCache::new(config.regex.min(Config::MAX_CAPACITY))),
+            #[cfg(feature = "glob")]
+            glob: Mutex::new(LruCache::new(config.glob.min(Config::MAX_CAPACITY))),
+        }
+    }
 
-#[cfg(feature = "glob")]
+    /// Resizes the caches; existing entries are kept, subject to LRU eviction.
+    #[allow(unused_variables)]
+    pub fn configure(&self, config: Config) {
+        #[cfg(feature = "regex")]
+        self.regex
+            .lock()
+            .resize(config.regex.min(Config::MAX_CAPACITY));
+        #[cfg(feature = "glob")]
+        self.glob
+            .lock()
+            .resize(config.glob.min(Config::MAX_CAPACITY));
+    }
+
+    /// Removes all entries.
+    pub fn clear(&self) {
+        #[cfg(feature = "regex")]
+        self.regex.lock().clear();
+        #[cfg(feature = "glob")]
+        self.glob.lock().clear();
+    }
+
+    /// Number of compiled regexes held.
+    pub fn regex_len(&self) -> usize {
+        #[cfg(feature = "regex")]
+        return self.regex.lock().len();
+        #[cfg(not(feature = "regex"))]
+        0
+    }
+
+    /// Number of compiled globs held.
+    pub fn glob_len(&self) -> usize {
+        #[cfg(feature = "glob")]
+        return self.glob.lock().len();
+        #[cfg(not(feature = "glob"))]
+        0
+    }
+}
+
+impl Default for PatternCache {
+    /// Empty caches with the capacities last set by [`configure`] (by default
+    /// [`Config::default`]).
+    fn default() -> Self {
+        Self::new(*DEFAULT_CONFIG.lock())
+    }
+}
+
+static DEFAULT_CONFIG: SpinMutex<Config> = SpinMutex::new(Config {
+    regex: 256,
+    glob: 128,
+});
+
 lazy_static! {
-    pub(crate) static ref GLOB_CACHE: Mutex<LruCache<globset::GlobMatcher>> =
-        Mutex::new(LruCache::new(Config::default().glob));
+    /// Used by builtins called outside of any engine or VM.
+    static ref GLOBAL: PatternCache = PatternCache::new(Config::default());
+}
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    static CURRENT: core::cell::RefCell<Option<Arc<PatternCache>>> =
+        const { core::cell::RefCell::new(None) };
+}
+
+/// Makes `cache` the cache used by builtins called on this thread until the
+/// returned guard is dropped.
+pub(crate) struct PatternCacheScope {
+    #[cfg(feature = "std")]
+    previous: Option<Arc<PatternCache>>,
+    _not_send: core::marker::PhantomData<*const ()>,
+}
+
+impl PatternCacheScope {
+    #[allow(unused_variables)]
+    pub(crate) fn enter(cache: &Arc<PatternCache>) -> Self {
+        Self {
+            #[cfg(feature = "std")]
+            previous: CURRENT.with(|current| current.replace(Some(cache.clone()))),
+            _not_send: core::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for PatternCacheScope {
+    fn drop(&mut self) {
+        #[cfg(feature = "std")]
+        CURRENT.with(|current| *current.borrow_mut() = self.previous.take());
+    }
+}
+
+/// Runs `f` with the cache of the engine or VM evaluating on this thread, or
+/// the process-wide cache.
+#[allow(dead_code)]
+fn with_current<R>(f: impl FnOnce(&PatternCache) -> R) -> R {
+    #[cfg(feature = "std")]
+    {
+        let current = CURRENT.with(|current| current.borrow().clone());
+        if let Some(cache) = current {
+            return f(&cache);
+        }
+    }
+    f(&GLOBAL)
+}
+
+/// The compiled regex cached for `pattern`, or `compile(pattern)` (cached when
+/// it succeeds).
+#[cfg(feature = "regex")]
+pub(crate) fn get_or_compile_regex<E>(
+    pattern: &str,
+    compile: impl FnOnce(&str) -> core::result::Result<regex::Regex, E>,
+) -> core::result::Result<regex::Regex, E> {
+    with_current(|cache| {
+        if let Some(re) = cache.regex.lock().get(pattern) {
+            return Ok(re.clone());
+        }
+        let re = compile(pattern)?;
+        cache.regex.lock().put(String::from(pattern), re.clone());
+        Ok(re)
+    })
+}
+
+/// The compiled glob cached for `pattern`, or `compile(pattern)` (cached when
+/// it succeeds).
+#[cfg(feature = "glob")]
+pub(crate) fn get_or_compile_glob<E>(
+    pattern: &str,
+    compile: impl FnOnce(&str) -> core::result::Result<globset::GlobMatcher, E>,
+) -> core::result::Result<globset::GlobMatcher, E> {
+    with_current(|cache| {
+        if let Some(matcher) = cache.glob.lock().get(pattern) {
+            return Ok(matcher.clone());
+        }
+        let matcher = compile(pattern)?;
+        cache
+            .glob
+            .lock()
+            .put(String::from(pattern), matcher.clone());
+        Ok(matcher)
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -144,28 +308,19 @@ lazy_static! {
 
 /// Apply a new cache configuration.
 ///
-/// Resizes each cache to the specified capacity.  Existing entries are
-/// preserved (subject to LRU eviction if the new capacity is smaller).
-/// Values exceeding [`Config::MAX_CAPACITY`] are clamped.
+/// Sets the capacities of the [`PatternCache`]s created afterwards (by new
+/// engines and VMs) and resizes the process-wide cache used by builtins called
+/// outside of any engine or VM. Existing entries are preserved (subject to LRU
+/// eviction if the new capacity is smaller). Values exceeding
+/// [`Config::MAX_CAPACITY`] are clamped. Use [`PatternCache::configure`] to
+/// resize the cache of an existing engine or VM.
 pub fn configure(config: Config) {
-    let regex = config.regex.min(Config::MAX_CAPACITY);
-    let glob = config.glob.min(Config::MAX_CAPACITY);
-
-    #[cfg(feature = "regex")]
-    REGEX_CACHE.lock().resize(regex);
-
-    #[cfg(feature = "glob")]
-    GLOB_CACHE.lock().resize(glob);
-
-    // Suppress unused-variable warnings when neither regex nor glob is enabled.
-    let _ = (regex, glob);
+    *DEFAULT_CONFIG.lock() = config;
+    GLOBAL.configure(config);
 }
 
-/// Remove all entries from every pattern cache.
+/// Remove all entries from the process-wide pattern cache. Use
+/// [`PatternCache::clear`] for the cache of an engine or VM.
 pub fn clear() {
-    #[cfg(feature = "regex")]
-    REGEX_CACHE.lock().clear();
-
-    #[cfg(feature = "glob")]
-    GLOB_CACHE.lock().clear();
+    GLOBAL.clear();
 }

@@ -234,6 +234,9 @@ pub(crate) struct CompiledPolicyData {
 
     // Evaluation settings
     pub(crate) strict_builtin_errors: bool,
+    pub(crate) builtin_limits: crate::utils::limits::BuiltinLimits,
+    #[cfg(feature = "cache")]
+    pub(crate) pattern_cache: alloc::sync::Arc<crate::cache::PatternCache>,
 
     // The semantics of extensions ought to be changes to be more Clone friendly.
     pub(crate) extensions: Map<String, (u8, Rc<Box<dyn Extension>>)>,

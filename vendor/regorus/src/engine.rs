@@ -1066,6 +1066,56 @@ impl Engine {
         self.interpreter.get_max_eval_depth()
     }
 
+    /// Set the bounds on the size of values built by a single builtin call.
+    ///
+    /// Builtins whose output size is computed from their arguments (for
+    /// example `numbers.range`, `concat`, `sprintf`, `replace`) check it
+    /// against these bounds before allocating. Exceeding a bound is an error
+    /// ([`LimitError::BuiltinLimitExceeded`](crate::LimitError::BuiltinLimitExceeded),
+    /// whose message starts with `builtin limit exceeded: `), also when
+    /// strict builtin errors are disabled. Policies compiled from this engine
+    /// keep these bounds. Engines start with [`BuiltinLimits::default`].
+    ///
+    /// ```
+    /// # use regorus::*;
+    /// # use regorus::utils::limits::BuiltinLimits;
+    /// # fn main() -> anyhow::Result<()> {
+    /// let mut engine = Engine::new();
+    /// engine.set_builtin_limits(BuiltinLimits {
+    ///     max_elements: 1000,
+    ///     ..BuiltinLimits::default()
+    /// });
+    /// let err = engine.eval_query("x := numbers.range(1, 1001)".to_string(), false);
+    /// assert!(err.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_builtin_limits(&mut self, limits: crate::utils::limits::BuiltinLimits) {
+        self.interpreter.set_builtin_limits(limits);
+    }
+
+    /// The bounds on the size of values built by a single builtin call.
+    pub fn get_builtin_limits(&self) -> crate::utils::limits::BuiltinLimits {
+        self.interpreter.get_builtin_limits()
+    }
+
+    /// Use `cache` for the compiled patterns of the `regex.*` and `glob.*`
+    /// builtins evaluated by this engine and the policies compiled from it.
+    ///
+    /// Each engine starts with its own [`PatternCache`](crate::cache::PatternCache)
+    /// (shared by its clones), so that one engine's patterns cannot evict
+    /// another's; share one cache to share compiled patterns.
+    #[cfg(feature = "cache")]
+    pub fn set_pattern_cache(&mut self, cache: alloc::sync::Arc<crate::cache::PatternCache>) {
+        self.interpreter.set_pattern_cache(cache);
+    }
+
+    /// The cache of compiled patterns of this engine.
+    #[cfg(feature = "cache")]
+    pub fn get_pattern_cache(&self) -> alloc::sync::Arc<crate::cache::PatternCache> {
+        self.interpreter.get_pattern_cache()
+    }
+
     #[doc(hidden)]
     pub fn get_modules(&mut self) -> &Vec<Ref<Module>> {
         &self.modules

@@ -16,7 +16,9 @@ use crate::lookup::Lookup;
 use crate::parser::Parser;
 use crate::parser::ParserContext;
 use crate::scheduler::*;
-use crate::utils::limits::{monotonic_now, ExecutionTimer, ExecutionTimerConfig};
+use crate::utils::limits::{
+    monotonic_now, BuiltinLimits, BuiltinLimitsScope, ExecutionTimer, ExecutionTimerConfig,
+};
 #[cfg(feature = "std")]
 use crate::utils::*;
 #[cfg(not(feature = "std"))]
@@ -439,6 +441,24 @@ impl Interpreter {
 
     pub fn set_strict_builtin_errors(&mut self, b: bool) {
         self.compiled_policy_mut().strict_builtin_errors = b;
+    }
+
+    pub fn set_builtin_limits(&mut self, limits: BuiltinLimits) {
+        self.compiled_policy_mut().builtin_limits = limits;
+    }
+
+    pub fn get_builtin_limits(&self) -> BuiltinLimits {
+        self.compiled_policy.builtin_limits
+    }
+
+    #[cfg(feature = "cache")]
+    pub fn set_pattern_cache(&mut self, cache: alloc::sync::Arc<crate::cache::PatternCache>) {
+        self.compiled_policy_mut().pattern_cache = cache;
+    }
+
+    #[cfg(feature = "cache")]
+    pub fn get_pattern_cache(&self) -> alloc::sync::Arc<crate::cache::PatternCache> {
+        self.compiled_policy.pattern_cache.clone()
     }
 
     pub fn set_execution_timer_config(&mut self, config: Option<ExecutionTimerConfig>) {
@@ -2701,12 +2721,21 @@ impl Interpreter {
             }
         }
 
-        let v = match builtin.0(
+        let scope =
+            BuiltinLimitsScope::enter(self.compiled_policy.builtin_limits, &self.execution_timer);
+        #[cfg(feature = "cache")]
+        let cache_scope =
+            crate::cache::PatternCacheScope::enter(&self.compiled_policy.pattern_cache);
+        let result = builtin.0(
             span,
             params,
             &args[..],
             self.compiled_policy.strict_builtin_errors,
-        ) {
+        );
+        #[cfg(feature = "cache")]
+        drop(cache_scope);
+        drop(scope);
+        let v = match result {
             Ok(v) => v,
             // Resource-limit errors must always propagate, even in non-strict
             // mode, to prevent `not builtin(...)` from silently flipping to true.
@@ -3050,6 +3079,11 @@ impl Interpreter {
                     // resolve paths through the wrong module's imports when
                     // the error is swallowed below in non-strict mode.
                     self.set_current_module(prev_module)?;
+                    // Resource limits are never swallowed into undefined.
+                    if e.downcast_ref::<crate::LimitError>().is_some() {
+                        self.scopes = scopes;
+                        return Err(e);
+                    }
                     errors.push(e);
                     self.scopes = scopes;
                     continue;

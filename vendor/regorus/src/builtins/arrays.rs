@@ -4,7 +4,9 @@
 
 use crate::ast::{Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{ensure_args_count, ensure_array, ensure_numeric};
+use crate::builtins::utils::{
+    check_elements, ensure_args_count, ensure_array, ensure_numeric, size,
+};
 use crate::lexer::Span;
 use crate::Rc;
 use crate::Value;
@@ -22,6 +24,7 @@ fn concat(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> R
     ensure_args_count(span, name, params, args, 2)?;
     let mut v1 = ensure_array(name, &params[0], args[0].clone())?;
     let mut v2 = ensure_array(name, &params[1], args[1].clone())?;
+    check_elements(name, size(v1.len()) + size(v2.len()))?;
 
     Rc::make_mut(&mut v1).append(Rc::make_mut(&mut v2));
     Ok(Value::Array(v1))

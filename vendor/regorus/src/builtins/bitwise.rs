@@ -3,7 +3,10 @@
 
 use crate::ast::{Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{ensure_args_count, ensure_numeric, validate_integer_arg};
+use crate::builtins::utils::{
+    check_string_bytes, ensure_args_count, ensure_numeric, validate_integer_arg,
+};
+use crate::number::Number;
 
 use crate::lexer::Span;
 use crate::value::Value;
@@ -49,6 +52,15 @@ fn lsh(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> Resul
         || !validate_integer_arg(name, &params[1], &args[1], &v2, strict, false)?
     {
         return Ok(Value::Undefined);
+    }
+
+    // The result has as many bits as the operand plus the shift.
+    if let Some(shift) = v2.as_u64() {
+        let bits = match &v1 {
+            Number::BigInt(b) => b.bits(),
+            _ => 64,
+        };
+        check_string_bytes(name, (u128::from(shift) + u128::from(bits)) / 8)?;
     }
 
     Ok(match v1.lsh(&v2) {

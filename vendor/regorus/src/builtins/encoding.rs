@@ -8,7 +8,8 @@ use crate::builtins;
 use crate::builtins::utils::enforce_limit;
 #[allow(unused)]
 use crate::builtins::utils::{
-    ensure_args_count, ensure_object, ensure_string, ensure_string_collection,
+    check_elements, check_rendered_size, ensure_args_count, ensure_object, ensure_string,
+    ensure_string_collection,
 };
 use crate::lexer::Span;
 use crate::value::Value;
@@ -349,6 +350,7 @@ fn yaml_is_valid(
 fn yaml_marshal(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     let name = "yaml.marshal";
     ensure_args_count(span, name, params, args, 1)?;
+    check_rendered_size(name, &args[0], 0, 0)?;
 
     let serialized = yaml_serde::to_string(&args[0])
         .map_err(|err| span.error(&format!("could not serialize to yaml: {err}")))?;
@@ -366,7 +368,16 @@ fn yaml_unmarshal(
     let name = "yaml.unmarshal";
     ensure_args_count(span, name, params, args, 1)?;
     let yaml_str = ensure_string(name, &params[0], &args[0])?;
-    Value::from_yaml_str(&yaml_str).with_context(|| span.error("could not deserialize yaml."))
+    // Aliases can expand a small document into a huge value: count the
+    // elements created.
+    let budget = crate::utils::limits::DeserializeElementBudget::enter(
+        crate::utils::limits::current_builtin_limits().max_elements,
+    );
+    let value = Value::from_yaml_str(&yaml_str);
+    let used = budget.used();
+    drop(budget);
+    check_elements(name, used)?;
+    value.with_context(|| span.error("could not deserialize yaml."))
 }
 
 fn json_is_valid(
@@ -385,6 +396,7 @@ fn json_is_valid(
 fn json_marshal(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     let name = "json.marshal";
     ensure_args_count(span, name, params, args, 1)?;
+    check_rendered_size(name, &args[0], 0, 0)?;
     Ok(Value::from(serde_json::to_string(&args[0]).map_err(
         |e| span.error(&format!("could not serialize to json\nCaused by\n{e}")),
     )?))
@@ -425,6 +437,19 @@ fn json_marshal_with_options(
                 .span()
                 .error("marshaling option must be one of `indent`, `prefix` or `pretty`")),
         }
+    }
+
+    // Each element of a pretty rendering is on its own line, with the
+    // prefix and one indent (at least the two spaces of the intermediate
+    // rendering) for each level of nesting.
+    match (pretty && !options.is_empty(), &indent, &prefix) {
+        (false, _, _) => check_rendered_size(name, &args[0], 0, 0)?,
+        (true, indent, prefix) => check_rendered_size(
+            name,
+            &args[0],
+            indent.as_ref().map_or(0, String::len).max(2),
+            prefix.as_ref().map_or(0, String::len),
+        )?,
     }
 
     if !pretty || options.is_empty() {

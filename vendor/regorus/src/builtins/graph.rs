@@ -5,7 +5,9 @@
 
 use crate::ast::{Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{enforce_limit, ensure_args_count, ensure_object};
+use crate::builtins::utils::{
+    check_elements, enforce_limit, ensure_args_count, ensure_object, size,
+};
 use crate::lexer::Span;
 use crate::value::Object;
 use crate::value::Value;
@@ -80,17 +82,27 @@ fn reachable(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) ->
     Ok(Value::from_set(reachable))
 }
 
+/// Records `path` in `paths`, counting the elements of the recorded paths in
+/// `total` against the `max_elements` bound.
+fn record_path(paths: &mut BTreeSet<Value>, path: &[Value], total: &mut u128) -> Result<()> {
+    *total = total.saturating_add(size(path.len()) + 1);
+    check_elements("graph.reachable_paths", *total)?;
+    paths.insert(Value::from_array(path.to_vec()));
+    Ok(())
+}
+
 fn visit(
     graph: &Object,
     visited: &mut BTreeSet<Value>,
     node: &Value,
     path: &mut Vec<Value>,
     paths: &mut BTreeSet<Value>,
+    total: &mut u128,
 ) -> Result<()> {
     if let Value::String(s) = node {
         if s.as_ref() == "" {
             if !path.is_empty() {
-                paths.insert(Value::from_array(path.clone()));
+                record_path(paths, path, total)?;
                 // Guard path result growth when terminating at empty edge.
                 enforce_limit()?;
             }
@@ -102,7 +114,7 @@ fn visit(
     if neighbors.is_none() {
         // Current node is not valid. Add path as is.
         if !path.is_empty() {
-            paths.insert(Value::from_array(path.clone()));
+            record_path(paths, path, total)?;
             // Guard path set growth when encountering missing nodes.
             enforce_limit()?;
         }
@@ -110,7 +122,7 @@ fn visit(
     }
 
     if visited.contains(node) {
-        paths.insert(Value::from_array(path.clone()));
+        record_path(paths, path, total)?;
         // Guard path set growth when detecting a cycle.
         enforce_limit()?;
     } else {
@@ -123,13 +135,13 @@ fn visit(
         let n = match neighbors {
             Some(Value::Array(arr)) => {
                 for n in arr.iter().rev() {
-                    visit(graph, visited, n, path, paths)?;
+                    visit(graph, visited, n, path, paths, total)?;
                 }
                 arr.len()
             }
             Some(Value::Set(set)) => {
                 for n in set.iter().rev() {
-                    visit(graph, visited, n, path, paths)?;
+                    visit(graph, visited, n, path, paths, total)?;
                 }
                 set.len()
             }
@@ -140,7 +152,7 @@ fn visit(
         if n == 0 {
             // Current node has no neighbors.
             if !path.is_empty() {
-                paths.insert(Value::from_array(path.clone()));
+                record_path(paths, path, total)?;
                 // Guard path set growth when recording leaf nodes.
                 enforce_limit()?;
             }
@@ -166,16 +178,31 @@ fn reachable_paths(
     let mut visited = BTreeSet::new();
     let mut path = vec![];
     let mut paths = BTreeSet::new();
+    let mut total = 0;
 
     match &args[1] {
         Value::Array(arr) => {
             for node in arr.iter() {
-                visit(&graph, &mut visited, node, &mut path, &mut paths)?;
+                visit(
+                    &graph,
+                    &mut visited,
+                    node,
+                    &mut path,
+                    &mut paths,
+                    &mut total,
+                )?;
             }
         }
         Value::Set(set) => {
             for node in set.iter() {
-                visit(&graph, &mut visited, node, &mut path, &mut paths)?;
+                visit(
+                    &graph,
+                    &mut visited,
+                    node,
+                    &mut path,
+                    &mut paths,
+                    &mut total,
+                )?;
             }
         }
         _ if strict => bail!(params[1].span().error("initial vertices must be array/set")),
@@ -185,8 +212,16 @@ fn reachable_paths(
     Ok(Value::from_set(paths))
 }
 
-fn walk_visit(path: &mut Vec<Value>, value: &Value, paths: &mut Vec<Value>) -> Result<()> {
+fn walk_visit(
+    path: &mut Vec<Value>,
+    value: &Value,
+    paths: &mut Vec<Value>,
+    total: &mut u128,
+) -> Result<()> {
     {
+        // Each emitted pair holds a copy of the path.
+        *total = total.saturating_add(size(path.len()) + 3);
+        check_elements("walk", *total)?;
         let path = Value::from_array(path.clone());
         paths.push(Value::from_array([path, value.clone()].into()));
         // Guard walk result growth when emitting a new path/value pair.
@@ -198,7 +233,7 @@ fn walk_visit(path: &mut Vec<Value>, value: &Value, paths: &mut Vec<Value>) -> R
                 path.push(Value::from(idx));
                 // Guard path stack growth while traversing array members.
                 enforce_limit()?;
-                walk_visit(path, elem, paths)?;
+                walk_visit(path, elem, paths, total)?;
                 path.pop();
             }
         }
@@ -207,7 +242,7 @@ fn walk_visit(path: &mut Vec<Value>, value: &Value, paths: &mut Vec<Value>) -> R
                 path.push(elem.clone());
                 // Guard path stack growth while traversing set members.
                 enforce_limit()?;
-                walk_visit(path, elem, paths)?;
+                walk_visit(path, elem, paths, total)?;
                 path.pop();
             }
         }
@@ -216,7 +251,7 @@ fn walk_visit(path: &mut Vec<Value>, value: &Value, paths: &mut Vec<Value>) -> R
                 path.push(key.clone());
                 // Guard path stack growth while traversing object entries.
                 enforce_limit()?;
-                walk_visit(path, value, paths)?;
+                walk_visit(path, value, paths, total)?;
                 path.pop();
             }
         }
@@ -229,6 +264,6 @@ fn walk(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Res
     let name = "walk";
     ensure_args_count(span, name, params, args, 1)?;
     let mut paths = vec![];
-    walk_visit(&mut vec![], &args[0], &mut paths)?;
+    walk_visit(&mut vec![], &args[0], &mut paths, &mut 0)?;
     Ok(Value::from_array(paths))
 }

@@ -14,7 +14,7 @@ use std::vec::Vec;
 
 use crate::ast::{Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{enforce_limit, ensure_args_count};
+use crate::builtins::utils::{check_elements, enforce_limit, ensure_args_count};
 use crate::lexer::Span;
 use crate::value::Value;
 
@@ -133,6 +133,12 @@ fn _cidr_expand(cidr: Arc<str>) -> Result<Value> {
     let net = cidr
         .parse::<IpNet>()
         .map_err(|e| anyhow!("Error parsing {cidr}: {e}"))?;
+
+    let host_bits = u32::from(net.max_prefix_len().saturating_sub(net.prefix_len()));
+    check_elements(
+        "net.cidr_expand",
+        1u128.checked_shl(host_bits).unwrap_or(u128::MAX),
+    )?;
 
     let mut hosts: Vec<Value> = Vec::new();
     for host in net.hosts() {

@@ -10,7 +10,7 @@
 
 use crate::ast::{ArithOp, Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{enforce_limit, ensure_args_count, ensure_numeric};
+use crate::builtins::utils::{check_elements, enforce_limit, ensure_args_count, ensure_numeric};
 use crate::lexer::Span;
 use crate::number::Number;
 use crate::value::Value;
@@ -101,10 +101,14 @@ fn range(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> Res
     }
 
     let (incr, num_elements) = match v2.sub(&v1)?.as_i64() {
-        Some(v) if v >= 0 => (1i64, v as usize + 1),
-        Some(v) => (-1i64, (-v + 1) as usize),
-        _ => bail!(span.error("could not determine number of elements")),
+        Some(v) => (
+            if v >= 0 { 1i64 } else { -1i64 },
+            v.unsigned_abs() as u128 + 1,
+        ),
+        _ => (1, u128::MAX),
     };
+    check_elements(name, num_elements)?;
+    let num_elements = num_elements as usize;
 
     let mut values = Vec::with_capacity(num_elements);
     let mut v = v1;
@@ -140,15 +144,20 @@ fn range_step(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -
         _ => (),
     }
 
-    if strict && (!incr.is_integer() || incr <= Number::from(0u64)) {
-        bail!(params[2].span().error("step must be a positive integer"))
+    if !incr.is_integer() || incr <= Number::from(0u64) {
+        if strict {
+            bail!(params[2].span().error("step must be a positive integer"))
+        }
+        return Ok(Value::Undefined);
     }
 
     let (incr, num_elements) = match (v2.sub(&v1)?.as_i64(), incr.as_i64()) {
-        (Some(v), Some(incr)) if v >= 0 => (incr, v / incr + 1),
-        (Some(v), Some(incr)) => (-incr, -v / incr + 1),
+        (Some(v), Some(incr)) if v >= 0 => (incr, v as u128 / incr as u128 + 1),
+        (Some(v), Some(incr)) => (-incr, v.unsigned_abs() as u128 / incr as u128 + 1),
+        (Some(v), None) => (if v >= 0 { i64::MAX } else { -i64::MAX }, 1),
         _ => bail!(span.error("could not determine number of elements")),
     };
+    check_elements(name, num_elements)?;
 
     let mut values = Vec::with_capacity(num_elements as usize);
     let incr = Number::from(incr);

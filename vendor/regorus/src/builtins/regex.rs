@@ -4,7 +4,9 @@
 
 use crate::ast::{Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{enforce_limit, ensure_args_count, ensure_numeric, ensure_string};
+use crate::builtins::utils::{
+    check_string_bytes, enforce_limit, ensure_args_count, ensure_numeric, ensure_string, size,
+};
 use crate::lexer::Span;
 use crate::value::Value;
 use crate::*;
@@ -17,8 +19,7 @@ use regex::{Regex, RegexBuilder};
 //
 // When enabled, compiled Regex objects are stored in a bounded LRU cache
 // protected by a Mutex (parking_lot when std, spin when no_std).
-// The capacity is configurable at runtime
-// via regorus::cache::configure().
+// Each engine and VM owns its cache (see regorus::cache::PatternCache).
 // ---------------------------------------------------------------------------
 
 /// Maximum compiled NFA size (in bytes) for a regex pattern.
@@ -41,18 +42,7 @@ fn compile_regex(pattern: &str) -> core::result::Result<Regex, regex::Error> {
 fn get_or_compile_regex(pattern: &str) -> core::result::Result<Regex, regex::Error> {
     #[cfg(feature = "cache")]
     {
-        {
-            let mut cache = crate::cache::REGEX_CACHE.lock();
-            if let Some(re) = cache.get(pattern) {
-                return Ok(re.clone());
-            }
-        }
-        let re = compile_regex(pattern)?;
-        {
-            let mut cache = crate::cache::REGEX_CACHE.lock();
-            cache.put(alloc::string::String::from(pattern), re.clone());
-            Ok(re)
-        }
+        crate::cache::get_or_compile_regex(pattern, compile_regex)
     }
     #[cfg(not(feature = "cache"))]
     {
@@ -235,7 +225,37 @@ fn regex_replace(
         _ => return Ok(Value::Undefined),
     };
 
-    Ok(Value::String(re.replace_all(&s, value.as_ref()).into()))
+    // Build the result match by match so that its size is checked before
+    // each piece is appended: each match adds the replacement, in which each
+    // `$` reference expands to at most the matched text.
+    let refs = size(value.matches('$').count());
+    let mut out = alloc::string::String::new();
+    let mut last = 0;
+    let mut append = |out: &mut alloc::string::String, start: usize, end: usize| -> Result<()> {
+        let bound = size(out.len())
+            .saturating_add(size(s.len() - end))
+            .saturating_add(size(start - last))
+            .saturating_add(size(value.len()))
+            .saturating_add(refs.saturating_mul(size(end - start)));
+        check_string_bytes(name, bound)?;
+        out.push_str(&s[last..start]);
+        last = end;
+        enforce_limit()
+    };
+    if refs == 0 {
+        for m in re.find_iter(&s) {
+            append(&mut out, m.start(), m.end())?;
+            out.push_str(&value);
+        }
+    } else {
+        for caps in re.captures_iter(&s) {
+            let Some(m) = caps.get(0) else { continue };
+            append(&mut out, m.start(), m.end())?;
+            caps.expand(&value, &mut out);
+        }
+    }
+    out.push_str(&s[last..]);
+    Ok(Value::String(out.into()))
 }
 
 fn regex_split(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {

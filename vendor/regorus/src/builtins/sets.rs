@@ -5,7 +5,7 @@
 
 use crate::ast::{Expr, Ref};
 use crate::builtins;
-use crate::builtins::utils::{ensure_args_count, ensure_set};
+use crate::builtins::utils::{check_elements, ensure_args_count, ensure_set, size};
 use crate::lexer::Span;
 use crate::value::Value;
 use crate::*;
@@ -47,7 +47,9 @@ fn binary_set_union(
     ensure_args_count(span, name, params, args, 2)?;
     let left = ensure_set(name, &params[0], args[0].clone())?;
     let right = ensure_set(name, &params[1], args[1].clone())?;
-    Ok(Value::from(left.union(&right)))
+    let union = left.union(&right);
+    check_elements("union", size(union.len()))?;
+    Ok(Value::from(union))
 }
 
 fn binary_set_intersection(
@@ -116,6 +118,7 @@ fn union_of_set_of_sets(
         };
 
         res = res.union(s);
+        check_elements(name, size(res.len()))?;
     }
 
     Ok(Value::from(res))

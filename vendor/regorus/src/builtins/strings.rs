@@ -10,8 +10,9 @@
 use crate::ast::{Expr, Ref};
 use crate::builtins;
 use crate::builtins::utils::{
-    enforce_limit, ensure_args_count, ensure_array, ensure_numeric, ensure_object, ensure_string,
-    ensure_string_collection,
+    check_deadline, check_elements, check_rendered_size, check_string_bytes, enforce_limit,
+    ensure_args_count, ensure_array, ensure_numeric, ensure_object, ensure_string,
+    ensure_string_collection, size,
 };
 use crate::lexer::Span;
 use crate::number::Number;
@@ -54,6 +55,9 @@ fn concat(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> R
     ensure_args_count(span, name, params, args, 2)?;
     let delimiter = ensure_string(name, &params[0], &args[0])?;
     let collection = ensure_string_collection(name, &params[1], &args[1])?;
+    let parts: u128 = collection.iter().map(|s| size(s.len())).sum();
+    let separators = size(delimiter.len()).saturating_mul(size(collection.len().saturating_sub(1)));
+    check_string_bytes(name, parts.saturating_add(separators))?;
     Ok(Value::String(collection.join(&delimiter).into()))
 }
 
@@ -86,6 +90,11 @@ fn format_int(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -
 
     let base = ensure_numeric(name, &params[1], &args[1])?;
 
+    // A base-2 rendering has one digit per bit.
+    if let Number::BigInt(b) = &n {
+        check_string_bytes(name, u128::from(b.bits()).saturating_add(1))?;
+    }
+
     let num = match base.as_u64() {
         Some(2) => n.format_bin(),
         Some(8) => n.format_octal(),
@@ -113,6 +122,7 @@ fn indexof(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         if s1[idx..].starts_with(s2.as_ref()) {
             return Ok(Value::from(Number::from(pos)));
         }
+        check_deadline(1 + s2.len() / 64)?;
     }
     Ok(Value::from(Number::from(-1i64)))
 }
@@ -130,6 +140,7 @@ fn indexof_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
             // Guard position vector growth while tracking matches.
             enforce_limit()?;
         }
+        check_deadline(1 + s2.len() / 64)?;
     }
     Ok(Value::from_array(positions))
 }
@@ -147,7 +158,22 @@ fn replace(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
     let s = ensure_string(name, &params[0], &args[0])?;
     let old = ensure_string(name, &params[1], &args[1])?;
     let new = ensure_string(name, &params[2], &args[2])?;
+    check_string_bytes(name, replaced_len(&s, &old, &new))?;
     Ok(Value::String(s.replace(old.as_ref(), new.as_ref()).into()))
+}
+
+/// Length of `s` after replacing every occurrence of `old` with `new` (an
+/// empty `old` matches at every character boundary).
+fn replaced_len(s: &str, old: &str, new: &str) -> u128 {
+    if new.len() <= old.len() {
+        return size(s.len());
+    }
+    let count = if old.is_empty() {
+        size(s.chars().count()) + 1
+    } else {
+        size(s.matches(old).count())
+    };
+    size(s.len()) - count * size(old.len()) + count * size(new.len())
 }
 
 fn split(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -155,6 +181,13 @@ fn split(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Re
     ensure_args_count(span, name, params, args, 2)?;
     let s = ensure_string(name, &params[0], &args[0])?;
     let delimiter = ensure_string(name, &params[1], &args[1])?;
+
+    let parts = if delimiter.is_empty() {
+        s.chars().count()
+    } else {
+        s.matches(delimiter.as_ref()).count() + 1
+    };
+    check_elements("split", size(parts))?;
 
     // Handle https://github.com/microsoft/regorus/issues/291
     let parts: Vec<Value> = if delimiter.as_ref() == "" {
@@ -320,6 +353,7 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
     let mut chars = fmt.chars().peekable();
     let args_span = params[1].span();
     loop {
+        check_string_bytes(name, size(s.len()))?;
         let (verb, width) = match chars.next() {
             Some('%') => match chars.next() {
                 Some('%') => {
@@ -334,13 +368,16 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
                     }
 
                     while chars.peek().map(|c| c.is_numeric()) == Some(true) {
-                        w = w * 10
-                            + chars
+                        w = w.saturating_mul(10).saturating_add(
+                            chars
                                 .next()
                                 .expect("could not get next digit")
                                 .to_digit(10)
-                                .expect("could not get digit from char");
+                                .expect("could not get digit from char"),
+                        );
                     }
+                    // Width and precision pad (or extend) the output.
+                    check_string_bytes(name, u128::from(w))?;
                     let width = match first_char {
                         '0' => Width::LeadingZeros(w as usize),
                         '.' => Width::Decimals(w as usize),
@@ -398,9 +435,15 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         // https://pkg.go.dev/fmt
         match (verb, arg) {
             ('s', Value::String(sv)) => s += sv.as_ref(),
-            ('s', v) => s += &to_string(v, false),
+            ('s', v) => {
+                check_rendered_size(name, v, 0, 0)?;
+                s += &to_string(v, false)
+            }
 
-            ('v', _) => s += &to_string(arg, false),
+            ('v', _) => {
+                check_rendered_size(name, arg, 0, 0)?;
+                s += &to_string(arg, false)
+            }
             ('b', Value::Number(f)) if f.is_integer() => {
                 let (sign, v) = get_sign_value(f);
                 s += sign;
@@ -570,9 +613,15 @@ fn any_prefix_match(
         _ => return Ok(Value::Undefined),
     };
 
-    Ok(Value::Bool(
-        search.iter().any(|s| base.iter().any(|b| s.starts_with(b))),
-    ))
+    for s in search.iter() {
+        for b in base.iter() {
+            if s.starts_with(b) {
+                return Ok(Value::Bool(true));
+            }
+            check_deadline(1 + b.len() / 64)?;
+        }
+    }
+    Ok(Value::Bool(false))
 }
 
 fn any_suffix_match(
@@ -620,9 +669,15 @@ fn any_suffix_match(
         _ => return Ok(Value::Undefined),
     };
 
-    Ok(Value::Bool(
-        search.iter().any(|s| base.iter().any(|b| s.ends_with(b))),
-    ))
+    for s in search.iter() {
+        for b in base.iter() {
+            if s.ends_with(b) {
+                return Ok(Value::Bool(true));
+            }
+            check_deadline(1 + b.len() / 64)?;
+        }
+    }
+    Ok(Value::Bool(false))
 }
 
 fn strings_count(
@@ -637,13 +692,14 @@ fn strings_count(
     let search = ensure_string(name, &params[0], &args[0])?;
     let substring = ensure_string(name, &params[0], &args[1])?;
 
-    Ok(Value::from(
-        search
-            .as_bytes()
-            .windows(substring.len())
-            .filter(|&w| w == substring.as_bytes())
-            .count(),
-    ))
+    let mut count = 0usize;
+    for w in search.as_bytes().windows(substring.len()) {
+        if w == substring.as_bytes() {
+            count += 1;
+        }
+        check_deadline(1 + substring.len() / 64)?;
+    }
+    Ok(Value::from(count))
 }
 
 fn startswith(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -664,6 +720,7 @@ fn replace_n(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
     for item in obj.as_ref().iter_sorted() {
         match item {
             (Value::String(k), Value::String(v)) => {
+                check_string_bytes("strings.replace_n", replaced_len(&s, k, v))?;
                 s = s.replace(k.as_ref(), v.as_ref()).into();
             }
             _ => {
@@ -710,7 +767,12 @@ fn trim(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Res
     ensure_args_count(span, name, params, args, 2)?;
     let s1 = ensure_string(name, &params[0], &args[0])?;
     let s2 = ensure_string(name, &params[1], &args[1])?;
-    Ok(Value::String(s1.trim_matches(|c| s2.contains(c)).into()))
+    // A set: testing each character against the cutset string would be
+    // quadratic.
+    let cutset: alloc::collections::BTreeSet<char> = s2.chars().collect();
+    Ok(Value::String(
+        s1.trim_matches(|c| cutset.contains(&c)).into(),
+    ))
 }
 
 fn trim_left(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -718,8 +780,11 @@ fn trim_left(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
     ensure_args_count(span, name, params, args, 2)?;
     let s1 = ensure_string(name, &params[0], &args[0])?;
     let s2 = ensure_string(name, &params[1], &args[1])?;
+    // A set: testing each character against the cutset string would be
+    // quadratic.
+    let cutset: alloc::collections::BTreeSet<char> = s2.chars().collect();
     Ok(Value::String(
-        s1.trim_start_matches(|c| s2.contains(c)).into(),
+        s1.trim_start_matches(|c| cutset.contains(&c)).into(),
     ))
 }
 
@@ -739,8 +804,11 @@ fn trim_right(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) 
     ensure_args_count(span, name, params, args, 2)?;
     let s1 = ensure_string(name, &params[0], &args[0])?;
     let s2 = ensure_string(name, &params[1], &args[1])?;
+    // A set: testing each character against the cutset string would be
+    // quadratic.
+    let cutset: alloc::collections::BTreeSet<char> = s2.chars().collect();
     Ok(Value::String(
-        s1.trim_end_matches(|c| s2.contains(c)).into(),
+        s1.trim_end_matches(|c| cutset.contains(&c)).into(),
     ))
 }
 

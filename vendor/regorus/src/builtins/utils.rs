@@ -12,9 +12,113 @@ use crate::*;
 
 use anyhow::{bail, Result};
 
+/// Checks the memory limit, and counts one unit of work against the execution
+/// deadline (see [`check_deadline`]).
 #[inline]
 pub fn enforce_limit() -> Result<()> {
+    check_deadline(1)?;
     crate::utils::limits::check_memory_limit_if_needed().map_err(anyhow::Error::new)
+}
+
+/// Counts `work` units of work done by a builtin loop; fails with
+/// [`LimitError::TimeLimitExceeded`](crate::LimitError) once the evaluator's
+/// deadline has passed (the clock is read every 1024 units).
+#[inline]
+pub fn check_deadline(work: usize) -> Result<()> {
+    let work = u32::try_from(work).unwrap_or(u32::MAX);
+    crate::utils::limits::tick_builtin_deadline(work).map_err(anyhow::Error::new)
+}
+
+/// Fails with [`LimitError::BuiltinLimitExceeded`](crate::LimitError) unless a
+/// collection of `count` elements fits in the current `max_elements` bound.
+pub fn check_elements(builtin: &'static str, count: u128) -> Result<()> {
+    crate::utils::limits::check_builtin_elements(builtin, count).map_err(anyhow::Error::new)
+}
+
+/// Fails with [`LimitError::BuiltinLimitExceeded`](crate::LimitError) unless a
+/// string of `bytes` bytes fits in the current `max_string_bytes` bound.
+pub fn check_string_bytes(builtin: &'static str, bytes: u128) -> Result<()> {
+    crate::utils::limits::check_builtin_string_bytes(builtin, bytes).map_err(anyhow::Error::new)
+}
+
+/// Widens a length for the size computations of [`check_elements`] and
+/// [`check_string_bytes`].
+pub fn size(n: usize) -> u128 {
+    u128::try_from(n).unwrap_or(u128::MAX)
+}
+
+/// Fails unless a JSON-like rendering of `value` fits in the current
+/// `max_string_bytes` bound. `line_overhead` is added for each element, plus
+/// `indent` for each level of nesting of the element (pretty printing).
+///
+/// Counts a lower bound of the rendered size and stops as soon as it exceeds
+/// the bound, so a value whose shared parts would be rendered many times
+/// costs at most the bound to measure.
+pub fn check_rendered_size(
+    builtin: &'static str,
+    value: &Value,
+    indent: usize,
+    line_overhead: usize,
+) -> Result<()> {
+    let max = size(crate::utils::limits::current_builtin_limits().max_string_bytes);
+    // The first line of a pretty rendering.
+    let mut total = size(line_overhead);
+    if !rendered_size_within(value, 0, size(indent), size(line_overhead), max, &mut total) {
+        check_string_bytes(builtin, total)?;
+    }
+    Ok(())
+}
+
+fn rendered_size_within(
+    value: &Value,
+    depth: u128,
+    indent: u128,
+    line_overhead: u128,
+    max: u128,
+    total: &mut u128,
+) -> bool {
+    let add = |total: &mut u128, n: u128| {
+        *total = total.saturating_add(n);
+        *total <= max
+    };
+    let element = depth
+        .saturating_add(1)
+        .saturating_mul(indent)
+        .saturating_add(line_overhead)
+        .saturating_add(1);
+    // The closing line of a non-empty collection.
+    let closing = depth.saturating_mul(indent).saturating_add(line_overhead);
+    match value {
+        Value::Null | Value::Bool(_) => add(total, 4),
+        Value::Number(_) => add(total, 1),
+        Value::String(s) => add(total, size(s.len())),
+        Value::Undefined => true,
+        Value::Array(items) => {
+            add(total, 2)
+                && (items.is_empty() || add(total, closing))
+                && items.iter().all(|item| {
+                    add(total, element)
+                        && rendered_size_within(item, depth + 1, indent, line_overhead, max, total)
+                })
+        }
+        Value::Set(items) => {
+            add(total, 2)
+                && (items.is_empty() || add(total, closing))
+                && items.iter().all(|item| {
+                    add(total, element)
+                        && rendered_size_within(item, depth + 1, indent, line_overhead, max, total)
+                })
+        }
+        Value::Object(fields) => {
+            add(total, 2)
+                && (fields.is_empty() || add(total, closing))
+                && fields.iter().all(|(key, item)| {
+                    add(total, element.saturating_add(1))
+                        && rendered_size_within(key, depth + 1, indent, line_overhead, max, total)
+                        && rendered_size_within(item, depth + 1, indent, line_overhead, max, total)
+                })
+        }
+    }
 }
 
 pub fn ensure_args_count(

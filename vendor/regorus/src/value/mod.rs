@@ -103,6 +103,9 @@ fn enforce_limit_anyhow() -> Result<()> {
 
 #[inline]
 fn enforce_limit_for<E: DeError>() -> core::result::Result<(), E> {
+    if !crate::utils::limits::take_deserialized_element() {
+        return Err(E::custom("element limit exceeded"));
+    }
     crate::utils::limits::check_memory_limit_if_needed().map_err(|err| {
         #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
         record_resume_deserialization_limit_error(err);

@@ -49,6 +49,15 @@ pub enum VmError {
     #[error("Compiled regex exceeded size limit ({limit} bytes, pc={pc})")]
     RegexSizeLimitExceeded { limit: usize, pc: usize },
 
+    #[error("{} (pc={pc})", crate::LimitError::BuiltinLimitExceeded { builtin: *.builtin, limit: *.limit, requested: *.requested, max: *.max })]
+    BuiltinLimitExceeded {
+        builtin: &'static str,
+        limit: &'static str,
+        requested: u64,
+        max: u64,
+        pc: usize,
+    },
+
     #[error("Literal index {index} out of bounds (pc={pc})")]
     LiteralIndexOutOfBounds { index: u16, pc: usize },
 
@@ -379,6 +388,18 @@ impl From<anyhow::Error> for VmError {
                 crate::LimitError::RegexSizeLimitExceeded { limit } => {
                     VmError::RegexSizeLimitExceeded { limit, pc: 0 }
                 }
+                crate::LimitError::BuiltinLimitExceeded {
+                    builtin,
+                    limit,
+                    requested,
+                    max,
+                } => VmError::BuiltinLimitExceeded {
+                    builtin,
+                    limit,
+                    requested,
+                    max,
+                    pc: 0,
+                },
             };
         }
         if let Some(overflow) = err.downcast_ref::<crate::number::NumericOverflowError>() {

@@ -161,12 +161,22 @@ impl RegoVM {
             }
         }
 
-        let result = match builtin_fn(
+        let scope = crate::utils::limits::BuiltinLimitsScope::enter(
+            self.builtin_limits,
+            &self.execution_timer,
+        );
+        #[cfg(feature = "cache")]
+        let cache_scope = crate::cache::PatternCacheScope::enter(&self.pattern_cache);
+        let result = builtin_fn(
             &dummy_span,
             dummy_exprs.get(..args.len()).unwrap_or(&[]),
             &args,
             self.strict_builtin_errors,
-        ) {
+        );
+        #[cfg(feature = "cache")]
+        drop(cache_scope);
+        drop(scope);
+        let result = match result {
             Ok(value) => value,
             // Resource-limit errors must always propagate, even in non-strict
             // mode, to prevent `not builtin(...)` from silently flipping to true.

@@ -9,8 +9,8 @@ use crate::utils::limits::MemoryBudgetConfig;
 #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
 use crate::utils::limits::MemoryBudgetUsage;
 use crate::utils::limits::{
-    fallback_execution_timer_config, monotonic_now, ExecutionTimer, ExecutionTimerConfig,
-    LimitError,
+    fallback_execution_timer_config, monotonic_now, BuiltinLimits, ExecutionTimer,
+    ExecutionTimerConfig, LimitError,
 };
 #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
 use crate::value::ResumeJsonError;
@@ -150,6 +150,13 @@ pub struct RegoVM {
 
     /// Whether builtins should raise errors strictly or return undefined on failure
     pub(super) strict_builtin_errors: bool,
+
+    /// Bounds on the size of values built by a single builtin call
+    pub(super) builtin_limits: BuiltinLimits,
+
+    /// Compiled regex and glob patterns of the builtins run by this VM
+    #[cfg(feature = "cache")]
+    pub(super) pattern_cache: Arc<crate::cache::PatternCache>,
 
     /// Cache for builtin calls that must stay deterministic across a single evaluation.
     ///
@@ -312,6 +319,9 @@ impl RegoVM {
             next_execution_mode: ExecutionMode::RunToCompletion,
             frame_pc_overridden: false,
             strict_builtin_errors: false,
+            builtin_limits: BuiltinLimits::default(),
+            #[cfg(feature = "cache")]
+            pattern_cache: Arc::default(),
             builtins_cache: BTreeMap::new(),
             execution_timer_config: None,
             execution_timer: ExecutionTimer::new(fallback_timer),
@@ -554,6 +564,30 @@ impl RegoVM {
     /// Returns whether builtin operations raise errors strictly
     pub const fn strict_builtin_errors(&self) -> bool {
         self.strict_builtin_errors
+    }
+
+    /// Configure the bounds on the size of values built by a single builtin
+    /// call (see [`BuiltinLimits`]). Defaults to `BuiltinLimits::default()`.
+    pub const fn set_builtin_limits(&mut self, limits: BuiltinLimits) {
+        self.builtin_limits = limits;
+    }
+
+    /// Returns the bounds on the size of values built by a single builtin call.
+    pub const fn builtin_limits(&self) -> BuiltinLimits {
+        self.builtin_limits
+    }
+
+    /// Use `cache` for the compiled patterns of the `regex.*` and `glob.*`
+    /// builtins. Each VM starts with its own cache.
+    #[cfg(feature = "cache")]
+    pub fn set_pattern_cache(&mut self, cache: Arc<crate::cache::PatternCache>) {
+        self.pattern_cache = cache;
+    }
+
+    /// The cache of compiled patterns of this VM.
+    #[cfg(feature = "cache")]
+    pub fn pattern_cache(&self) -> Arc<crate::cache::PatternCache> {
+        self.pattern_cache.clone()
     }
 
     /// Enable or disable single-step execution for suspendable runs
@@ -1069,6 +1103,18 @@ impl RegoVM {
                 LimitError::RegexSizeLimitExceeded { limit } => {
                     VmError::RegexSizeLimitExceeded { limit, pc: self.pc }
                 }
+                LimitError::BuiltinLimitExceeded {
+                    builtin,
+                    limit,
+                    requested,
+                    max,
+                } => VmError::BuiltinLimitExceeded {
+                    builtin,
+                    limit,
+                    requested,
+                    max,
+                    pc: self.pc,
+                },
             })
     }
 

@@ -28,6 +28,7 @@ impl RegoVM {
                 | VmError::MemoryLimitExceeded { .. }
                 | VmError::MemoryBudgetExceeded { .. }
                 | VmError::RegexSizeLimitExceeded { .. }
+                | VmError::BuiltinLimitExceeded { .. }
                 | VmError::InstructionLimitExceeded { .. }
                 | VmError::CallDepthLimitExceeded { .. }
                 | VmError::NumericOverflow { .. }

@@ -28,6 +28,20 @@ pub enum LimitError {
         /// Configured compiled-NFA size ceiling in bytes.
         limit: usize,
     },
+    /// Reported when a builtin would build a value larger than a
+    /// [`BuiltinLimits`](super::BuiltinLimits) bound. Checked before the value
+    /// is allocated.
+    BuiltinLimitExceeded {
+        /// Name of the builtin, e.g. `numbers.range`.
+        builtin: &'static str,
+        /// Name of the exceeded `BuiltinLimits` field: `max_elements` or
+        /// `max_string_bytes`.
+        limit: &'static str,
+        /// Size the call would have produced, at least (saturates at `u64::MAX`).
+        requested: u64,
+        /// Configured bound.
+        max: u64,
+    },
 }
 
 impl fmt::Debug for LimitError {
@@ -46,6 +60,18 @@ impl fmt::Debug for LimitError {
             Self::RegexSizeLimitExceeded { limit } => f
                 .debug_struct("RegexSizeLimitExceeded")
                 .field("limit", limit)
+                .finish(),
+            Self::BuiltinLimitExceeded {
+                builtin,
+                limit,
+                requested,
+                max,
+            } => f
+                .debug_struct("BuiltinLimitExceeded")
+                .field("builtin", builtin)
+                .field("limit", limit)
+                .field("requested", requested)
+                .field("max", max)
                 .finish(),
         }
     }
@@ -73,8 +99,33 @@ impl fmt::Display for LimitError {
             Self::RegexSizeLimitExceeded { limit } => {
                 write!(f, "compiled regex exceeded size limit ({} bytes)", limit)
             }
+            Self::BuiltinLimitExceeded {
+                builtin,
+                limit,
+                requested,
+                max,
+            } => write_builtin_limit_exceeded(f, builtin, limit, *requested, *max),
         }
     }
 }
 
 impl core::error::Error for LimitError {}
+
+/// Message of [`LimitError::BuiltinLimitExceeded`]; always starts with
+/// `builtin limit exceeded: `.
+pub(crate) fn write_builtin_limit_exceeded(
+    f: &mut fmt::Formatter<'_>,
+    builtin: &str,
+    limit: &str,
+    requested: u64,
+    max: u64,
+) -> fmt::Result {
+    let unit = match limit {
+        "max_elements" => "elements",
+        _ => "bytes",
+    };
+    write!(
+        f,
+        "builtin limit exceeded: {builtin} would produce {requested} {unit}, over {limit} = {max}"
+    )
+}

@@ -5,12 +5,19 @@
 
 #![allow(dead_code)]
 
+mod builtin;
 mod error;
 mod length;
 #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
 mod memory;
 mod time;
 
+pub use builtin::BuiltinLimits;
+#[allow(unused_imports)]
+pub(crate) use builtin::{
+    check_builtin_elements, check_builtin_string_bytes, current_builtin_limits,
+    take_deserialized_element, tick_builtin_deadline, BuiltinLimitsScope, DeserializeElementBudget,
+};
 #[allow(unused_imports)]
 pub use error::LimitError;
 

@@ -242,6 +242,11 @@ impl ExecutionTimer {
         }
     }
 
+    /// Returns the recorded start instant, if the timer has been started.
+    pub(crate) const fn started_at(&self) -> Option<Duration> {
+        self.start
+    }
+
     /// Returns the last elapsed duration recorded by a check.
     pub const fn last_elapsed(&self) -> Duration {
         self.last_elapsed
