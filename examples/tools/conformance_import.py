@@ -1,0 +1,496 @@
+#!/usr/bin/env python3
+"""Build fixtures/conformance/<source>/ from a git checkout of a public Rego
+repository (not part of CI; run once per source, then commit the fixtures).
+
+    python3 examples/tools/conformance_import.py trivy-checks GITDIR [COMMIT]
+    python3 examples/tools/conformance_import.py gatekeeper-library GITDIR [COMMIT]
+    python3 examples/tools/conformance_import.py rego-policies GITDIR [COMMIT]
+
+GITDIR is a (bare) git directory of the repository; files are read with
+`git show COMMIT:PATH`. Inputs written as Rego literals in a source's tests
+are turned into JSON by evaluating them with OPA itself (the bindings, see
+conformance_with_opa.py), so that script must be importable and
+OPA_BINDINGS_PATH set. The expected answers are then filled in by
+conformance_with_opa.py, which this script calls at the end.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conformance_with_opa as opa  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURES = os.path.join(ROOT, "fixtures", "conformance")
+
+
+class Repo:
+    def __init__(self, gitdir, commit):
+        self.gitdir = gitdir
+        self.commit = subprocess.check_output(
+            ["git", "--git-dir", gitdir, "rev-parse", commit], text=True
+        ).strip()
+
+    def files(self, under=""):
+        out = subprocess.check_output(
+            ["git", "--git-dir", self.gitdir, "ls-tree", "-r", "--name-only", self.commit] + ([under] if under else []),
+            text=True,
+        )
+        return out.split("\n")[:-1]
+
+    def read(self, path):
+        return subprocess.check_output(
+            ["git", "--git-dir", self.gitdir, "show", f"{self.commit}:{path}"], text=True
+        )
+
+
+def package_of(source):
+    m = re.search(r"^package\s+([\w.]+)", source, re.M)
+    return m.group(1)
+
+
+def match_bracket(text, i):
+    """Index just past the bracketed expression starting at text[i]."""
+    pairs = {"{": "}", "[": "]", "(": ")"}
+    stack = []
+    in_str = False
+    j = i
+    while j < len(text):
+        c = text[j]
+        if in_str:
+            if c == "\\":
+                j += 1
+            elif c == in_str:
+                in_str = False
+        elif c in "\"`":
+            in_str = c
+        elif c in pairs:
+            stack.append(pairs[c])
+        elif c in ")]}":
+            if not stack or stack.pop() != c:
+                return None
+            if not stack:
+                return j + 1
+        j += 1
+    return None
+
+
+def expression_at(text, i):
+    """The Rego term starting at text[i]: a literal, a name, or a call."""
+    m = re.compile(r"[\w.]+").match(text, i)
+    if text[i] in "{[":
+        end = match_bracket(text, i)
+        return None if end is None else text[i:end]
+    if not m:
+        return None
+    end = m.end()
+    if end < len(text) and text[end] in "([":
+        close = match_bracket(text, end)
+        if close is None:
+            return None
+        end = close
+    return text[i:end]
+
+
+def test_inputs(test_source):
+    """Each `with input as EXPR` of a test module, as an expression that can
+    stand alone in the package: a literal or call as written, or for a local
+    name the literal it was assigned in the same rule."""
+    found = []
+    for m in re.finditer(r"with\s+input\s+as\s+", test_source):
+        expr = expression_at(test_source, m.end())
+        if expr is None:
+            continue
+        if re.fullmatch(r"\w+", expr):
+            # the nearest `expr := ...` before the use
+            before = test_source[: m.start()]
+            defs = list(re.finditer(r"\b" + re.escape(expr) + r"\s*:=\s*", before))
+            if not defs:
+                continue
+            expr = expression_at(test_source, defs[-1].end())
+            if expr is None:
+                continue
+        found.append(expr)
+    return found
+
+
+def eval_inputs(modules, test_path, test_source, exprs):
+    """Evaluate each expression in the test's package with OPA; returns the
+    JSON values of those that evaluate without error."""
+    pkg = package_of(test_source)
+    values = []
+    for expr in exprs:
+        engine = opa.OpaEngine()
+        try:
+            for path, src in modules:
+                engine.add_policy(path, src)
+            engine.add_policy(test_path, test_source + f"\n\n__conformance_input := {expr}\n")
+            got = opa.evaluate(engine, f"data.{pkg}.__conformance_input", None)
+        except Exception:
+            continue
+        finally:
+            engine.close()
+        if "result" in got:
+            values.append(got["result"])
+    return values
+
+
+def dedup(values):
+    seen = set()
+    out = []
+    for v in values:
+        k = json.dumps(v, sort_keys=True)
+        if k not in seen:
+            seen.add(k)
+            out.append(v)
+    return out
+
+
+def write_source(name, repo, files, cases, bundles, changed, notes):
+    """Write the vendored files, the cases and a PROVENANCE.md skeleton."""
+    out = os.path.join(FIXTURES, name)
+    for path, text in files.items():
+        dest = os.path.join(out, "files", path)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "w") as f:
+            f.write(text)
+    with open(os.path.join(out, "cases.json"), "w") as f:
+        json.dump({"bundles": bundles, "cases": cases}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    with open(os.path.join(out, "import.json"), "w") as f:
+        json.dump({"commit": repo.commit, "changed": changed, "notes": notes}, f, indent=1)
+        f.write("\n")
+
+
+# --- aquasecurity/trivy-checks ---------------------------------------------
+
+TRIVY_UNSUPPORTED = re.compile(r"\b(sh\.parse_commands|squealer\.scan_string|cidr\.is_public|time\.now_ns|isManaged)\(")
+RESULT_SHIM = """package lib.result
+
+# Stands in for trivy's Go builtin result.new(msg, cause), which OPA lacks:
+# the result keeps the message only (trivy adds the cause's source location).
+new(msg, _) := {"msg": msg}
+"""
+
+
+def with_result_import(source):
+    """Route `result.new(...)` to the shim: add `import data.lib.result`
+    right after the package line."""
+    if "result.new(" not in source:
+        return source, False
+    return re.sub(r"^(package\s+[\w.]+\n)", r"\1\nimport data.lib.result\n", source, count=1, flags=re.M), True
+
+
+def import_trivy(repo):
+    all_files = repo.files()
+    libs = {}
+    changed = []
+    for p in all_files:
+        if p.startswith("lib/") and p.endswith(".rego") and not p.endswith("_test.rego"):
+            src = repo.read(p)
+            if TRIVY_UNSUPPORTED.search(src):
+                continue
+            src, ch = with_result_import(src)
+            if ch:
+                changed.append(p)
+            libs[p] = src
+    libs["shim/lib/result.rego"] = RESULT_SHIM
+    # drop, until OPA compiles the rest, the libraries that need one dropped
+    while True:
+        engine = opa.OpaEngine()
+        for path, src in libs.items():
+            engine.add_policy(path, src)
+        try:
+            opa.evaluate(engine, "data.lib", None)
+            break
+        except Exception as exc:
+            bad = {p for p in libs if p + ":" in str(exc)}
+            if not bad:
+                raise
+            print(f"dropping {sorted(bad)}", file=sys.stderr)
+            for p in bad:
+                del libs[p]
+        finally:
+            engine.close()
+    lib_pkgs = {package_of(s) for s in libs.values()}
+    files = dict(libs)
+    bundles = {}
+    cases = []
+    groups = {}
+    for p in all_files:
+        if not (p.startswith("checks/") and p.endswith(".rego")) or p.endswith("_test.rego"):
+            continue
+        test_path = p[: -len(".rego")] + "_test.rego"
+        if test_path not in all_files:
+            continue
+        src = repo.read(p)
+        if TRIVY_UNSUPPORTED.search(src):
+            continue
+        imported = set(re.findall(r"^import\s+data\.([\w.]+)", src, re.M))
+        if any(i.startswith("lib.") and i not in lib_pkgs for i in imported):
+            continue
+        if not re.search(r"^deny\s+contains\b", src, re.M):
+            continue
+        src, ch = with_result_import(src)
+        if ch:
+            changed.append(p)
+        test_src = repo.read(test_path)
+        modules = list(libs.items()) + [(p, src)]
+        exprs = test_inputs(test_src)
+        inputs = dedup(eval_inputs(modules, test_path, test_src, exprs))
+        if not inputs:
+            continue
+        pkg = package_of(src)
+        group = os.path.dirname(p)
+        groups.setdefault(group, []).append(p)
+        files[p] = src
+        stem = os.path.splitext(p[len("checks/"):])[0]
+        for i, inp in enumerate(inputs):
+            cases.append({
+                "id": f"trivy-checks/{stem}/{i}",
+                "bundle": group,
+                "query": f"data.{pkg}.deny",
+                "unordered": True,
+                "input": inp,
+            })
+        print(f"{p}: {len(inputs)} of {len(exprs)} inputs", file=sys.stderr)
+    for group, checks in groups.items():
+        bundles[group] = {"modules": sorted(libs) + sorted(checks), "data": []}
+    write_source("trivy-checks", repo, files, cases, bundles, changed,
+                 "lib/ modules and checks that call trivy-only builtins are left out")
+    return cases
+
+
+# --- Rego v0 -> v1 ---------------------------------------------------------
+
+def head_split(line):
+    """For a line that starts a rule at column 0, the index of the `{` that
+    opens its body (the first `{` outside brackets and strings that is not a
+    value after `=`/`:=`), or None."""
+    depth = 0
+    in_str = False
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if in_str:
+            if c == "\\":
+                i += 1
+            elif c == in_str:
+                in_str = False
+        elif c in "\"`":
+            in_str = c
+        elif c == "#":
+            return None
+        elif c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif c == "{" and depth == 0:
+            before = line[:i].rstrip()
+            if before == "" or before.endswith(","):
+                return None
+            if before.endswith("="):
+                depth += 1  # an object or set value, not a body
+            else:
+                return i
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        i += 1
+    return None
+
+
+def v0_to_v1(source):
+    """Rewrite a Rego v0 module in v1 syntax, the way `opa fmt --v0-v1` does
+    for the forms these libraries use: `if` before every rule body, and
+    `contains` for partial set rules (`p[x] { .. }` -> `p contains x if { .. }`).
+    Only rule heads at column 0 (and `} else ... {` lines) are touched; the
+    result is checked by parsing it with OPA."""
+    out = []
+    for line in source.split("\n"):
+        stripped = line.rstrip()
+        if re.match(r"^\}\s*else\b", stripped):
+            i = head_split(stripped[1:])
+            if i is not None:
+                i += 1
+                line = stripped[:i].rstrip() + " if " + stripped[i:]
+            out.append(line)
+            continue
+        if not re.match(r"^[A-Za-z_][\w.]*", stripped) or re.match(r"^(package|import|default)\b", stripped):
+            out.append(line)
+            continue
+        i = head_split(stripped)
+        if i is None:
+            m = re.fullmatch(r"([A-Za-z_]\w*)\[(.*)\]", stripped)
+            # a partial set rule without a body: `p[x]`
+            out.append(f"{m.group(1)} contains {m.group(2)}" if m else line)
+            continue
+        head = stripped[:i].rstrip()
+        body = stripped[i:]
+        m = re.fullmatch(r"([A-Za-z_]\w*)\[(.*)\]", head)
+        if m:
+            head = f"{m.group(1)} contains {m.group(2)}"
+        if not head.endswith(" if"):
+            head += " if"
+        out.append(head + " " + body)
+    return "\n".join(out)
+
+
+def opa_parse_error(modules):
+    engine = opa.OpaEngine()
+    try:
+        for path, src in modules:
+            engine.add_policy(path, src)
+        opa.evaluate(engine, "data", None)
+        return None
+    except Exception as exc:
+        return str(exc)
+    finally:
+        engine.close()
+
+
+# --- open-policy-agent/gatekeeper-library ----------------------------------
+
+def template_rego(template):
+    """The Rego source and libs of a ConstraintTemplate (either form)."""
+    for target in template["spec"]["targets"]:
+        if target.get("rego"):
+            return target["rego"], target.get("libs") or []
+        for code in target.get("code") or []:
+            if code.get("engine") == "Rego":
+                src = code["source"]
+                return src["rego"], src.get("libs") or []
+    return None, []
+
+
+def gatekeeper_review(obj, operation="CREATE"):
+    """The admission review gatekeeper's gator hands a template for an object."""
+    api = obj.get("apiVersion", "v1")
+    group, _, version = api.rpartition("/")
+    meta = obj.get("metadata") or {}
+    review = {
+        "kind": {"group": group, "version": version, "kind": obj.get("kind", "")},
+        "name": meta.get("name", ""),
+        "operation": operation,
+        "object": obj,
+    }
+    if "namespace" in meta:
+        review["namespace"] = meta["namespace"]
+    return review
+
+
+def import_gatekeeper(repo):
+    import yaml
+
+    files, bundles, cases, changed, dropped = {}, {}, [], [], []
+    all_files = set(repo.files("library"))
+    for suite_path in sorted(p for p in all_files if p.endswith("/suite.yaml")):
+        base = os.path.dirname(suite_path)
+        suite = yaml.safe_load(repo.read(suite_path))
+        for test in suite.get("tests") or []:
+            tpath = os.path.normpath(os.path.join(base, test["template"]))
+            if tpath not in all_files:
+                continue
+            template = yaml.safe_load(repo.read(tpath))
+            rego, libs = template_rego(template)
+            if rego is None:
+                continue
+            name = template["metadata"]["name"]
+            if name not in bundles:
+                mods = [(f"{os.path.dirname(tpath)}/src.rego", rego)] + [
+                    (f"{os.path.dirname(tpath)}/lib_{i}.rego", lib) for i, lib in enumerate(libs)
+                ]
+                converted = [(p, v0_to_v1(s)) for p, s in mods]
+                err = opa_parse_error(converted)
+                if err is not None:
+                    dropped.append(f"{tpath}: {err.splitlines()[0][:200]}")
+                    print(f"drop {tpath}: {err[:300]}", file=sys.stderr)
+                    bundles[name] = None
+                    continue
+                for p, s in converted:
+                    files[p] = s + ("" if s.endswith("\n") else "\n")
+                    changed.append(p)
+                bundles[name] = {"modules": [p for p, _ in converted], "data": []}
+            if bundles[name] is None:
+                continue
+            pkg = package_of(files[bundles[name]["modules"][0]])
+            cpath = os.path.normpath(os.path.join(base, test["constraint"]))
+            constraint = yaml.safe_load(repo.read(cpath)) if cpath in all_files else {}
+            params = (constraint.get("spec") or {}).get("parameters") or {}
+            for c in test.get("cases") or []:
+                opath = os.path.normpath(os.path.join(base, c["object"]))
+                if opath not in all_files:
+                    continue
+                for k, obj in enumerate(d for d in yaml.safe_load_all(repo.read(opath)) if d):
+                    inp = {"review": gatekeeper_review(obj), "parameters": params}
+                    cid = f"gatekeeper-library/{name}/{test['name']}/{c['name']}" + (f"/{k}" if k else "")
+                    cases.append({"id": cid, "bundle": name, "query": f"data.{pkg}.violation",
+                                  "unordered": True, "input": inp})
+    bundles = {k: v for k, v in bundles.items() if v is not None}
+    write_source("gatekeeper-library", repo, files, cases, bundles, changed,
+                 {"dropped": dropped})
+    return cases
+
+
+# --- redhat-cop/rego-policies ----------------------------------------------
+
+def import_rego_policies(repo):
+    import yaml
+
+    all_files = repo.files("policy")
+    libs = {}
+    for p in all_files:
+        if p.startswith("policy/lib/") and p.endswith(".rego") and not p.endswith("_test.rego"):
+            libs[p] = v0_to_v1(repo.read(p))
+    inventory = "policy/ocp/requiresinventory/data_inventory.rego"
+    libs[inventory] = v0_to_v1(repo.read(inventory))
+    err = opa_parse_error(list(libs.items()))
+    if err:
+        raise SystemExit(f"libs: {err}")
+    files = dict(libs)
+    changed = sorted(libs)
+    bundles, cases, dropped = {}, [], []
+    for p in sorted(all_files):
+        if not p.endswith("/src.rego") or p.startswith("policy/lib/"):
+            continue
+        d = os.path.dirname(p)
+        src = v0_to_v1(repo.read(p))
+        err = opa_parse_error(list(libs.items()) + [(p, src)])
+        if err:
+            dropped.append(f"{p}: {err.splitlines()[0][:200]}")
+            print(f"drop {p}: {err[:300]}", file=sys.stderr)
+            continue
+        inputs = []
+        for t in sorted(f for f in all_files if f.startswith(d + "/test_data/") and f.endswith((".yml", ".yaml"))):
+            for doc in yaml.safe_load_all(repo.read(t)):
+                if not doc:
+                    continue
+                # conftest's tests split a List into its items
+                inputs.extend(doc["items"] if doc.get("kind") == "List" else [doc])
+        inputs = dedup(inputs)
+        if not inputs:
+            continue
+        files[p] = src
+        changed.append(p)
+        name = d[len("policy/"):]
+        bundles[name] = {"modules": sorted(libs) + [p], "data": []}
+        pkg = package_of(src)
+        for i, inp in enumerate(inputs):
+            cases.append({"id": f"rego-policies/{name}/{i}", "bundle": name,
+                          "query": f"data.{pkg}.violation", "unordered": True, "input": inp})
+    write_source("rego-policies", repo, files, cases, bundles, changed, {"dropped": dropped})
+    return cases
+
+
+def main():
+    name, gitdir = sys.argv[1], sys.argv[2]
+    repo = Repo(gitdir, sys.argv[3] if len(sys.argv) > 3 else "HEAD")
+    {"trivy-checks": import_trivy, "gatekeeper-library": import_gatekeeper, "rego-policies": import_rego_policies}[name](repo)
+    opa.main([name])
+
+
+if __name__ == "__main__":
+    main()
