@@ -339,7 +339,15 @@ def v0_to_v1(source):
     return "\n".join(out)
 
 
+NETWORK = re.compile(r"\b(http\.send|net\.lookup_ip_addr)\(")
+
+
 def opa_parse_error(modules):
+    """Why OPA cannot compile `modules`, or None. Modules that could reach
+    the network are refused before OPA sees them."""
+    for path, src in modules:
+        if NETWORK.search(src):
+            return f"{path}: calls a builtin that uses the network"
     engine = opa.OpaEngine()
     try:
         for path, src in modules:
@@ -485,10 +493,65 @@ def import_rego_policies(repo):
     return cases
 
 
+# --- open-policy-agent/conftest examples -----------------------------------
+
+def import_conftest(repo):
+    import yaml
+
+    all_files = repo.files("examples")
+    files, bundles, cases, dropped = {}, {}, [], []
+    examples = sorted({p.split("/")[1] for p in all_files if p.count("/") >= 2})
+    for ex in examples:
+        mine = [p for p in all_files if p.startswith(f"examples/{ex}/")]
+        mods = [(p, repo.read(p)) for p in mine if p.endswith(".rego") and not p.endswith("_test.rego")]
+        if not mods:
+            continue
+        err = opa_parse_error(mods)
+        if err:
+            dropped.append(f"examples/{ex}: {err.splitlines()[0][:200]}")
+            print(f"drop {ex}: {err[:300]}", file=sys.stderr)
+            continue
+        queries = sorted({
+            f"data.{package_of(src)}.{rule}"
+            for _, src in mods
+            for rule in re.findall(r"^(deny|warn|violation|allow)\b", src, re.M)
+        })
+        if not queries:
+            continue
+        inputs = []
+        for p in sorted(mine):
+            if "/policy/" in p:
+                continue
+            try:
+                if p.endswith((".yaml", ".yml")):
+                    inputs.extend(d for d in yaml.safe_load_all(repo.read(p)) if isinstance(d, dict))
+                elif p.endswith(".json") and not p.endswith("capabilities.json"):
+                    inputs.append(json.loads(repo.read(p)))
+            except Exception as exc:
+                print(f"skip {p}: {exc}", file=sys.stderr)
+        for p in mine:
+            if p.endswith("_test.rego"):
+                t = repo.read(p)
+                inputs.extend(eval_inputs(mods, p, t, test_inputs(t)))
+        inputs = dedup(i for i in inputs if isinstance(i, (dict, list)))
+        if not inputs:
+            continue
+        for p, src in mods:
+            files[p] = src
+        bundles[ex] = {"modules": [p for p, _ in mods], "data": []}
+        for i, inp in enumerate(inputs):
+            for q in queries:
+                rule = q.rsplit(".", 1)[1]
+                cases.append({"id": f"conftest/{ex}/{i}/{q[len('data.'):]}", "bundle": ex, "query": q,
+                              "unordered": rule != "allow", "input": inp})
+    write_source("conftest", repo, files, cases, bundles, [], {"dropped": dropped})
+    return cases
+
+
 def main():
     name, gitdir = sys.argv[1], sys.argv[2]
     repo = Repo(gitdir, sys.argv[3] if len(sys.argv) > 3 else "HEAD")
-    {"trivy-checks": import_trivy, "gatekeeper-library": import_gatekeeper, "rego-policies": import_rego_policies}[name](repo)
+    {"trivy-checks": import_trivy, "gatekeeper-library": import_gatekeeper, "rego-policies": import_rego_policies, "conftest": import_conftest}[name](repo)
     opa.main([name])
 
 
