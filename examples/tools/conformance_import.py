@@ -151,6 +151,12 @@ def dedup(values):
 def write_source(name, repo, files, cases, bundles, changed, notes):
     """Write the vendored files, the cases and a PROVENANCE.md skeleton."""
     out = os.path.join(FIXTURES, name)
+    seen = {}
+    for case in cases:  # a suite may reuse a test or case name
+        n = seen.get(case["id"], 0)
+        seen[case["id"]] = n + 1
+        if n:
+            case["id"] += f"#{n}"
     for path, text in files.items():
         dest = os.path.join(out, "files", path)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -181,6 +187,37 @@ def with_result_import(source):
     if "result.new(" not in source:
         return source, False
     return re.sub(r"^(package\s+[\w.]+\n)", r"\1\nimport data.lib.result\n", source, count=1, flags=re.M), True
+
+
+def imports_closure(files, source):
+    """The library modules (paths in `files` under lib/ or shim/) that
+    `source` needs, following `import data.X` transitively."""
+    by_pkg = {}
+    for path, src in files.items():
+        if path.startswith(("lib/", "shim/")):
+            by_pkg.setdefault(package_of(src), []).append(path)
+    needed, todo = set(), [source]
+    while todo:
+        for imp in re.findall(r"^import\s+data\.([\w.]+)", todo.pop(), re.M):
+            for pkg, paths in by_pkg.items():
+                if pkg == imp or pkg.startswith(imp + ".") or imp.startswith(pkg + "."):
+                    for path in paths:
+                        if path not in needed:
+                            needed.add(path)
+                            todo.append(files[path])
+    return sorted(needed)
+
+
+def trivy_bundles(files, cases):
+    """One bundle per check: the check and the libraries it imports, so that
+    a module regorus cannot compile only fails its own cases."""
+    bundles = {}
+    for case in cases:
+        check = "checks/" + case["id"][len("trivy-checks/"):].rsplit("/", 1)[0] + ".rego"
+        case["bundle"] = check
+        if check not in bundles:
+            bundles[check] = {"modules": imports_closure(files, files[check]) + [check], "data": []}
+    return bundles
 
 
 def import_trivy(repo):
@@ -218,7 +255,6 @@ def import_trivy(repo):
     files = dict(libs)
     bundles = {}
     cases = []
-    groups = {}
     for p in all_files:
         if not (p.startswith("checks/") and p.endswith(".rego")) or p.endswith("_test.rego"):
             continue
@@ -243,8 +279,6 @@ def import_trivy(repo):
         if not inputs:
             continue
         pkg = package_of(src)
-        group = os.path.dirname(p)
-        groups.setdefault(group, []).append(p)
         files[p] = src
         stem = os.path.splitext(p[len("checks/"):])[0]
         for i, inp in enumerate(inputs):
@@ -256,8 +290,7 @@ def import_trivy(repo):
                 "input": inp,
             })
         print(f"{p}: {len(inputs)} of {len(exprs)} inputs", file=sys.stderr)
-    for group, checks in groups.items():
-        bundles[group] = {"modules": sorted(libs) + sorted(checks), "data": []}
+    bundles = trivy_bundles(files, cases)
     write_source("trivy-checks", repo, files, cases, bundles, changed,
                  "lib/ modules and checks that call trivy-only builtins are left out")
     return cases
@@ -549,6 +582,24 @@ def import_conftest(repo):
 
 
 def main():
+    if sys.argv[1:] == ["trivy-checks", "--rebundle"]:
+        # regroup an existing import (no git checkout needed)
+        path = os.path.join(FIXTURES, "trivy-checks", "cases.json")
+        with open(path) as f:
+            doc = json.load(f)
+        base = os.path.join(FIXTURES, "trivy-checks", "files")
+        files = {}
+        for d, _, names in os.walk(base):
+            for n in names:
+                full = os.path.join(d, n)
+                with open(full) as f:
+                    files[os.path.relpath(full, base)] = f.read()
+        doc["bundles"] = trivy_bundles(files, doc["cases"])
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.write("\n")
+        opa.main(["trivy-checks"])
+        return
     name, gitdir = sys.argv[1], sys.argv[2]
     repo = Repo(gitdir, sys.argv[3] if len(sys.argv) > 3 else "HEAD")
     {"trivy-checks": import_trivy, "gatekeeper-library": import_gatekeeper, "rego-policies": import_rego_policies, "conftest": import_conftest}[name](repo)
