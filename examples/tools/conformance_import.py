@@ -189,12 +189,12 @@ def with_result_import(source):
     return re.sub(r"^(package\s+[\w.]+\n)", r"\1\nimport data.lib.result\n", source, count=1, flags=re.M), True
 
 
-def imports_closure(files, source):
+def imports_closure(files, source, prefix=("lib/", "shim/")):
     """The library modules (paths in `files` under lib/ or shim/) that
     `source` needs, following `import data.X` transitively."""
     by_pkg = {}
     for path, src in files.items():
-        if path.startswith(("lib/", "shim/")):
+        if path.startswith(prefix):
             by_pkg.setdefault(package_of(src), []).append(path)
     needed, todo = set(), [source]
     while todo:
@@ -368,6 +368,10 @@ def v0_to_v1(source):
             head = f"{m.group(1)} contains {m.group(2)}"
         if not head.endswith(" if"):
             head += " if"
+        # a one-line `p = x { .. } else = y { .. }`
+        body = re.sub(r"\}(\s*)else(\s*:?=\s*[^{}]*?)?\s*\{",
+                      lambda m: m.group(0) if re.search(r"\bif\s*\{$", m.group(0))
+                      else m.group(0)[:-1].rstrip() + " if {", body)
         out.append(head + " " + body)
     return "\n".join(out)
 
