@@ -198,9 +198,16 @@ def imports_closure(files, source, prefix=("lib/", "shim/")):
             by_pkg.setdefault(package_of(src), []).append(path)
     needed, todo = set(), [source]
     while todo:
-        for imp in re.findall(r"^import\s+data\.([\w.]+)", todo.pop(), re.M):
+        text = todo.pop()
+        for imp, alias in re.findall(r"^import\s+data\.([\w.]+)(?:\s+as\s+(\w+))?", text, re.M):
+            alias = alias or imp.rsplit(".", 1)[-1]
             for pkg, paths in by_pkg.items():
-                if pkg == imp or pkg.startswith(imp + ".") or imp.startswith(pkg + "."):
+                # the package itself, one that defines the imported rule,
+                # or a sub-package the module names through the import
+                sub = pkg[len(imp) + 1:].split(".")[0] if pkg.startswith(imp + ".") else None
+                if pkg == imp or imp.startswith(pkg + ".") or (
+                    sub and re.search(r"\b" + re.escape(alias) + r"\." + re.escape(sub) + r"\b", text)
+                ):
                     for path in paths:
                         if path not in needed:
                             needed.add(path)
@@ -585,6 +592,113 @@ def import_conftest(repo):
     return cases
 
 
+# --- fugue/regula ----------------------------------------------------------
+
+DEPRECATED_SHIM = """package conformance.deprecated
+
+# OPA v1 removed the builtins all() and any(), which regula's library calls;
+# these functions give their results (written for this corpus).
+all(xs) := count([x | some x in xs; x != true]) == 0
+
+any(xs) := count([x | some x in xs; x == true]) > 0
+"""
+
+
+def without_deprecated(source):
+    """Rewrite the builtins OPA v1 removed: re_match -> regex.match (the
+    same function), all()/any() -> the shim above."""
+    out = re.sub(r"(?<![\w.])re_match\(", "regex.match(", source)
+    new = re.sub(r"(?<![\w.])(all|any)\(", r"deprecated.\1(", out)
+    if new != out:
+        new = re.sub(r"^(package\s+[\w.]+\n)", r"\1\nimport data.conformance.deprecated\n", new, count=1, flags=re.M)
+    return new
+
+
+def import_regula(repo):
+    all_files = repo.files("rego")
+    convert = lambda p: without_deprecated(v0_to_v1(repo.read(p)))  # noqa: E731
+    libs = {p: convert(p) for p in all_files
+            if p.startswith("rego/lib/") and p.endswith(".rego") and not p.endswith("_test.rego")}
+    libs["rego/lib/conformance/deprecated.rego"] = DEPRECATED_SHIM
+    err = opa_parse_error(list(libs.items()))
+    if err:
+        raise SystemExit(f"libs: {err}")
+    files = dict(libs)
+    changed = sorted(libs)
+    input_cache = {}
+    input_modules = {}
+    for p in all_files:
+        if p.startswith("rego/tests/") and "/inputs/" in p and p.endswith(".rego"):
+            input_modules[package_of(repo.read(p))] = p
+
+    def mock_input(pkg):
+        if pkg not in input_cache:
+            path = input_modules.get(pkg)
+            value = None
+            if path:
+                engine = opa.OpaEngine()
+                try:
+                    for lp, src in libs.items():
+                        engine.add_policy(lp, src)
+                    engine.add_policy(path, convert(path))
+                    value = opa.evaluate(engine, f"data.{pkg}.mock_input", None).get("result")
+                except Exception as exc:
+                    print(f"input {pkg}: {str(exc)[:200]}", file=sys.stderr)
+                finally:
+                    engine.close()
+            input_cache[pkg] = value
+        return input_cache[pkg]
+
+    bundles, cases, dropped = {}, [], []
+    for p in sorted(all_files):
+        if not (p.startswith("rego/rules/") and p.endswith(".rego")):
+            continue
+        test_path = "rego/tests/rules/" + p[len("rego/rules/"):-len(".rego")] + "_test.rego"
+        if test_path not in all_files:
+            continue
+        src = convert(p)
+        err = opa_parse_error(list(libs.items()) + [(p, src)])
+        if err:
+            dropped.append(f"{p}: {err.splitlines()[0][:200]}")
+            print(f"drop {p}: {err[:300]}", file=sys.stderr)
+            continue
+        test_src = repo.read(test_path)
+        # `import data.tests.rules.<dir>.inputs` then `inputs.X.mock_...`, or
+        # `import data.tests.rules.<dir>.inputs.X [as alias]`
+        wanted = set()
+        for m in re.finditer(r"^import\s+data\.(tests\.rules\.[\w.]*?inputs)(?:\.(\w+))?\b", test_src, re.M):
+            if m.group(2):
+                wanted.add((m.group(2), f"{m.group(1)}.{m.group(2)}"))
+            else:
+                for n in re.findall(r"\binputs\.(\w+)\.mock_", test_src):
+                    wanted.add((n, f"{m.group(1)}.{n}"))
+        inputs = [(n, mock_input(pkg)) for n, pkg in sorted(wanted)]
+        inputs = [(n, v) for n, v in inputs if isinstance(v, dict)]
+        pkg = package_of(src)
+        rule_cases = []
+        if re.search(r"^policy\s+contains\b", src, re.M):
+            for n, inp in inputs:
+                rule_cases.append((n, f"data.{pkg}.policy", True, inp))
+        else:
+            rt = re.search(r'^resource_type\s*:?=\s*"([^"]+)"', src, re.M)
+            rule = "allow" if re.search(r"^allow\b", src, re.M) else "deny"
+            for n, inp in inputs if rt else []:
+                for rid, res in sorted((inp.get("resources") or {}).items()):
+                    if isinstance(res, dict) and res.get("_type") == rt.group(1):
+                        rule_cases.append((f"{n}/{rid}", f"data.{pkg}.{rule}", False, res))
+        if not rule_cases:
+            continue
+        files[p] = src
+        changed.append(p)
+        name = p[len("rego/rules/"):-len(".rego")]
+        bundles[name] = {"modules": imports_closure(files, src, prefix="rego/lib/") + [p], "data": []}
+        for n, q, unordered, inp in rule_cases:
+            cases.append({"id": f"regula/{name}/{n}", "bundle": name, "query": q,
+                          "unordered": unordered, "input": inp})
+    write_source("regula", repo, files, cases, bundles, changed, {"dropped": dropped})
+    return cases
+
+
 def main():
     if sys.argv[1:] == ["trivy-checks", "--rebundle"]:
         # regroup an existing import (no git checkout needed)
@@ -606,7 +720,7 @@ def main():
         return
     name, gitdir = sys.argv[1], sys.argv[2]
     repo = Repo(gitdir, sys.argv[3] if len(sys.argv) > 3 else "HEAD")
-    {"trivy-checks": import_trivy, "gatekeeper-library": import_gatekeeper, "rego-policies": import_rego_policies, "conftest": import_conftest}[name](repo)
+    {"trivy-checks": import_trivy, "gatekeeper-library": import_gatekeeper, "rego-policies": import_rego_policies, "conftest": import_conftest, "regula": import_regula}[name](repo)
     opa.main([name])
 
 
