@@ -151,6 +151,8 @@ def dedup(values):
 def write_source(name, repo, files, cases, bundles, changed, notes):
     """Write the vendored files, the cases and a PROVENANCE.md skeleton."""
     out = os.path.join(FIXTURES, name)
+    used = {m for b in bundles.values() for m in b["modules"] + b.get("data", [])}
+    files = {p: t for p, t in files.items() if p in used}  # vendor only what a case uses
     seen = {}
     for case in cases:  # a suite may reuse a test or case name
         n = seen.get(case["id"], 0)
