@@ -153,6 +153,7 @@ def write_source(name, repo, files, cases, bundles, changed, notes):
     out = os.path.join(FIXTURES, name)
     used = {m for b in bundles.values() for m in b["modules"] + b.get("data", [])}
     files = {p: t for p, t in files.items() if p in used}  # vendor only what a case uses
+    changed = [p for p in changed if p in used]
     seen = {}
     for case in cases:  # a suite may reuse a test or case name
         n = seen.get(case["id"], 0)
