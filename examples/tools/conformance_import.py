@@ -294,7 +294,7 @@ def import_trivy(repo):
         for i, inp in enumerate(inputs):
             cases.append({
                 "id": f"trivy-checks/{stem}/{i}",
-                "bundle": group,
+                "bundle": p,
                 "query": f"data.{pkg}.deny",
                 "unordered": True,
                 "input": inp,
