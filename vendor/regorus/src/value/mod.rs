@@ -96,6 +96,42 @@ pub enum Value {
     Undefined,
 }
 
+/// Drops values without recursing once per level of nesting: collections
+/// that are not shared are emptied here, so a deeply nested value (which a
+/// policy can build from a long chain of rules) cannot overflow the native
+/// stack when it is dropped. Used by the `Drop` impls of [`Array`], [`Set`]
+/// and [`Object`].
+pub(crate) fn drop_nested(values: impl Iterator<Item = Value>) {
+    const fn is_collection(value: &Value) -> bool {
+        matches!(*value, Value::Array(_) | Value::Set(_) | Value::Object(_))
+    }
+    let mut pending: Vec<Value> = values.filter(is_collection).collect();
+    while let Some(value) = pending.pop() {
+        // A collection that is still shared is only released here; the
+        // contents of one that is not are moved to `pending` before it drops.
+        match value {
+            Value::Array(array) => {
+                if let Ok(mut array) = Rc::try_unwrap(array) {
+                    pending.extend(array.take_all().into_iter().filter(is_collection));
+                }
+            }
+            Value::Set(set) => {
+                if let Ok(mut set) = Rc::try_unwrap(set) {
+                    pending.extend(set.take_all().into_iter().filter(is_collection));
+                }
+            }
+            Value::Object(object) => {
+                if let Ok(mut object) = Rc::try_unwrap(object) {
+                    for (key, value) in object.take_all() {
+                        pending.extend([key, value].into_iter().filter(is_collection));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[inline]
 fn enforce_limit_anyhow() -> Result<()> {
     crate::utils::limits::check_memory_limit_if_needed().map_err(|err| anyhow!(err))

@@ -1186,3 +1186,68 @@ mod interning_tests {
         );
     }
 }
+
+// Dropping a value recursed once per level of nesting. A policy can build
+// values nested as deep as it has rules (`r1 := [r0]`, `r2 := [r1]`, ...),
+// and dropping one overflowed a 2 MiB stack in a debug build.
+#[test]
+fn deeply_nested_values_drop_without_recursion() {
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let depth = 1_000_000;
+            let mut array = Value::from(1);
+            let mut set = Value::from(1);
+            let mut object = Value::from(1);
+            for _ in 0..depth {
+                array = Value::from(alloc::vec![array]);
+                set = Value::from(BTreeSet::from([set]));
+                object = Value::from(BTreeMap::from([(Value::from("k"), object)]));
+            }
+            let mut mixed = Value::from(1);
+            for i in 0..depth {
+                mixed = match i % 3 {
+                    0 => Value::from(alloc::vec![mixed]),
+                    1 => Value::from(BTreeSet::from([mixed])),
+                    _ => Value::from(BTreeMap::from([(mixed, Value::Null)])),
+                };
+            }
+            // A shared inner value stays alive while the outer one drops.
+            let mut shared = Value::from(alloc::vec![Value::from(1)]);
+            let inner = shared.clone();
+            for _ in 0..depth {
+                shared = Value::from(alloc::vec![shared]);
+            }
+            drop((array, set, object, mixed, shared));
+            assert_eq!(inner, Value::from(alloc::vec![Value::from(1)]));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+// The same through an engine: evaluating the whole package evaluates each
+// rule once, so the value of the last rule is as deep as the chain is long.
+#[test]
+fn engine_with_deeply_nested_rule_values_drops() {
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let mut policy = alloc::string::String::from("package test\nr0 := 1\n");
+            for i in 1..19_000 {
+                policy.push_str(&format!("r{i} := [r{}]\n", i - 1));
+            }
+            let mut engine = crate::Engine::new();
+            engine
+                .add_policy(alloc::string::String::from("test.rego"), policy)
+                .unwrap();
+            let results = engine
+                .eval_query(alloc::string::String::from("data.test"), false)
+                .unwrap();
+            drop(results);
+            drop(engine);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
