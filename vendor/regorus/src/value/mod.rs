@@ -96,6 +96,42 @@ pub enum Value {
     Undefined,
 }
 
+/// Drops values without recursing once per level of nesting: collections
+/// that are not shared are emptied here, so a deeply nested value (which a
+/// policy can build from a long chain of rules) cannot overflow the native
+/// stack when it is dropped. Used by the `Drop` impls of [`Array`], [`Set`]
+/// and [`Object`].
+pub(crate) fn drop_nested(values: impl Iterator<Item = Value>) {
+    const fn is_collection(value: &Value) -> bool {
+        matches!(*value, Value::Array(_) | Value::Set(_) | Value::Object(_))
+    }
+    let mut pending: Vec<Value> = values.filter(is_collection).collect();
+    while let Some(value) = pending.pop() {
+        // A collection that is still shared is only released here; the
+        // contents of one that is not are moved to `pending` before it drops.
+        match value {
+            Value::Array(array) => {
+                if let Ok(mut array) = Rc::try_unwrap(array) {
+                    pending.extend(array.take_all().into_iter().filter(is_collection));
+                }
+            }
+            Value::Set(set) => {
+                if let Ok(mut set) = Rc::try_unwrap(set) {
+                    pending.extend(set.take_all().into_iter().filter(is_collection));
+                }
+            }
+            Value::Object(object) => {
+                if let Ok(mut object) = Rc::try_unwrap(object) {
+                    for (key, value) in object.take_all() {
+                        pending.extend([key, value].into_iter().filter(is_collection));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[inline]
 fn enforce_limit_anyhow() -> Result<()> {
     crate::utils::limits::check_memory_limit_if_needed().map_err(|err| anyhow!(err))
@@ -183,6 +219,47 @@ fn record_resume_deserialization_limit_error(error: crate::utils::limits::LimitE
 }
 
 #[doc(hidden)]
+/// Deepest nesting of collections that [`Value`] serializes (and therefore
+/// formats with `Display` or `to_json_str`). Serialization recurses once per
+/// level; deeper values, which a policy can build from a long chain of rules,
+/// are an error instead of a native stack overflow. JSON documents parsed by
+/// serde_json are at most 128 deep.
+pub const MAX_SERIALIZE_DEPTH: usize = 512;
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    static SERIALIZE_DEPTH: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// Serializes one level of nesting, failing beyond [`MAX_SERIALIZE_DEPTH`].
+/// The depth is tracked per thread and so only with the `std` feature.
+fn serialize_nested<T, E: serde::ser::Error>(
+    serialize: impl FnOnce() -> core::result::Result<T, E>,
+) -> core::result::Result<T, E> {
+    #[cfg(feature = "std")]
+    {
+        struct Level;
+        impl Drop for Level {
+            fn drop(&mut self) {
+                SERIALIZE_DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+            }
+        }
+        let depth = SERIALIZE_DEPTH.with(|depth| {
+            depth.set(depth.get().saturating_add(1));
+            depth.get()
+        });
+        let _level = Level;
+        if depth > MAX_SERIALIZE_DEPTH {
+            return Err(E::custom(format!(
+                "value nesting exceeds the maximum serialization depth of {MAX_SERIALIZE_DEPTH}"
+            )));
+        }
+        serialize()
+    }
+    #[cfg(not(feature = "std"))]
+    serialize()
+}
+
 impl Serialize for Value {
     fn serialize<S>(&self, serializer: S) -> Result<S::Ok, S::Error>
     where
@@ -193,13 +270,13 @@ impl Serialize for Value {
             Value::Bool(b) => serializer.serialize_bool(*b),
             Value::String(s) => serializer.serialize_str(s.as_ref()),
             Value::Number(n) => n.serialize(serializer),
-            Value::Array(a) => a.serialize(serializer),
+            Value::Array(a) => serialize_nested(|| a.serialize(serializer)),
             // Delegate to the Object/Set serializers — single canonical path,
             // handles non-string-key stringification internally.
-            Value::Object(fields) => fields.serialize(serializer),
+            Value::Object(fields) => serialize_nested(|| fields.serialize(serializer)),
 
             // display set as an array
-            Value::Set(s) => s.serialize(serializer),
+            Value::Set(s) => serialize_nested(|| s.serialize(serializer)),
 
             // display undefined as a special string
             Value::Undefined => serializer.serialize_str("<undefined>"),
@@ -391,7 +468,8 @@ impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match serde_json::to_string(self) {
             Ok(s) => write!(f, "{s}"),
-            Err(_e) => Err(fmt::Error),
+            // Returning `fmt::Error` would make `format!` and `to_string` panic.
+            Err(e) => write!(f, "<{e}>"),
         }
     }
 }

@@ -1186,3 +1186,134 @@ mod interning_tests {
         );
     }
 }
+
+// Dropping a value recursed once per level of nesting. A policy can build
+// values nested as deep as it has rules (`r1 := [r0]`, `r2 := [r1]`, ...),
+// and dropping one overflowed a 2 MiB stack in a debug build.
+#[test]
+fn deeply_nested_values_drop_without_recursion() {
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let depth = 1_000_000;
+            let mut array = Value::from(1);
+            let mut set = Value::from(1);
+            let mut object = Value::from(1);
+            for _ in 0..depth {
+                array = Value::from(alloc::vec![array]);
+                set = Value::from(BTreeSet::from([set]));
+                object = Value::from(BTreeMap::from([(Value::from("k"), object)]));
+            }
+            let mut mixed = Value::from(1);
+            for i in 0..depth {
+                mixed = match i % 3 {
+                    0 => Value::from(alloc::vec![mixed]),
+                    1 => Value::from(BTreeSet::from([mixed])),
+                    _ => Value::from(BTreeMap::from([(mixed, Value::Null)])),
+                };
+            }
+            // A shared inner value stays alive while the outer one drops.
+            let mut shared = Value::from(alloc::vec![Value::from(1)]);
+            let inner = shared.clone();
+            for _ in 0..depth {
+                shared = Value::from(alloc::vec![shared]);
+            }
+            drop((array, set, object, mixed, shared));
+            assert_eq!(inner, Value::from(alloc::vec![Value::from(1)]));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+// The same through an engine: evaluating the whole package evaluates each
+// rule once, so the value of the last rule is as deep as the chain is long.
+#[test]
+fn engine_with_deeply_nested_rule_values_drops() {
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let mut policy = alloc::string::String::from("package test\nr0 := 1\n");
+            for i in 1..19_000 {
+                policy.push_str(&format!("r{i} := [r{}]\n", i - 1));
+            }
+            let mut engine = crate::Engine::new();
+            engine
+                .add_policy(alloc::string::String::from("test.rego"), policy)
+                .unwrap();
+            let results = engine
+                .eval_query(alloc::string::String::from("data.test"), false)
+                .unwrap();
+            drop(results);
+            drop(engine);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn nested_value(depth: usize) -> Value {
+    let mut value = Value::from(1);
+    for i in 0..depth {
+        value = match i % 3 {
+            0 => Value::from(alloc::vec![value]),
+            1 => Value::from(BTreeSet::from([value])),
+            _ => Value::from(BTreeMap::from([(Value::from("k"), value)])),
+        };
+    }
+    value
+}
+
+// Serializing (and so formatting) a value recursed once per level and
+// overflowed a 2 MiB stack on values that a policy can build.
+#[test]
+fn serialization_depth_is_bounded() {
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let deep = nested_value(100_000);
+            let err = format!("{}", deep.to_json_str().unwrap_err());
+            assert!(err.contains("maximum serialization depth"), "{err}");
+            serde_json::to_string(&deep).unwrap_err();
+            assert!(format!("{deep}").contains("maximum serialization depth"));
+
+            // Up to the limit, values serialize within a 2 MiB stack.
+            let limit = nested_value(super::MAX_SERIALIZE_DEPTH);
+            let json = limit.to_json_str().unwrap();
+            assert_eq!(format!("{limit}"), serde_json::to_string(&limit).unwrap());
+            assert!(json.len() > super::MAX_SERIALIZE_DEPTH);
+            nested_value(super::MAX_SERIALIZE_DEPTH + 1)
+                .to_json_str()
+                .unwrap_err();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn marshalling_a_deep_rule_value_is_an_error() {
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let mut policy = alloc::string::String::from("package test\nr0 := 1\n");
+            for i in 1..5_000 {
+                policy.push_str(&format!("r{i} := [r{}]\n", i - 1));
+            }
+            let mut engine = crate::Engine::new();
+            engine
+                .add_policy(alloc::string::String::from("test.rego"), policy)
+                .unwrap();
+            let mut other = alloc::string::String::from("package other\n");
+            other.push_str("m := json.marshal(data.test.r4999)\nn := json.marshal(data.test)\n");
+            engine
+                .add_policy(alloc::string::String::from("other.rego"), other)
+                .unwrap();
+            let result = engine.eval_query(alloc::string::String::from("data.other.n"), false);
+            let err = format!("{}", result.unwrap_err());
+            assert!(err.contains("maximum serialization depth"), "{err}");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

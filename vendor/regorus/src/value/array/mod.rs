@@ -24,6 +24,12 @@ pub struct Array {
     inner: Vec<Value>,
 }
 
+impl Drop for Array {
+    fn drop(&mut self) {
+        crate::value::drop_nested(core::mem::take(&mut self.inner).into_iter());
+    }
+}
+
 impl Array {
     /// Create an empty `Array`.
     #[inline]
@@ -136,8 +142,14 @@ impl Array {
     }
 
     #[inline]
-    pub fn into_vec(self) -> Vec<Value> {
-        self.inner
+    /// Moves the elements out, leaving the array empty.
+    pub(crate) fn take_all(&mut self) -> Vec<Value> {
+        core::mem::take(&mut self.inner)
+    }
+
+    #[inline]
+    pub fn into_vec(mut self) -> Vec<Value> {
+        core::mem::take(&mut self.inner)
     }
 
     /// Wrap into a `Value::Array`.

@@ -69,7 +69,23 @@ impl Default for Repr {
     }
 }
 
+impl Drop for Object {
+    fn drop(&mut self) {
+        if !matches!(self.repr, Repr::Empty) {
+            crate::value::drop_nested(self.take_all().flat_map(|(k, v)| [k, v]));
+        }
+    }
+}
+
 impl Object {
+    /// Moves the entries out, leaving the object empty.
+    pub(crate) fn take_all(&mut self) -> IntoIter {
+        Self {
+            repr: core::mem::take(&mut self.repr),
+        }
+        .into_iter()
+    }
+
     /// Create an empty `Object`.
     #[inline]
     pub const fn new() -> Self {

@@ -34,7 +34,18 @@ pub struct Set {
     inner: BTreeSet<Value>,
 }
 
+impl Drop for Set {
+    fn drop(&mut self) {
+        crate::value::drop_nested(core::mem::take(&mut self.inner).into_iter());
+    }
+}
+
 impl Set {
+    /// Moves the elements out, leaving the set empty.
+    pub(crate) fn take_all(&mut self) -> BTreeSet<Value> {
+        core::mem::take(&mut self.inner)
+    }
+
     /// Create an empty `Set`.
     #[inline]
     pub const fn new() -> Self {
