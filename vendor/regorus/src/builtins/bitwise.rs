@@ -56,8 +56,8 @@ fn lsh(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> Resul
 
     // The result has as many bits as the operand plus the shift.
     if let Some(shift) = v2.as_u64() {
-        let bits = match &v1 {
-            Number::BigInt(b) => b.bits(),
+        let bits = match v1 {
+            Number::BigInt(ref b) => b.bits(),
             _ => 64,
         };
         check_string_bytes(name, (u128::from(shift) + u128::from(bits)) / 8)?;

@@ -137,7 +137,7 @@ fn _cidr_expand(cidr: Arc<str>) -> Result<Value> {
     let host_bits = u32::from(net.max_prefix_len().saturating_sub(net.prefix_len()));
     check_elements(
         "net.cidr_expand",
-        1u128.checked_shl(host_bits).unwrap_or(u128::MAX),
+        1_u128.checked_shl(host_bits).unwrap_or(u128::MAX),
     )?;
 
     let mut hosts: Vec<Value> = Vec::new();

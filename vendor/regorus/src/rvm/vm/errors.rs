@@ -49,7 +49,7 @@ pub enum VmError {
     #[error("Compiled regex exceeded size limit ({limit} bytes, pc={pc})")]
     RegexSizeLimitExceeded { limit: usize, pc: usize },
 
-    #[error("{} (pc={pc})", crate::LimitError::BuiltinLimitExceeded { builtin: *.builtin, limit: *.limit, requested: *.requested, max: *.max })]
+    #[error("{} (pc={pc})", crate::utils::limits::builtin_limit_message(.builtin, .limit, *.requested, *.max))]
     BuiltinLimitExceeded {
         builtin: &'static str,
         limit: &'static str,

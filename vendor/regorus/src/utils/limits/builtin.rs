@@ -1,6 +1,9 @@
 // Copyright (c) Microsoft Corporation.
 // Licensed under the MIT License.
 
+// Some functions below have a body only with `std`, and could be `const` without.
+#![allow(clippy::missing_const_for_fn)]
+
 //! Bounds on the values a single builtin call may build.
 //!
 //! Builtins whose output size is computed from their arguments
@@ -67,7 +70,7 @@ impl Default for BuiltinLimits {
 
 /// Units of work (an element produced, or a comparable step) between two
 /// reads of the clock by builtins.
-pub(crate) const BUILTIN_DEADLINE_CHECK_INTERVAL: u32 = 1024;
+pub const BUILTIN_DEADLINE_CHECK_INTERVAL: u32 = 1024;
 
 #[cfg(feature = "std")]
 #[derive(Clone, Copy)]
@@ -86,7 +89,7 @@ std::thread_local! {
 
 /// Installs `limits` and the deadline of `timer` as seen by builtins called
 /// on this thread until the returned guard is dropped.
-pub(crate) struct BuiltinLimitsScope {
+pub struct BuiltinLimitsScope {
     #[cfg(feature = "std")]
     previous: Option<Scope>,
     _not_send: core::marker::PhantomData<*const ()>,
@@ -94,7 +97,7 @@ pub(crate) struct BuiltinLimitsScope {
 
 impl BuiltinLimitsScope {
     #[allow(unused_variables)]
-    pub(crate) fn enter(limits: BuiltinLimits, timer: &ExecutionTimer) -> Self {
+    pub fn enter(limits: BuiltinLimits, timer: &ExecutionTimer) -> Self {
         #[cfg(feature = "std")]
         let scope = Scope {
             limits,
@@ -117,7 +120,7 @@ impl Drop for BuiltinLimitsScope {
 }
 
 /// The limits that apply to the builtin being evaluated on this thread.
-pub(crate) fn current_builtin_limits() -> BuiltinLimits {
+pub fn current_builtin_limits() -> BuiltinLimits {
     #[cfg(feature = "std")]
     if let Some(scope) = CURRENT.with(core::cell::Cell::get) {
         return scope.limits;
@@ -129,7 +132,7 @@ pub(crate) fn current_builtin_limits() -> BuiltinLimits {
 /// and, every [`BUILTIN_DEADLINE_CHECK_INTERVAL`] units, fails with
 /// [`LimitError::TimeLimitExceeded`] once the evaluator's deadline has passed.
 #[allow(unused_variables)]
-pub(crate) fn tick_builtin_deadline(work: u32) -> Result<(), LimitError> {
+pub fn tick_builtin_deadline(work: u32) -> Result<(), LimitError> {
     #[cfg(feature = "std")]
     {
         let deadline = CURRENT.with(|current| {
@@ -164,7 +167,7 @@ fn widen(n: usize) -> u128 {
 }
 
 /// Fails unless a collection of `count` elements fits in `max_elements`.
-pub(crate) fn check_builtin_elements(builtin: &'static str, count: u128) -> Result<(), LimitError> {
+pub fn check_builtin_elements(builtin: &'static str, count: u128) -> Result<(), LimitError> {
     let max = current_builtin_limits().max_elements;
     if count > widen(max) {
         return Err(LimitError::BuiltinLimitExceeded {
@@ -178,10 +181,7 @@ pub(crate) fn check_builtin_elements(builtin: &'static str, count: u128) -> Resu
 }
 
 /// Fails unless a string of `bytes` bytes fits in `max_string_bytes`.
-pub(crate) fn check_builtin_string_bytes(
-    builtin: &'static str,
-    bytes: u128,
-) -> Result<(), LimitError> {
+pub fn check_builtin_string_bytes(builtin: &'static str, bytes: u128) -> Result<(), LimitError> {
     let max = current_builtin_limits().max_string_bytes;
     if bytes > widen(max) {
         return Err(LimitError::BuiltinLimitExceeded {
@@ -202,7 +202,7 @@ std::thread_local! {
 /// Counts the elements created by a deserialization (for example the nodes
 /// that YAML aliases expand to) until dropped; past `max` elements the
 /// deserializer fails (see [`take_deserialized_element`]).
-pub(crate) struct DeserializeElementBudget {
+pub struct DeserializeElementBudget {
     #[cfg(feature = "std")]
     previous: Option<(u128, u128)>,
     _not_send: core::marker::PhantomData<*const ()>,
@@ -210,7 +210,7 @@ pub(crate) struct DeserializeElementBudget {
 
 impl DeserializeElementBudget {
     #[allow(unused_variables)]
-    pub(crate) fn enter(max: usize) -> Self {
+    pub fn enter(max: usize) -> Self {
         Self {
             #[cfg(feature = "std")]
             previous: ELEMENT_BUDGET.with(|budget| budget.replace(Some((widen(max), 0)))),
@@ -219,7 +219,8 @@ impl DeserializeElementBudget {
     }
 
     /// Number of elements created so far (at most `max + 1`).
-    pub(crate) fn used(&self) -> u128 {
+    #[allow(clippy::unused_self)] // reads the budget this guard installed
+    pub fn used(&self) -> u128 {
         #[cfg(feature = "std")]
         if let Some((_, used)) = ELEMENT_BUDGET.with(core::cell::Cell::get) {
             return used;
@@ -237,7 +238,7 @@ impl Drop for DeserializeElementBudget {
 
 /// Counts one deserialized element against the active
 /// [`DeserializeElementBudget`], if any. Returns `false` once it is exhausted.
-pub(crate) fn take_deserialized_element() -> bool {
+pub fn take_deserialized_element() -> bool {
     #[cfg(feature = "std")]
     return ELEMENT_BUDGET.with(|budget| match budget.get() {
         Some((max, used)) => {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use alloc::format;
+use alloc::string::String;
 use core::fmt;
 use core::time::Duration;
 
@@ -104,7 +106,7 @@ impl fmt::Display for LimitError {
                 limit,
                 requested,
                 max,
-            } => write_builtin_limit_exceeded(f, builtin, limit, *requested, *max),
+            } => f.write_str(&builtin_limit_message(builtin, limit, *requested, *max)),
         }
     }
 }
@@ -113,19 +115,12 @@ impl core::error::Error for LimitError {}
 
 /// Message of [`LimitError::BuiltinLimitExceeded`]; always starts with
 /// `builtin limit exceeded: `.
-pub(crate) fn write_builtin_limit_exceeded(
-    f: &mut fmt::Formatter<'_>,
-    builtin: &str,
-    limit: &str,
-    requested: u64,
-    max: u64,
-) -> fmt::Result {
+pub fn builtin_limit_message(builtin: &str, limit: &str, requested: u64, max: u64) -> String {
     let unit = match limit {
         "max_elements" => "elements",
         _ => "bytes",
     };
-    write!(
-        f,
+    format!(
         "builtin limit exceeded: {builtin} would produce {requested} {unit}, over {limit} = {max}"
     )
 }

@@ -19,6 +19,8 @@ pub(crate) use builtin::{
     take_deserialized_element, tick_builtin_deadline, BuiltinLimitsScope, DeserializeElementBudget,
 };
 #[allow(unused_imports)]
+pub(crate) use error::builtin_limit_message;
+#[allow(unused_imports)]
 pub use error::LimitError;
 
 #[allow(unused_imports)]
