@@ -64,6 +64,18 @@ pub struct HostConfig {
     /// while its sources are down (OPA's `persist`). Default `None`: nothing
     /// is written.
     pub persist_dir: Option<PathBuf>,
+    /// Threads that run evaluations (the evaluation pool), so a policy that
+    /// runs to its deadline never holds an async worker. Zero means one per
+    /// available core. Default 0.
+    pub eval_threads: usize,
+    /// Stack of each evaluation thread, in bytes. Default 8 MiB (the
+    /// evaluators also bound their own depth).
+    pub eval_stack_bytes: usize,
+    /// Evaluate on the thread that awaits `Host::decide` instead of the
+    /// evaluation pool: for embedders that already decide on threads of
+    /// their own, and for tests on tokio's paused clock (which jumps ahead
+    /// while a task waits for another thread). Default false.
+    pub eval_inline: bool,
 }
 
 impl HostConfig {
@@ -87,6 +99,11 @@ impl HostConfig {
         self.load_concurrency = self.load_concurrency.clamp(1, 4096);
         self.decision_cache.ttl = self.decision_cache.ttl.min(CENTURY);
         self.polling = self.polling.sanitized();
+        if self.eval_threads == 0 {
+            self.eval_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        }
+        self.eval_threads = self.eval_threads.clamp(1, 1024);
+        self.eval_stack_bytes = self.eval_stack_bytes.clamp(256 << 10, 1 << 30);
         self
     }
 }
@@ -113,6 +130,9 @@ impl Default for HostConfig {
             decision_cache: DecisionCacheConfig::default(),
             polling: PollingConfig::default(),
             persist_dir: None,
+            eval_threads: 0,
+            eval_stack_bytes: 8 << 20,
+            eval_inline: false,
         }
     }
 }

@@ -17,6 +17,7 @@
 use crate::cache::DecisionCache;
 use crate::instance::NO_FETCH;
 use crate::instance::{Activation, Instance, InstanceState};
+use crate::pool::{EvalPool, PoolClosed};
 use crate::schedule::{self, PollOutcome, Scheduler, Timing};
 use crate::watch::Watch;
 use crate::{validate_tenant, HostConfig, HostError, SourceFactory};
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tenet_bundle::{Bundle, BundleError, Fetched};
-use tenet_policy::{CompileOptions, Input, Policy, PolicyError, QueryPath, WeakPolicy};
+use tenet_policy::{CompileOptions, Evaluator, Input, Policy, PolicyError, QueryPath, WeakPolicy};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -39,6 +40,8 @@ pub struct Decision {
     pub revision: Arc<str>,
     /// True when it came from the decision cache.
     pub cached: bool,
+    /// The evaluator that decided (`None` for a cached decision).
+    pub evaluator: Option<Evaluator>,
 }
 
 /// Counters over the host's life, for tests, metrics and benchmarks.
@@ -215,6 +218,8 @@ pub(crate) struct HostInner {
     runtime: tokio::runtime::Handle,
     counters: Counters,
     labels: BTreeMap<String, String>,
+    /// Threads that run evaluations (pool.rs), off the async runtime.
+    pool: EvalPool,
 }
 
 impl std::fmt::Debug for Host {
@@ -238,6 +243,11 @@ impl Host {
             .then(|| Watch::start(scheduler.clone(), config.polling.watch_debounce))
             .flatten();
         let timing = Timing::new(&config);
+        let (config_threads, config_stack, inline) = (
+            config.eval_threads,
+            config.eval_stack_bytes,
+            config.eval_inline,
+        );
         let inner = Arc::new(HostInner {
             load_permits: Arc::new(Semaphore::new(config.load_concurrency.max(1))),
             scheduler,
@@ -258,6 +268,8 @@ impl Host {
             epoch: Instant::now(),
             runtime: tokio::runtime::Handle::current(),
             counters: Counters::default(),
+            // An inline host never uses the pool: it starts no thread.
+            pool: EvalPool::new(if inline { 0 } else { config_threads }, config_stack),
         });
         let weak = Arc::downgrade(&inner);
         queue.start(weak.clone(), timing, inner.epoch, &inner.runtime);
@@ -296,14 +308,48 @@ impl Host {
         if inner.config.on_demand && !instance.on_demand.load(Ordering::Relaxed) {
             instance.on_demand.store(true, Ordering::Relaxed);
         }
-        {
-            let current = instance.current();
-            if let Some(activation) = current.as_ref() {
-                return evaluate(&instance, activation, path, input);
+        let current = instance.current();
+        let activation = match current.as_ref() {
+            Some(activation) => activation.clone(),
+            None => {
+                drop(current);
+                inner.wait_ready(&instance).await?
+            }
+        };
+        let query = QueryPath::parse(path).map_err(|e| evaluation_failed(&instance, e))?;
+        let cache_key = activation
+            .cache
+            .as_ref()
+            .and_then(|_| Some((Arc::<str>::from(path), input.cache_key()?)));
+        if let (Some(cache), Some((p, i))) = (&activation.cache, &cache_key) {
+            if let Some(hit) = cache.get(p, i) {
+                instance.decisions.fetch_add(1, Ordering::Relaxed);
+                instance.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Decision {
+                    result: hit.as_ref().clone(),
+                    revision: activation.revision.clone(),
+                    cached: true,
+                    evaluator: None,
+                });
             }
         }
-        let activation = inner.wait_ready(&instance).await?;
-        evaluate(&instance, &activation, path, input)
+        let input = input.clone();
+        let job = {
+            let (instance, activation) = (instance.clone(), activation.clone());
+            move || evaluate(&instance, &activation, &query, &input, cache_key)
+        };
+        if inner.config.eval_inline {
+            return job();
+        }
+        match inner.pool.run(job).await {
+            Ok(decision) => decision,
+            Err(PoolClosed) => Err(evaluation_failed(
+                &instance,
+                PolicyError::Internal {
+                    message: "the evaluation pool has shut down".into(),
+                },
+            )),
+        }
     }
 
     /// Takes a reference to `tenant`, creating its instance (and starting
@@ -447,6 +493,11 @@ impl Host {
         }
     }
 
+    /// Evaluation threads, and evaluations waiting for one of them.
+    pub fn evaluation_queue(&self) -> (usize, usize) {
+        (self.inner.pool.threads(), self.inner.pool.queued())
+    }
+
     /// Runs one sweep now (the sweeper also runs every `sweep_interval`).
     pub fn sweep(&self) {
         self.inner.sweep();
@@ -459,36 +510,24 @@ impl Host {
     }
 }
 
+fn evaluation_failed(instance: &Instance, source: PolicyError) -> HostError {
+    instance.decision_errors.fetch_add(1, Ordering::Relaxed);
+    HostError::Policy {
+        tenant: instance.tenant.to_string(),
+        source,
+    }
+}
+
+/// Evaluates on an evaluation thread (a cache miss) and fills the cache.
 fn evaluate(
     instance: &Instance,
     activation: &Activation,
-    path: &str,
+    query: &QueryPath,
     input: &Input,
+    cache_key: Option<(Arc<str>, Vec<u8>)>,
 ) -> Result<Decision, HostError> {
-    let fail = |source| {
-        instance.decision_errors.fetch_add(1, Ordering::Relaxed);
-        HostError::Policy {
-            tenant: instance.tenant.to_string(),
-            source,
-        }
-    };
-    let query = QueryPath::parse(path).map_err(fail)?;
-    let cache_key = activation
-        .cache
-        .as_ref()
-        .and_then(|_| Some((Arc::<str>::from(path), input.cache_key()?)));
-    if let (Some(cache), Some((p, i))) = (&activation.cache, &cache_key) {
-        if let Some(hit) = cache.get(p, i) {
-            instance.decisions.fetch_add(1, Ordering::Relaxed);
-            instance.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(Decision {
-                result: hit.as_ref().clone(),
-                revision: activation.revision.clone(),
-                cached: true,
-            });
-        }
-    }
-    let prepared = activation.policy.query(&query).map_err(fail)?;
+    let fail = |e| evaluation_failed(instance, e);
+    let prepared = activation.policy.query(query).map_err(fail)?;
     let evaluation = prepared.evaluate(input).map_err(fail)?;
     instance.decisions.fetch_add(1, Ordering::Relaxed);
     if let (Some(cache), Some((p, i))) = (&activation.cache, cache_key) {
@@ -498,6 +537,7 @@ fn evaluate(
         result: evaluation.result,
         revision: activation.revision.clone(),
         cached: false,
+        evaluator: Some(evaluation.evaluator),
     })
 }
 

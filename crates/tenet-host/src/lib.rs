@@ -15,6 +15,7 @@ mod host;
 mod instance;
 mod overlay;
 mod persist;
+mod pool;
 mod schedule;
 mod tenant;
 mod watch;

@@ -110,6 +110,9 @@ fn config() -> HostConfig {
             enabled: false,
             ..PollingConfig::default()
         },
+        // On tokio's paused clock, waiting for an evaluation thread lets
+        // the clock jump ahead; the storm test below uses the pool.
+        eval_inline: true,
         ..HostConfig::default()
     }
 }
@@ -331,7 +334,15 @@ async fn hot_reload_storm_never_shows_a_half_built_revision() {
     };
     let (a, b) = (bundle("rev-a", "a"), bundle("rev-b", "b"));
     let f = fixture(&[]);
-    let h = host(&f, false, config());
+    // Decisions go through the evaluation pool here (real time).
+    let h = host(
+        &f,
+        false,
+        HostConfig {
+            eval_inline: false,
+            ..config()
+        },
+    );
     h.install("t", a.clone()).await.unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let deciders: Vec<_> = (0..4)

@@ -41,9 +41,12 @@ fn archive(scratch: &Path, revision: &str) -> Vec<u8> {
     tenet_bundle::build_archive(&dir, &Limits::default()).unwrap()
 }
 
-/// Polling on, watching off: only the scheduler can cause a fetch.
+/// Polling on, watching off: only the scheduler can cause a fetch. Every
+/// host in this file decides inline (`eval_inline`): on tokio's paused
+/// clock, waiting for an evaluation thread lets the clock jump ahead.
 fn polling(min: u64, max: u64) -> HostConfig {
     HostConfig {
+        eval_inline: true,
         sweep_interval: Duration::from_secs(24 * 3600),
         polling: PollingConfig {
             min_delay: Duration::from_secs(min),
@@ -307,6 +310,7 @@ async fn failures_back_off_exponentially_and_recover() {
     )
     .unwrap();
     let config = HostConfig {
+        eval_inline: true,
         retry_initial: Duration::from_secs(1),
         retry_max: Duration::from_secs(60),
         // Polling every second would fetch 600 times in the window below.
@@ -346,6 +350,7 @@ async fn a_collected_instance_is_no_longer_polled() {
     let f = fixture(&names("c", 2));
     let h = Host::new(
         HostConfig {
+            eval_inline: true,
             grace_period: Duration::from_secs(30),
             ..polling(5, 5)
         },
@@ -387,6 +392,7 @@ async fn loads_are_bounded_per_remote_host_and_in_all() {
         ..probes(&f)
     };
     let config = HostConfig {
+        eval_inline: true,
         load_concurrency: 100,
         polling: PollingConfig {
             load_concurrency_per_host: 3,
@@ -412,6 +418,7 @@ async fn loads_are_bounded_per_remote_host_and_in_all() {
         ..probes(&f)
     };
     let config = HostConfig {
+        eval_inline: true,
         load_concurrency: 4,
         polling: PollingConfig {
             load_concurrency_per_host: 100,
@@ -464,6 +471,7 @@ async fn long_polling_sources_are_fetched_again_at_once_but_never_in_a_hot_loop(
 async fn with_polling_off_a_tenant_is_fetched_until_it_activates_and_then_only_on_request() {
     let f = fixture(&[]);
     let config = HostConfig {
+        eval_inline: true,
         polling: PollingConfig {
             enabled: false,
             ..polling(1, 1).polling
@@ -490,6 +498,7 @@ async fn with_polling_off_a_tenant_is_fetched_until_it_activates_and_then_only_o
 /// minute, only the watcher can explain a fetch.
 fn watching() -> HostConfig {
     HostConfig {
+        eval_inline: true,
         sweep_interval: Duration::from_secs(24 * 3600),
         retry_initial: Duration::from_secs(3600),
         retry_max: Duration::from_secs(3600),
@@ -638,6 +647,7 @@ async fn a_persisted_bundle_serves_after_a_restart_while_the_source_is_gone() {
         .unwrap(),
     );
     let config = HostConfig {
+        eval_inline: true,
         persist_dir: Some(persist.clone()),
         retry_initial: Duration::from_millis(100),
         retry_max: Duration::from_millis(200),
@@ -690,6 +700,7 @@ async fn a_persisted_bundle_serves_after_a_restart_while_the_source_is_gone() {
     // Without a persisted copy a failing tenant does not activate.
     let third = Host::new(
         HostConfig {
+            eval_inline: true,
             persist_dir: Some(tmp.path().join("empty")),
             ..config
         },

@@ -30,6 +30,8 @@ fn host(root: &Path, polling: bool) -> Host {
     let template = format!("{}/{{tenant}}", root.display());
     Host::new(
         HostConfig {
+            // Paused clock: decide inline (see tests/host.rs `config`).
+            eval_inline: true,
             on_demand: true,
             polling: PollingConfig {
                 enabled: polling,

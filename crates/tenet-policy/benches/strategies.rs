@@ -7,9 +7,9 @@
 //! - `per_decision/<strategy>/<tenant>`: one decision per iteration, single
 //!   thread, cycling over a few pre-parsed inputs per tenant:
 //!   - `tenet_interpreter`: `PreparedQuery::evaluate`, `Evaluator::Interpreter`
-//!     (pooled clones of a prepared `Engine`), tenet's default;
+//!     (pooled clones of a prepared `Engine`), tenet's fallback;
 //!   - `tenet_vm`: the same with `Evaluator::Vm` (pooled `RegoVM`s sharing an
-//!     `Arc<Program>`);
+//!     `Arc<Program>`), tenet's default;
 //!   - `engine_clone_per_request`: raw regorus, a prepared `Engine` cloned per
 //!     decision, `set_input`, `eval_rule`;
 //!   - `engine_reused`: one raw `Engine` reused (`set_input`, `eval_rule`);
@@ -22,10 +22,9 @@
 //!
 //! Every strategy's result for every input is checked against
 //! `tenet_interpreter` (and the expected answer from `examples/cases`) before
-//! timing. The RVM strategies are only reported on a mismatch (regorus
-//! 0.14.1's RVM diverges on some rules: on payments, raw RVM answers `allow`
-//! = true for dave-refund-over-limit, where OPA says false; tenet's
-//! `Evaluator::Vm` falls back to the interpreter there), the others must match.
+//! timing, and must match (the patched regorus's RVM agrees with OPA on
+//! these cases; unpatched 0.14.1 answered `allow` = true for payments'
+//! dave-refund-over-limit).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use regorus::languages::rego::compiler::Compiler;
@@ -169,11 +168,12 @@ impl Tenant {
         let program = Compiler::compile_from_policy(&compiled, &[rule]).expect("RVM compile");
 
         let vm = tenet_query(&bundle, rule, Evaluator::Vm);
-        if vm.evaluator() != Evaluator::Vm {
-            eprintln!(
-                "note: {name}: tenet's Evaluator::Vm falls back to the interpreter for {rule}"
-            );
-        }
+        assert_eq!(
+            vm.evaluator(),
+            Evaluator::Vm,
+            "{name}: tenet's Evaluator::Vm falls back to the interpreter for {rule}: {:?}",
+            vm.fallback_reason()
+        );
         Self {
             name,
             rule,
@@ -243,11 +243,11 @@ impl Tenant {
             for (strategy, got) in rvm {
                 match got {
                     Ok(got) if got == reference => {}
-                    Ok(got) => eprintln!(
+                    Ok(got) => panic!(
                         "MISMATCH {}: {strategy} on {file}: {got:?}, tenet_interpreter {reference:?}",
                         self.name
                     ),
-                    Err(e) => eprintln!("ERROR {}: {strategy} on {file}: {e}", self.name),
+                    Err(e) => panic!("ERROR {}: {strategy} on {file}: {e}", self.name),
                 }
             }
         }

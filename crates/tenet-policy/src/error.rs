@@ -29,6 +29,11 @@ pub enum PolicyError {
     /// The evaluation executed more VM instructions than allowed.
     #[error("evaluation exceeded the instruction limit of {limit}")]
     InstructionLimit { limit: usize },
+    /// Rule, function or expression evaluation nested deeper than the
+    /// evaluator allows (a guard behind the compile-time recursion check:
+    /// nothing a policy does may reach the native stack's end).
+    #[error("evaluation depth limit exceeded (max {limit})")]
+    DepthLimit { limit: usize },
     /// A builtin call asked for more than the tenant's limits allow (a range,
     /// a format width, a string too large to build).
     #[error("{builtin}: {reason}")]
@@ -55,6 +60,7 @@ impl PolicyError {
             Self::Timeout { .. } => "timeout",
             Self::InstructionLimit { .. } => "instruction_limit",
             Self::BuiltinLimit { .. } => "builtin_limit",
+            Self::DepthLimit { .. } => "depth_limit",
             Self::Evaluation { .. } => "evaluation_error",
             Self::Internal { .. } => "internal_error",
         }

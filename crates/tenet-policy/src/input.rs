@@ -53,6 +53,51 @@ impl Input {
             })
     }
 
+    /// Reads the `input` member of a request envelope (`{"input": …}`, OPA's
+    /// data API body) straight into the engine's value type, in one pass
+    /// and without an intermediate `serde_json::Value`. Other members are
+    /// ignored. `Ok(None)` when the envelope has no `input` member (an
+    /// explicit `null` is an input). The size limit applies to the whole
+    /// envelope and the depth limit to the input (the envelope adds one
+    /// level); both are checked before parsing.
+    pub fn from_envelope_json(
+        bytes: &[u8],
+        limits: &EvalLimits,
+    ) -> Result<Option<Self>, PolicyError> {
+        if bytes.len() > limits.max_input_bytes {
+            return Err(PolicyError::InputTooLarge {
+                size: bytes.len(),
+                limit: limits.max_input_bytes,
+            });
+        }
+        if tenet_bundle::depth::json_exceeds(bytes, limits.max_input_depth.saturating_add(1)) {
+            return Err(PolicyError::InputTooDeep {
+                limit: limits.max_input_depth,
+            });
+        }
+        // serde would also read a struct from an array (`[x]` as input x).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(PolicyError::InvalidInput {
+                reason: "expected a JSON object with an \"input\" key".into(),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            #[serde(default, deserialize_with = "present")]
+            input: Option<regorus::Value>,
+        }
+        fn present<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<regorus::Value>, D::Error> {
+            <regorus::Value as serde::Deserialize>::deserialize(d).map(Some)
+        }
+        let envelope: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| PolicyError::InvalidInput {
+                reason: e.to_string(),
+            })?;
+        Ok(envelope.input.map(Self))
+    }
+
     /// Converts an already parsed JSON value, checking its depth.
     pub fn from_value(value: &serde_json::Value, limits: &EvalLimits) -> Result<Self, PolicyError> {
         if tenet_bundle::depth::value_exceeds(value, limits.max_input_depth) {
@@ -69,8 +114,46 @@ impl Input {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelopes_give_their_input_and_tell_missing_from_null() {
+        let limits = EvalLimits::default();
+        let read = |text: &str| Input::from_envelope_json(text.as_bytes(), &limits);
+        let got = read(r#"{"input": {"user": "alice", "n": [1, 2.5]}, "other": 1}"#)
+            .unwrap()
+            .unwrap();
+        let want = Input::from_json(r#"{"user": "alice", "n": [1, 2.5]}"#, &limits).unwrap();
+        assert_eq!(got.0, want.0);
+        assert!(read(r#"{"other": 1}"#).unwrap().is_none());
+        assert_eq!(
+            read(r#"{"input": null}"#).unwrap().unwrap().0,
+            regorus::Value::Null
+        );
+        assert!(read("[1]").is_err());
+        assert!(read(r#"{"input": "#).is_err());
+        let tight = EvalLimits {
+            max_input_depth: 2,
+            max_input_bytes: 40,
+            ..EvalLimits::default()
+        };
+        // The input may nest as deep as the limit; the envelope adds one.
+        assert!(Input::from_envelope_json(br#"{"input": [[1]]}"#, &tight).is_ok());
+        assert_eq!(
+            Input::from_envelope_json(br#"{"input": [[[1]]]}"#, &tight)
+                .unwrap_err()
+                .kind(),
+            "input_too_deep"
+        );
+        assert_eq!(
+            Input::from_envelope_json(&[b' '; 41], &tight)
+                .unwrap_err()
+                .kind(),
+            "input_too_large"
+        );
+    }
 
     #[test]
     fn limits_size_and_depth() {

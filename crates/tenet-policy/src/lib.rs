@@ -4,15 +4,16 @@
 //! input size and depth, bounded builtins).
 //!
 //! A tenant's policy is hostile input: nothing it can express may take the
-//! process down. Builtins that size allocations from their arguments are
-//! replaced by bounded versions, `print` output is captured, deadlines apply
-//! on both evaluators, and a panic inside the evaluator is caught.
+//! process down. The patched regorus (vendor/regorus/PATCHES.md) refuses
+//! recursion at compile time, bounds evaluation depth and the size of every
+//! value a builtin builds, and checks the deadline inside long builtins;
+//! this crate sets those limits per tenant, captures `print` output, and
+//! catches a panic inside the evaluator.
 //!
 //! This crate does no I/O and knows nothing of tenants.
 
 mod error;
 mod extensions;
-mod guard;
 mod input;
 mod limits;
 mod path;

@@ -1,6 +1,7 @@
 //! Per-tenant evaluation limits: how long one decision may run and how big
 //! its input and its builtin results may be. Numbers only; enforcement lives
-//! in `input`, `guard` and `policy`.
+//! in `input` and in regorus itself (`policy` hands it the deadline, the
+//! instruction cap and the builtin bounds).
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -23,10 +24,11 @@ pub struct EvalLimits {
     /// Deepest nesting of the input document. Default 64.
     pub max_input_depth: usize,
     /// Most elements a builtin may create in one call (`numbers.range`,
-    /// `net.cidr_expand`). Default 1,000,000.
+    /// `net.cidr_expand`, `split`, `graph.reachable_paths`, the nodes of a
+    /// `yaml.unmarshal`). Default 1,000,000.
     pub max_builtin_elements: u64,
-    /// Largest string a builtin may build in one call (`sprintf` widths,
-    /// `replace`). Default 16 MiB.
+    /// Largest string a builtin may build in one call (`sprintf`, `concat`,
+    /// `replace`, `json.marshal`). Default 16 MiB.
     pub max_builtin_string_bytes: u64,
 }
 

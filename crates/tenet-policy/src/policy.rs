@@ -3,24 +3,25 @@
 //! path evaluated so far.
 //!
 //! How a path is evaluated (chosen once per path, see BENCHMARKS.md):
-//! - a rule path runs on the interpreter with a pooled clone of a prepared
-//!   `Engine` (the default), or, with [`Evaluator::Vm`], as RVM bytecode
-//!   (`Arc<Program>`) on a pooled `RegoVM` where the RVM compiles it and may
-//!   run it (no `print`, no builtin tenet bounds or adds, no rule that could
-//!   conflict);
+//! - a rule path runs as RVM bytecode (`Arc<Program>`) on a pooled `RegoVM`
+//!   (the default, [`Evaluator::Vm`]) wherever the RVM compiler accepts the
+//!   entrypoint, and on the interpreter (a pooled clone of a prepared
+//!   `Engine`) where it does not (`with`, `walk`, …) or when
+//!   [`Evaluator::Interpreter`] is asked for;
 //! - a package or data path (`data.a`, `data`) runs as an interpreter query.
 //!
-//! Both evaluators get the same limits (deadline, instruction cap) and the
-//! same non-strict builtin errors as OPA's default. This module does no I/O.
+//! Both evaluators get the same limits (deadline, instruction cap, builtin
+//! size bounds, evaluation depth), the same extensions, captured `print`,
+//! and the same non-strict builtin errors as OPA's default. This module does
+//! no I/O.
 
-use crate::guard::{self, LIMIT_MARKER};
 use crate::scan::{self, NONDETERMINISTIC};
 use crate::{extensions, EvalLimits, Input, PolicyError, QueryPath};
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::{Program, RegoVM};
-use regorus::utils::limits::ExecutionTimerConfig;
+use regorus::utils::limits::{BuiltinLimits, ExecutionTimerConfig};
 use regorus::{Engine, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU32;
@@ -35,15 +36,14 @@ use tenet_bundle::Bundle;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Evaluator {
-    /// The tree-walking interpreter on pooled clones of a prepared engine.
-    /// The default: it gives OPA's answers on every case tenet checks.
-    #[default]
+    /// The tree-walking interpreter on pooled clones of a prepared engine,
+    /// for every path.
     Interpreter,
-    /// RVM bytecode on pooled VMs where the RVM compiles the entrypoint and
-    /// may run it, the interpreter elsewhere. About 2x faster, but regorus
-    /// 0.14.1's RVM gives wrong answers for some policies (an undefined
-    /// lookup inside a comprehension yields an `"<undefined>"` element; see
-    /// BENCHMARKS.md), so it is opt-in.
+    /// RVM bytecode on pooled VMs wherever the RVM compiler accepts the
+    /// entrypoint, the interpreter elsewhere. The default: 4–7x faster than
+    /// the interpreter, with the same answers since tenet's patches to
+    /// regorus (vendor/regorus/PATCHES.md; CONFORMANCE.md).
+    #[default]
     Vm,
 }
 
@@ -63,6 +63,8 @@ pub struct Evaluation {
     pub result: Option<serde_json::Value>,
     /// Lines written by `print()`, captured instead of reaching stderr.
     pub prints: Vec<String>,
+    /// The evaluator that produced it.
+    pub evaluator: Evaluator,
 }
 
 /// A compiled bundle revision. Cheap to clone (an `Arc`), `Send + Sync`.
@@ -83,7 +85,6 @@ struct Inner {
     /// Where rules are defined, as paths under `data`.
     rule_paths: BTreeSet<Vec<String>>,
     deterministic: bool,
-    conflict_prone: BTreeSet<String>,
     approx_bytes: usize,
     queries: ArcSwap<HashMap<QueryPath, Arc<QuerySlot>>>,
     prepared_builds: AtomicU64,
@@ -106,6 +107,14 @@ fn timer(limits: &EvalLimits) -> ExecutionTimerConfig {
     }
 }
 
+fn builtin_limits(limits: &EvalLimits) -> BuiltinLimits {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    BuiltinLimits {
+        max_elements: size(limits.max_builtin_elements),
+        max_string_bytes: size(limits.max_builtin_string_bytes),
+    }
+}
+
 fn compile_error(file: &str, e: impl std::fmt::Display) -> PolicyError {
     PolicyError::Compile {
         file: file.to_string(),
@@ -122,7 +131,7 @@ impl Policy {
         engine.set_gather_prints(true);
         engine.set_execution_timer_config(timer(&options.limits));
         extensions::register(&mut engine, false).map_err(|e| compile_error("<extensions>", e))?;
-        guard::register(&mut engine, &options.limits).map_err(|e| compile_error("<guards>", e))?;
+        engine.set_builtin_limits(builtin_limits(&options.limits));
         let mut calls = BTreeSet::new();
         let mut source_bytes = 0;
         for m in &bundle.modules {
@@ -145,7 +154,6 @@ impl Policy {
         engine
             .eval_query("true".to_string(), false)
             .map_err(|e| compile_error("bundle", e))?;
-        let conflict_prone = conflict_prone_rules(&mut engine);
         let rule_paths = rule_paths(&mut engine);
         let deterministic = !NONDETERMINISTIC.iter().any(|b| calls.contains(*b));
         let data_json = bundle
@@ -168,7 +176,6 @@ impl Policy {
                     .collect(),
                 rule_paths,
                 deterministic,
-                conflict_prone,
                 // Calibrated on the payments example (10,000 tenants, one
                 // bundle each: 203 KiB RSS per tenant, BENCHMARKS.md): data
                 // as regorus values ~7x its JSON, the analysed and pooled
@@ -310,15 +317,17 @@ impl Policy {
         let pool_size = std::thread::available_parallelism()
             .map_or(4, |n| n.get() * 2)
             .max(4);
+        let mut fallback = None;
         let kind = match engine.compile_with_entrypoint(&rego.as_str().into()) {
             Ok(compiled) => {
                 let program = match inner.options.evaluator {
                     Evaluator::Interpreter => None,
                     Evaluator::Vm => {
                         match Compiler::compile_from_policy(&compiled, &[rego.as_str()]) {
-                            Ok(p) => vm_can_run(&p, &inner.conflict_prone).then_some(p),
+                            Ok(p) => Some(p),
                             Err(e) => {
                                 tracing::debug!(path = %rego, error = %e, "RVM cannot compile entrypoint; using the interpreter");
+                                fallback = Some(format!("the RVM compiler refuses it: {e}"));
                                 None
                             }
                         }
@@ -337,39 +346,27 @@ impl Policy {
                 }
             }
             // Not a rule: a package or data path, evaluated as a query.
-            Err(_) => Kind::Query {
-                template: inner.template.clone(),
-                pool: ArrayQueue::new(pool_size),
-            },
+            Err(_) => {
+                if inner.options.evaluator == Evaluator::Vm {
+                    fallback = Some("not a rule: package and data paths run as queries".into());
+                }
+                Kind::Query {
+                    template: inner.template.clone(),
+                    pool: ArrayQueue::new(pool_size),
+                }
+            }
         };
         Ok(PreparedQuery {
             rego,
             tail,
             kind,
+            fallback,
             limits: inner.options.limits.clone(),
+            pattern_cache: inner.template.get_pattern_cache(),
         })
     }
 }
 
-/// The RVM runs a program only if it calls no builtin that tenet replaces
-/// (guards and extensions run on the interpreter only), no `print` (the RVM
-/// fails on it at run time), and no rule that could have conflicting values:
-/// the RVM returns undefined where OPA reports a conflict error.
-fn vm_can_run(program: &Program, conflict_prone: &BTreeSet<String>) -> bool {
-    program.builtin_info_table.iter().all(|b| {
-        b.name != "print"
-            && !guard::GUARDED.iter().any(|(g, _)| *g == b.name)
-            && !extensions::NAMES.contains(&b.name.as_str())
-    }) && !program
-        .rule_infos
-        .iter()
-        .any(|r| conflict_prone.contains(&r.name))
-}
-
-/// Complete rules and functions with several definitions that may yield
-/// different values (`x = 1 if a` and `x = 2 if b`). Several definitions of
-/// the same constant (`allow if a` / `allow if b`) cannot conflict and are
-/// not listed.
 /// The path under `data` of every rule (`data.a.b.p` → `["a","b","p"]`),
 /// the prefix of a ref head up to its first non-constant key.
 fn rule_paths(engine: &mut Engine) -> BTreeSet<Vec<String>> {
@@ -395,51 +392,6 @@ fn rule_paths(engine: &mut Engine) -> BTreeSet<Vec<String>> {
         }
     }
     paths
-}
-
-fn conflict_prone_rules(engine: &mut Engine) -> BTreeSet<String> {
-    use regorus::unstable::{Expr, Rule, RuleHead};
-    use regorus::utils::get_path_string;
-    let literal = |e: &Expr| match e {
-        Expr::Bool { value, .. }
-        | Expr::Number { value, .. }
-        | Expr::String { value, .. }
-        | Expr::RawString { value, .. }
-        | Expr::Null { value, .. } => Some(value.clone()),
-        _ => None,
-    };
-    let mut definitions: HashMap<String, Vec<Option<Value>>> = HashMap::new();
-    for module in engine.get_modules().iter() {
-        let Ok(package) = get_path_string(&module.package.refr, Some("data")) else {
-            continue;
-        };
-        for rule in &module.policy {
-            let Rule::Spec { head, .. } = rule.as_ref() else {
-                continue;
-            };
-            let (refr, assign) = match head {
-                RuleHead::Compr { refr, assign, .. } | RuleHead::Func { refr, assign, .. } => {
-                    (refr, assign)
-                }
-                RuleHead::Set { .. } => continue,
-            };
-            let value = match assign {
-                None => Some(Value::Bool(true)),
-                Some(a) => literal(&a.value),
-            };
-            if let Ok(path) = get_path_string(refr, Some(&package)) {
-                definitions.entry(path).or_default().push(value);
-            }
-        }
-    }
-    definitions
-        .into_iter()
-        .filter(|(_, values)| {
-            values.len() > 1
-                && (values.iter().any(Option::is_none) || values.windows(2).any(|w| w[0] != w[1]))
-        })
-        .map(|(path, _)| path)
-        .collect()
 }
 
 /// Most paths whose prepared queries a policy keeps.
@@ -476,7 +428,11 @@ pub struct PreparedQuery {
     /// Components walked in the result (from the first all-digit one).
     tail: Vec<String>,
     kind: Kind,
+    /// Why this path runs on the interpreter although the RVM was asked for.
+    fallback: Option<String>,
     limits: EvalLimits,
+    /// The policy's compiled regex and glob patterns, shared by its VMs.
+    pattern_cache: Arc<regorus::cache::PatternCache>,
 }
 
 enum Kind {
@@ -505,6 +461,12 @@ impl std::fmt::Debug for PreparedQuery {
 }
 
 impl PreparedQuery {
+    /// Why this query runs on the interpreter when the RVM was asked for
+    /// (`None` when it runs on the evaluator that was asked for).
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
     /// The evaluator this query runs on.
     pub fn evaluator(&self) -> Evaluator {
         match self.kind {
@@ -528,12 +490,15 @@ impl PreparedQuery {
                     None => self.new_vm(program, data)?,
                 };
                 vm.set_input(input.0.clone());
-                let value = guarded(|| vm.execute().map_err(anyhow::Error::from))
-                    .map_err(|e| self.map_error(e))?;
+                let value = guarded(|| vm.execute().map_err(anyhow::Error::from));
+                let prints = vm.take_prints();
+                log_prints(&self.rego, &prints);
+                let value = value.map_err(|e| self.map_error(e))?;
                 let _ = pool.push(vm);
                 Ok(Evaluation {
                     result: walk(to_json(value)?, &self.tail),
-                    prints: Vec::new(),
+                    prints,
+                    evaluator: Evaluator::Vm,
                 })
             }
             Kind::Rule { template, pool } | Kind::Query { template, pool } => {
@@ -554,17 +519,22 @@ impl PreparedQuery {
                     }
                 });
                 let prints = engine.take_prints().unwrap_or_default();
-                for line in &prints {
-                    tracing::debug!(target: "tenet::print", path = %self.rego, "{line}");
-                }
+                log_prints(&self.rego, &prints);
                 let value = value.map_err(|e| self.map_error(e))?;
                 let _ = pool.push(engine);
                 Ok(Evaluation {
                     result: walk(to_json(value)?, &self.tail),
                     prints,
+                    evaluator: Evaluator::Interpreter,
                 })
             }
         }
+    }
+}
+
+fn log_prints(path: &str, prints: &[String]) {
+    for line in prints {
+        tracing::debug!(target: "tenet::print", path = %path, "{line}");
     }
 }
 
@@ -596,33 +566,62 @@ impl PreparedQuery {
         vm.set_max_instructions(self.limits.max_instructions);
         vm.set_execution_timer_config(Some(timer(&self.limits)));
         vm.set_strict_builtin_errors(false);
+        vm.set_gather_prints(true);
+        vm.set_builtin_limits(builtin_limits(&self.limits));
+        // One pattern cache per policy, shared by its engines and VMs.
+        vm.set_pattern_cache(self.pattern_cache.clone());
         Ok(vm)
     }
 
     fn map_error(&self, e: anyhow::Error) -> PolicyError {
+        use regorus::rvm::vm::VmError;
         use regorus::utils::limits::LimitError;
         for cause in e.chain() {
-            if let Some(LimitError::TimeLimitExceeded { .. }) = cause.downcast_ref::<LimitError>() {
-                return PolicyError::Timeout {
-                    limit: self.limits.deadline,
-                };
+            match cause.downcast_ref::<LimitError>() {
+                Some(LimitError::TimeLimitExceeded { .. }) => {
+                    return PolicyError::Timeout {
+                        limit: self.limits.deadline,
+                    }
+                }
+                Some(LimitError::BuiltinLimitExceeded { builtin, .. }) => {
+                    return PolicyError::BuiltinLimit {
+                        builtin: (*builtin).to_string(),
+                        reason: cause.to_string(),
+                    }
+                }
+                _ => {}
             }
-            if let Some(regorus::rvm::vm::VmError::InstructionLimitExceeded { .. }) =
-                cause.downcast_ref::<regorus::rvm::vm::VmError>()
-            {
-                return PolicyError::InstructionLimit {
-                    limit: self.limits.max_instructions,
-                };
+            match cause.downcast_ref::<VmError>() {
+                Some(VmError::InstructionLimitExceeded { .. }) => {
+                    return PolicyError::InstructionLimit {
+                        limit: self.limits.max_instructions,
+                    }
+                }
+                Some(VmError::CallDepthLimitExceeded { limit, .. }) => {
+                    return PolicyError::DepthLimit { limit: *limit }
+                }
+                _ => {}
             }
         }
+        // Both evaluators also report limits inside formatted messages.
         let message = format!("{e:#}");
-        if let Some(at) = message.find(LIMIT_MARKER) {
-            let rest = &message[at + LIMIT_MARKER.len()..];
-            let (builtin, reason) = rest.split_once(": ").unwrap_or(("builtin", rest));
+        const BUILTIN_LIMIT: &str = "builtin limit exceeded: ";
+        if let Some(at) = message.find(BUILTIN_LIMIT) {
+            let reason = message[at..].lines().next().unwrap_or_default();
+            let builtin = reason[BUILTIN_LIMIT.len()..]
+                .split_once(' ')
+                .map_or("builtin", |(name, _)| name);
             return PolicyError::BuiltinLimit {
                 builtin: builtin.to_string(),
-                reason: reason.lines().next().unwrap_or(reason).to_string(),
+                reason: reason.to_string(),
             };
+        }
+        if let Some(at) = message.find("evaluation depth limit exceeded") {
+            let limit = message[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .find_map(|n| n.parse().ok())
+                .unwrap_or(0);
+            return PolicyError::DepthLimit { limit };
         }
         if message.contains("time limit") || message.contains("TimeLimitExceeded") {
             return PolicyError::Timeout {

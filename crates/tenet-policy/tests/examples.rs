@@ -11,14 +11,6 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
-/// Cases where regorus 0.14.1's RVM differs from OPA: an undefined lookup in
-/// a comprehension yields an `"<undefined>"` element, so `refund_limit` is
-/// undefined and `allow` wrongly true (see BENCHMARKS.md).
-const KNOWN_RVM_DIVERGENCES: &[&str] = &[
-    "payments/dave-refund-over-limit-denied",
-    "payments/dave-refund-limit",
-];
-
 #[test]
 fn example_decisions_match_opa_on_every_evaluator() {
     let mut checked = 0;
@@ -70,28 +62,12 @@ fn example_decisions_match_opa_on_every_evaluator() {
             }
         }
     }
-    // The interpreter (the default) must match OPA everywhere. The RVM's
-    // known divergences are pinned so that a new one, or a fix in regorus,
-    // shows up here.
-    let (vm, interpreter): (Vec<_>, Vec<_>) = failures.iter().partition(|f| f.contains("(Vm)"));
+    // Both evaluators must match OPA everywhere (the RVM's divergences on
+    // these cases were fixed in the vendored regorus: PATCHES.md, A and B).
     assert!(
-        interpreter.is_empty(),
-        "interpreter differs from OPA:\n{}",
-        interpreter
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let vm_cases: Vec<&str> = vm
-        .iter()
-        .map(|f| f.split(' ').next().unwrap_or(""))
-        .collect();
-    assert_eq!(
-        vm_cases,
-        KNOWN_RVM_DIVERGENCES,
-        "RVM divergences changed:\n{}",
-        vm.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+        failures.is_empty(),
+        "differs from OPA:\n{}",
+        failures.join("\n")
     );
     assert!(checked > 100, "only {checked} cases checked");
 }

@@ -225,7 +225,24 @@ fn hostile_policies_fail_per_evaluation_and_the_process_survives() {
             None => Input::none(),
         };
         for force in [Evaluator::Vm, Evaluator::Interpreter] {
-            let p = compile(&b, force, limits.clone());
+            let compiled = Policy::compile(
+                &b,
+                CompileOptions {
+                    limits: limits.clone(),
+                    evaluator: force,
+                },
+            );
+            if let Some(want) = case.get("compile_error").and_then(Value::as_str) {
+                match compiled {
+                    Err(e) => {
+                        assert_eq!(e.kind(), "compile_error", "{name} ({force:?}): {e}");
+                        assert!(e.to_string().contains(want), "{name} ({force:?}): {e}");
+                    }
+                    Ok(_) => panic!("{name} ({force:?}): compiled, expected {want:?}"),
+                }
+                continue;
+            }
+            let p = compiled.unwrap_or_else(|e| panic!("{name} ({force:?}): {e}"));
             let got = p.evaluation(case["query"].as_str().unwrap(), &input);
             // The interpreter has no instruction counter; its deadline stops
             // what the VM's instruction cap stops.
@@ -264,7 +281,7 @@ fn hostile_policies_fail_per_evaluation_and_the_process_survives() {
 }
 
 #[test]
-fn rules_with_several_constant_definitions_stay_on_the_vm_and_conflicts_are_errors() {
+fn rules_with_several_definitions_run_on_the_vm_and_conflicts_are_errors() {
     let b = bundle(&[(
         "p.rego",
         "package p\n\nallow if input.a == 1\n\nallow if input.b == 1\n\nx = 1 if input.a == 1\n\nx = 2 if input.b == 1\n",
@@ -273,7 +290,7 @@ fn rules_with_several_constant_definitions_stay_on_the_vm_and_conflicts_are_erro
     let allow = tenet_policy::QueryPath::parse("data.p.allow").unwrap();
     let x = tenet_policy::QueryPath::parse("data.p.x").unwrap();
     assert_eq!(p.query(&allow).unwrap().evaluator(), Evaluator::Vm);
-    assert_eq!(p.query(&x).unwrap().evaluator(), Evaluator::Interpreter);
+    assert_eq!(p.query(&x).unwrap().evaluator(), Evaluator::Vm);
     assert_eq!(
         p.evaluate("data.p.x", &input(json!({"a": 1}))).unwrap(),
         Some(json!(1))
@@ -361,4 +378,76 @@ fn prepared_queries_are_capped_and_odd_paths_are_undefined() {
     }
     assert_eq!(p.prepared_builds(), tenet_policy::MAX_CACHED_QUERIES as u64);
     assert_eq!(p.evaluate("app/a\nb", &Input::none()).unwrap(), None);
+}
+
+/// Policies generated too large to keep as files: deep nesting of every
+/// syntactic form and very long chains. Each either compiles and answers or
+/// is refused with a compile error; none may overflow the stack (this test
+/// runs on a 2 MiB thread in a debug build, so an overflow aborts it).
+#[test]
+fn deeply_nested_and_very_long_policies_are_refused_or_answered() {
+    fn nest(open: &str, inner: &str, close: &str, depth: usize) -> String {
+        format!("{}{inner}{}", open.repeat(depth), close.repeat(depth))
+    }
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "parentheses",
+            format!("x := {}", nest("(", "1", ")", 100_000)),
+        ),
+        ("arrays", format!("x := {}", nest("[", "1", "]", 100_000))),
+        (
+            "objects",
+            format!("x := {}", nest("{\"a\": ", "1", "}", 50_000)),
+        ),
+        ("sets", format!("x := {}", nest("{", "1", "}", 100_000))),
+        (
+            "array comprehensions",
+            format!("x := {}", nest("[a | a := ", "1", "]", 20_000)),
+        ),
+        (
+            "negations",
+            format!("x := {}", nest("-(", "1", ")", 50_000)),
+        ),
+        ("a long sum", format!("x := 0{}", " + 1".repeat(100_000))),
+        (
+            "a long with chain",
+            format!(
+                "x := input.k{}",
+                (0..10_000)
+                    .map(|i| format!(" with input.k{i} as {i}"))
+                    .collect::<String>()
+            ),
+        ),
+        (
+            "a long else chain",
+            format!(
+                "x := 0 if false{} else := 1",
+                " else := 0 if false".repeat(10_000)
+            ),
+        ),
+        (
+            "nested every",
+            format!(
+                "x if {{ {} }}",
+                nest("every a in [1] { ", "true", " }", 20_000)
+            ),
+        ),
+    ];
+    for (name, body) in cases {
+        let source = format!("package deep\n\n{body}\n");
+        let b = bundle(&[("deep.rego", &source)]);
+        for evaluator in [Evaluator::Vm, Evaluator::Interpreter] {
+            let limits = EvalLimits {
+                deadline: Duration::from_secs(2),
+                ..EvalLimits::default()
+            };
+            match Policy::compile(&b, CompileOptions { limits, evaluator }) {
+                Err(e) => assert_eq!(e.kind(), "compile_error", "{name} ({evaluator:?}): {e}"),
+                Ok(p) => {
+                    // Whatever it answers, it answers per evaluation.
+                    let _ = p.evaluation("data.deep.x", &Input::none());
+                }
+            }
+        }
+    }
 }

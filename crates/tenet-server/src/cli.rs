@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tenet::{Bundle, CompileOptions, EvalLimits, Evaluator, Input, Limits, Policy};
+use tenet::{Bundle, CompileOptions, EvalLimits, Evaluator, Input, Limits, Policy, QueryPath};
 use tenet_server::config::Config;
 
 /// tenet: a multi-tenant policy decision point that speaks OPA.
@@ -39,6 +39,10 @@ enum Command {
         /// used where it applies.
         #[arg(long, value_parser = parse_evaluator)]
         evaluator: Option<Evaluator>,
+        /// Add `"explain": {"evaluator", "fallback_reason"}`: which
+        /// evaluator decided, and why the interpreter if the RVM could not.
+        #[arg(long)]
+        explain: bool,
         /// Query path: `data.pkg.rule` or `pkg/rule`.
         query: String,
     },
@@ -209,8 +213,16 @@ fn execute(command: Command) -> Result<()> {
             input,
             deadline_ms,
             evaluator,
+            explain,
             query,
-        } => eval(&bundle, input.as_deref(), deadline_ms, evaluator, &query),
+        } => eval(
+            &bundle,
+            input.as_deref(),
+            deadline_ms,
+            evaluator,
+            explain,
+            &query,
+        ),
         Command::Bundle {
             command: BundleCommand::Inspect { path },
         } => inspect(&path),
@@ -270,6 +282,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 Evaluator::Interpreter
             },
             decision_cache: h.decision_cache.clone(),
+            eval_threads: h.eval_threads,
             polling: tenet::PollingConfig {
                 min_delay: Duration::from_secs(config.bundles.polling.min_delay_seconds),
                 max_delay: Duration::from_secs(config.bundles.polling.max_delay_seconds),
@@ -367,6 +380,7 @@ fn eval(
     input: Option<&str>,
     deadline_ms: u64,
     force: Option<Evaluator>,
+    explain: bool,
     query: &str,
 ) -> Result<()> {
     let limits = EvalLimits {
@@ -397,10 +411,18 @@ fn eval(
             evaluator: force.unwrap_or_default(),
         },
     )?;
-    let out = match policy.evaluate(query, &input)? {
+    let prepared = policy.query(&QueryPath::parse(query)?)?;
+    let evaluation = prepared.evaluate(&input)?;
+    let mut out = match evaluation.result {
         Some(result) => json!({ "result": result }),
         None => json!({}),
     };
+    if explain {
+        out["explain"] = json!({
+            "evaluator": evaluation.evaluator,
+            "fallback_reason": prepared.fallback_reason(),
+        });
+    }
     print_json(&out)
 }
 

@@ -219,6 +219,8 @@ pub struct HostSection {
     pub deadline_ms: u64,
     /// `interpreter` (default) or `vm`.
     pub evaluator: String,
+    /// Threads that run evaluations; 0 means one per core.
+    pub eval_threads: usize,
     /// Directory for persisted bundles (with `bundles.persist`).
     pub persist_dir: Option<PathBuf>,
     /// Per-instance decision cache.
@@ -241,6 +243,7 @@ impl Default for HostSection {
             load_concurrency: 8,
             deadline_ms: 1000,
             evaluator: "interpreter".into(),
+            eval_threads: 0,
             persist_dir: None,
             decision_cache: tenet::DecisionCacheConfig::default(),
             labels: BTreeMap::new(),

@@ -95,7 +95,18 @@ impl From<HostError> for ApiError {
             ),
             HostError::Policy { source, .. } => match source {
                 PolicyError::Compile { file, message } => compile_error(file, message),
-                PolicyError::Evaluation { message } if message.contains("conflicts with rule") => {
+                PolicyError::Evaluation { message }
+                    if message.contains("conflicts with rule")
+                        || message.contains("eval_conflict_error") =>
+                {
+                    // The RVM words it as OPA does; the interpreter does not.
+                    let what = [
+                        "functions must not produce multiple outputs for same inputs",
+                        "object keys must be unique",
+                    ]
+                    .into_iter()
+                    .find(|m| message.contains(m))
+                    .unwrap_or("complete rules must not produce multiple outputs");
                     ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "internal_error",
@@ -103,7 +114,7 @@ impl From<HostError> for ApiError {
                     )
                     .with_errors(vec![json!({
                         "code": "eval_conflict_error",
-                        "message": "complete rules must not produce multiple outputs",
+                        "message": what,
                         "location": location(message, ""),
                     })])
                 }
@@ -139,6 +150,9 @@ fn compile_error(file: &str, message: &str) -> ApiError {
         .and_then(|rest| rest.strip_suffix("` is unsafe"));
     let (code, text) = match unsafe_var {
         Some(var) => ("rego_unsafe_var_error", format!("var {var} is unsafe")),
+        None if message.contains("rego_recursion_error: ") => {
+            ("rego_recursion_error", text.to_string())
+        }
         None if matches!(file, "bundle" | "data") => ("rego_compile_error", text.to_string()),
         None if message.contains("is unsafe") => ("rego_unsafe_var_error", text.to_string()),
         None => ("rego_parse_error", text.to_string()),

@@ -235,6 +235,21 @@ impl Collector for HostCollector {
             Some(&Unit::Bytes),
             clamp(host.approx_memory()),
         )?;
+        let (threads, queued) = host.evaluation_queue();
+        gauge(
+            e,
+            "tenet_eval_threads",
+            "Threads of the evaluation pool",
+            None,
+            clamp(threads as u64),
+        )?;
+        gauge(
+            e,
+            "tenet_eval_queued",
+            "Evaluations waiting for an evaluation thread",
+            None,
+            clamp(queued as u64),
+        )?;
         let s = host.stats();
         for (name, help, value) in [
             ("tenet_bundle_fetches", "Bundle fetches started", s.fetches),

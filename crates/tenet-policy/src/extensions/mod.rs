@@ -52,6 +52,7 @@ const BUILTINS: &[(&str, u8, Builtin)] = &[
 ];
 
 /// Names of every builtin this module registers (e.g. "io.jwt.decode").
+#[cfg(test)]
 pub(crate) const NAMES: &[&str] = &[
     "io.jwt.decode",
     "io.jwt.verify_rs256",

@@ -1,0 +1,98 @@
+//! The hostile-policy corpus pushed to a running server: every policy in
+//! `fixtures/policies/hostile/` goes to its own tenant over OPA's policy
+//! API, is refused (compile errors such as recursion) or evaluated, and the
+//! process keeps answering another tenant correctly after each one. A stack
+//! overflow or an allocation abort here would kill the server and fail the
+//! next request.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::{root, Server};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn payments_still_answers(c: &reqwest::Client, server: &mut Server, after: &str) {
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server died after {after}"
+    );
+    let input: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("examples/inputs/payments/alice-refund.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let resp = c
+        .post(server.url("/tenants/payments/v1/data/payments/authz/allow"))
+        .json(&json!({ "input": input }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("payments after {after}: {e}"));
+    assert_eq!(resp.status().as_u16(), 200, "payments after {after}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"result": true}), "payments after {after}");
+}
+
+#[tokio::test]
+async fn every_hostile_policy_fails_alone_and_the_server_keeps_answering() {
+    let mut server = Server::start(&["--deadline-ms", "300"]);
+    let c = client();
+    let dir = root().join("fixtures/policies/hostile");
+    let expected: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    payments_still_answers(&c, &mut server, "start").await;
+    let mut names: Vec<&String> = expected.keys().collect();
+    names.sort();
+    for name in names {
+        let case = &expected[name];
+        let source = std::fs::read_to_string(dir.join(format!("{name}.rego"))).unwrap();
+        let tenant = format!("hostile-{name}");
+        let resp = c
+            .put(server.url(&format!("/tenants/{tenant}/v1/policies/{name}.rego")))
+            .body(source)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: push: {e}"));
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        if let Some(want) = case.get("compile_error").and_then(Value::as_str) {
+            // OPA's shape: 400, and the error's own code and message.
+            assert_eq!(status, 400, "{name}: {body}");
+            assert_eq!(body["code"], "invalid_parameter", "{name}: {body}");
+            let (code, message) = want.split_once(": ").unwrap();
+            assert_eq!(body["errors"][0]["code"], code, "{name}: {body}");
+            assert_eq!(body["errors"][0]["message"], message, "{name}: {body}");
+        } else {
+            assert_eq!(status, 200, "{name}: push: {body}");
+            let input = match case.get("input").and_then(Value::as_str) {
+                Some(f) => {
+                    serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
+                }
+                None => Value::Null,
+            };
+            let resp = c
+                .post(server.url(&format!("/tenants/{tenant}/v1/data/hostile/x")))
+                .json(&json!({ "input": input }))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{name}: decide: {e}"));
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            match case.get("result") {
+                Some(result) => assert_eq!((status, &body["result"]), (200, result), "{name}"),
+                None => {
+                    assert!(status >= 400, "{name}: {status} {body}");
+                    assert!(body["code"].is_string(), "{name}: {body}");
+                }
+            }
+        }
+        payments_still_answers(&c, &mut server, name).await;
+    }
+}
