@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
-use tenet::{Host, Input, InstanceState};
+use tenet::{Evaluator, Host, Input, InstanceState, PolicyError};
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -101,7 +101,6 @@ pub fn app(state: AppState) -> Router {
             .route(&format!("{prefix}/v1/policies/{{*id}}"), policy_methods());
     }
     let decisions = decisions
-        .route("/tenants/{tenant}/health", get(tenant_health))
         .route("/v0/data/{*path}", post(webhook))
         .route("/tenants/{tenant}/v0/data/{*path}", post(webhook))
         .route("/", post(default_decision))
@@ -120,6 +119,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .route("/tenants/{tenant}/health", get(tenant_health))
         .merge(decisions)
         .merge(admin)
         .fallback(not_found)
@@ -131,9 +131,12 @@ pub fn app(state: AppState) -> Router {
     crate::metrics::instrument(router, &state)
 }
 
-/// OPA answers a path ending in `/` with a 301 to the same path without
-/// it (query kept); `/` itself, and `/tenants/{tenant}/` (the tenant's `/`),
-/// are served.
+/// A path ending in `/` is redirected to the same path without it (query
+/// kept); `/` itself, and `/tenants/{tenant}/` (the tenant's `/`), are
+/// served. GET (and DELETE, which has no body) get OPA's 301; POST, PUT and
+/// PATCH get a 308, which keeps the method and the body: fetch-based clients
+/// follow a 301 as a GET without the body, so a policy would run without its
+/// input and a deny-shaped rule would fail open (OPA issue 2137).
 async fn trailing_slash(request: axum::extract::Request, next: middleware::Next) -> Response {
     // OPA's router has no HEAD routes; axum would answer HEAD like GET.
     if request.method() == Method::HEAD {
@@ -152,11 +155,12 @@ async fn trailing_slash(request: axum::extract::Request, next: middleware::Next)
             target.push('?');
             target.push_str(query);
         }
-        return (
-            StatusCode::MOVED_PERMANENTLY,
-            [(axum::http::header::LOCATION, target)],
-        )
-            .into_response();
+        let status = if matches!(*request.method(), Method::GET | Method::DELETE) {
+            StatusCode::MOVED_PERMANENTLY
+        } else {
+            StatusCode::PERMANENT_REDIRECT
+        };
+        return (status, [(axum::http::header::LOCATION, target)]).into_response();
     }
     let response = next.run(request).await;
     plain_rejection_as_json(response).await
@@ -170,11 +174,20 @@ async fn plain_rejection_as_json(response: Response) -> Response {
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/plain"));
+        .is_none_or(|v| v.starts_with("text/plain"));
     if !plain || !response.status().is_client_error() {
         return response;
     }
     let status = response.status();
+    // axum's method router answers 405 with an empty body; keep its `Allow`.
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+        let mut out = ApiError::method_not_allowed().into_response();
+        if let Some(allow) = allow {
+            out.headers_mut().insert(axum::http::header::ALLOW, allow);
+        }
+        return out;
+    }
     let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -326,15 +339,18 @@ async fn live() -> Json<Value> {
 async fn health(
     State(state): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> AppResult {
     if q.contains_key("bundles") {
-        return ready(State(state)).await;
+        return ready(State(state), headers).await;
     }
     Ok(Json(json!({})).into_response())
 }
 
 /// `/tenants/{tenant}/health`: 200 `{}` once the tenant can decide (it is
-/// loaded on demand, like a decision would).
+/// loaded on demand, like a decision would). Needs no token, like OPA's
+/// `/health` (OPAL and Kubernetes probe it without one): it answers only
+/// whether the tenant is ready, never its data.
 async fn tenant_health(
     State(state): State<Arc<AppState>>,
     Path(tenant): Path<String>,
@@ -343,7 +359,14 @@ async fn tenant_health(
     Ok(Json(json!({})).into_response())
 }
 
-async fn ready(State(state): State<Arc<AppState>>) -> AppResult {
+/// `/health/ready` (and `/health?bundles`): 500 while a referenced tenant
+/// has no active revision. The tenants are named only when no token is
+/// configured or the request carries the admin token; otherwise only their
+/// number is given, so tenant names do not leak to unauthenticated callers.
+async fn ready(State(state): State<Arc<AppState>>, headers: HeaderMap) -> AppResult {
+    let open = state.admin_token.is_none() && state.decision_token.is_none();
+    let admin =
+        state.admin_token.is_some() && check_bearer(state.admin_token.as_deref(), &headers).is_ok();
     let waiting: Vec<String> = state
         .host
         .tenants()
@@ -356,7 +379,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> AppResult {
     } else {
         Ok((
             StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": format!("not activated: {}", waiting.join(", "))})),
+            Json(json!({"error": if open || admin {
+                format!("not activated: {}", waiting.join(", "))
+            } else {
+                format!("not activated: {} tenants", waiting.len())
+            }})),
         )
             .into_response())
     }
@@ -515,6 +542,10 @@ pub(crate) fn parse_document(bytes: &[u8], yaml: bool, what: &str) -> Result<Val
     }
 }
 
+fn input_from_value(value: &Value, limits: &tenet::EvalLimits) -> Result<Input, ApiError> {
+    Input::from_value(value, limits).map_err(|e| ApiError::invalid_parameter(e.to_string()))
+}
+
 /// True when the boolean query parameter is set: `?name`, `?name=true`
 /// (OPA's reading of `pretty`, `metrics`, `provenance`).
 pub(crate) fn flag(q: &HashMap<String, String>, name: &str) -> bool {
@@ -559,36 +590,53 @@ async fn decide_data(
     let started = Instant::now();
     let limits = state.host.config().eval_limits.clone();
     let yaml = is_yaml(headers);
-    let input_value = if method == Method::GET {
+    // The input and whether the request gave one (OPA warns when a POST
+    // has no `input`).
+    let (input, given) = if method == Method::GET {
         match q.get("input") {
-            Some(text) => Some(serde_json::from_str(text).map_err(|e| {
-                ApiError::invalid_parameter(format!(
-                    "parameter contains malformed input document: {e}"
-                ))
-            })?),
-            None => None,
+            Some(text) => {
+                let value: Value = serde_json::from_str(text).map_err(|e| {
+                    ApiError::invalid_parameter(format!(
+                        "parameter contains malformed input document: {e}"
+                    ))
+                })?;
+                (input_from_value(&value, &limits)?, true)
+            }
+            None => (Input::none(), false),
         }
     } else {
         let bytes = body(state, headers, raw)?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            let document = parse_document(&bytes, yaml, "body contains malformed input document")?;
-            match document {
-                Value::Object(mut o) => o.remove("input"),
-                _ => {
-                    return Err(ApiError::invalid_parameter(
-                        "body contains malformed input document: expected a JSON object with an \"input\" key",
-                    ))
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        match first {
+            None => (Input::none(), false),
+            // The common case, a JSON object: parsed once, straight into
+            // the engine's values.
+            Some(b'{') if !yaml => match Input::from_envelope_json(&bytes, &limits) {
+                Ok(Some(input)) => (input, true),
+                Ok(None) => (Input::none(), false),
+                Err(PolicyError::InvalidInput { reason }) => {
+                    return Err(ApiError::invalid_parameter(format!(
+                        "body contains malformed input document: {reason}"
+                    )))
+                }
+                Err(e) => return Err(ApiError::invalid_parameter(e.to_string())),
+            },
+            Some(_) => {
+                let document =
+                    parse_document(&bytes, yaml, "body contains malformed input document")?;
+                match document {
+                    Value::Object(mut o) => match o.remove("input") {
+                        Some(v) => (input_from_value(&v, &limits)?, true),
+                        None => (Input::none(), false),
+                    },
+                    _ => {
+                        return Err(ApiError::invalid_parameter(
+                            "body contains malformed input document: expected a JSON object with an \"input\" key",
+                        ))
+                    }
                 }
             }
         }
-    };
-    let input = match &input_value {
-        Some(v) => {
-            Input::from_value(v, &limits).map_err(|e| ApiError::invalid_parameter(e.to_string()))?
-        }
-        None => Input::none(),
     };
     let parsed = Instant::now();
     let decision = state.host.decide(tenant, path, &input).await?;
@@ -600,7 +648,7 @@ async fn decide_data(
     if let Some(result) = decision.result {
         out.insert("result".into(), result);
     }
-    if input_value.is_none() && method == Method::POST {
+    if !given && method == Method::POST {
         out.insert(
             "warning".into(),
             json!({"code": "api_usage_warning", "message": "'input' key missing from the request"}),
@@ -618,6 +666,9 @@ async fn decide_data(
                 "timer_rego_input_parse_ns": ns(parsed - started),
                 "timer_rego_query_eval_ns": ns(evaluated - parsed),
                 "timer_server_handler_ns": ns(started.elapsed()),
+                // Which evaluator decided (tenet's own; OPA has one).
+                "counter_tenet_eval_vm": u64::from(decision.evaluator == Some(Evaluator::Vm)),
+                "counter_tenet_eval_interpreter": u64::from(decision.evaluator == Some(Evaluator::Interpreter)),
             }),
         );
     }

@@ -1527,9 +1527,11 @@ async fn health_endpoints_answer_empty_objects() {
 
 /// server/handlers/handlers.go TrailingSlashRedirectHandler and
 /// server_test.go TestDataV1Redirection: every path but `/` that ends in a
-/// slash is a 301 to the same path without it — `/v1/data/`,
+/// slash is redirected to the same path without it — `/v1/data/`,
 /// `/v1/policies/`, `/v1/data/a/b/c/`. A client that follows redirects gets
-/// the collection.
+/// the collection. OPA answers 301 for every method; tenet answers 308 for
+/// POST, PUT and PATCH so the method and body survive the redirect (a
+/// fetch client turns a 301'd POST into a GET without its input).
 #[tokio::test]
 async fn trailing_slash_redirects_to_the_path_without_it() {
     let server = Server::start();
@@ -1550,7 +1552,7 @@ async fn trailing_slash_redirects_to_the_path_without_it() {
             .body("{\"foo\": [1, 2, 3]}"),
     )
     .await;
-    assert_eq!(reply.status, 301, "{reply:#?}");
+    assert_eq!(reply.status, 308, "{reply:#?}");
     assert_eq!(
         reply.location.as_deref(),
         Some("/tenants/alpha/v1/data/a/b/c"),
@@ -1610,10 +1612,20 @@ async fn unsupported_methods_are_405() {
         (reqwest::Method::PATCH, "/v1/policies"),
         (reqwest::Method::HEAD, "/v1/policies/lvl1"),
         (reqwest::Method::POST, "/v1/policies/lvl1"),
+        (reqwest::Method::PATCH, "/v1/policies/x"),
+        (reqwest::Method::GET, "/v1/batch/data/x"),
+        (reqwest::Method::PUT, "/v1/batch/data/x"),
+        (reqwest::Method::GET, "/"),
+        (reqwest::Method::POST, "/health"),
     ];
     for (method, path) in cases {
+        let head = method == reqwest::Method::HEAD;
         let reply = send(c.request(method, server.t("alpha", path))).await;
         assert_eq!(reply.status, 405, "{reply:#?}");
+        // Every 405 with a body carries OPA's error shape (HEAD has none).
+        if !head {
+            assert_eq!(reply.json()["code"], "method_not_allowed", "{reply:#?}");
+        }
     }
 }
 

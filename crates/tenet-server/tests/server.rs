@@ -328,13 +328,16 @@ async fn decision_ids_only_with_decision_logging() {
 }
 
 /// Any token guards the admin API: with only a decision token set, the
-/// admin API and `/metrics` need it too, and `/tenants/{t}/health` (which
-/// loads the tenant) is a decision route.
+/// admin API and `/metrics` need it too. `/tenants/{t}/health` needs no
+/// token (OPAL's and Kubernetes's probes send none): it says only whether
+/// the tenant is ready.
 #[tokio::test]
-async fn a_decision_token_alone_also_guards_admin_and_tenant_health() {
+async fn a_decision_token_alone_also_guards_admin_but_not_tenant_health() {
     let server = Server::start(&["--decision-token", "d3cide"]);
     let c = client();
-    for path in ["/v1/tenants", "/metrics", "/tenants/payments/health"] {
+    let (s, body) = call(c.get(server.url("/tenants/payments/health"))).await;
+    assert_eq!((s, body), (200, json!({})));
+    for path in ["/v1/tenants", "/metrics"] {
         let resp = c.get(server.url(path)).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 401, "{path}");
         let resp = c
@@ -392,4 +395,38 @@ async fn a_failed_reload_is_502_and_the_last_revision_keeps_serving() {
     );
     let (s, body) = call(c.get(server.url("/tenants/t/v1/data/p/x"))).await;
     assert_eq!((s, body), (200, json!({"result": 1})));
+}
+
+/// hardening (issue 10, finding 8): with a token configured, `/health/ready`
+/// and `/health?bundles` say how many tenants are not ready but not which,
+/// unless the admin token comes with the request.
+#[tokio::test]
+async fn readiness_does_not_name_tenants_to_unauthenticated_callers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("tenet.yaml");
+    std::fs::write(&config, "tenants: [secret-tenant-name]\n").unwrap();
+    let config = config.to_str().unwrap();
+    let c = client();
+
+    let open = Server::start(&["--config", config]);
+    let (s, body) = call(c.get(open.url("/health/ready"))).await;
+    assert_eq!(s, 500);
+    assert!(body.to_string().contains("secret-tenant-name"), "{body}");
+
+    let guarded = Server::start(&["--config", config, "--admin-token", "adm1n"]);
+    for path in ["/health/ready", "/health?bundles"] {
+        let (s, body) = call(c.get(guarded.url(path))).await;
+        assert_eq!(s, 500, "{path}");
+        assert!(
+            !body.to_string().contains("secret-tenant-name"),
+            "{path}: {body}"
+        );
+        assert!(body.to_string().contains("1 tenants"), "{path}: {body}");
+        let (s, body) = call(c.get(guarded.url(path)).bearer_auth("adm1n")).await;
+        assert_eq!(s, 500, "{path}");
+        assert!(
+            body.to_string().contains("secret-tenant-name"),
+            "{path}: {body}"
+        );
+    }
 }
