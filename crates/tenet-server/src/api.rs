@@ -422,7 +422,7 @@ async fn data(
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult {
     let tenant = tenant_of(&state, &params, &headers)?;
-    let components = data_path(&uri, params.contains_key("tenant"));
+    let components = data_path(&uri, params.contains_key("tenant"))?;
     if method == Method::DELETE && !params.contains_key("path") {
         // OPA has no DELETE on the data root.
         return Err(ApiError::method_not_allowed());
@@ -437,7 +437,19 @@ async fn data(
 
 /// The document path of a data-API request, from the raw URI so that an
 /// escaped slash (`a%2Fb`) stays inside its key, as in OPA.
-pub(crate) fn data_path(uri: &axum::http::Uri, tenant_prefix: bool) -> Vec<String> {
+/// Most segments a data path may have. OPA has no bound; without one, a
+/// write to `/v1/data/a/a/…` 5,000 deep recursed past the end of the stack
+/// (hardening issue, finding 1). Real documents are nowhere near this deep,
+/// and a query reference past ~250 segments is beyond the Rego parser's
+/// nesting bound anyway.
+pub const MAX_DATA_PATH_SEGMENTS: usize = 128;
+
+/// The data path of a request, decoded; more than
+/// [`MAX_DATA_PATH_SEGMENTS`] segments is a 400 `invalid_parameter`.
+pub(crate) fn data_path(
+    uri: &axum::http::Uri,
+    tenant_prefix: bool,
+) -> Result<Vec<String>, ApiError> {
     let mut raw = uri.path();
     if tenant_prefix {
         // `/tenants/{tenant}` first: the tenant id itself has no slash.
@@ -449,14 +461,19 @@ pub(crate) fn data_path(uri: &axum::http::Uri, tenant_prefix: bool) -> Vec<Strin
         .or_else(|| raw.strip_prefix("/v1/data"))
         .or_else(|| raw.strip_prefix("/v0/data"))
         .unwrap_or(raw);
-    raw.split('/')
-        .filter(|c| !c.is_empty())
+    let segments = raw.split('/').filter(|c| !c.is_empty());
+    if segments.clone().nth(MAX_DATA_PATH_SEGMENTS).is_some() {
+        return Err(ApiError::invalid_parameter(format!(
+            "data path has more than {MAX_DATA_PATH_SEGMENTS} segments"
+        )));
+    }
+    Ok(segments
         .map(|c| {
             percent_encoding::percent_decode_str(c)
                 .decode_utf8_lossy()
                 .into_owned()
         })
-        .collect()
+        .collect())
 }
 
 /// With decision logging on, logs `decision` (tenant, path, revision,
@@ -685,7 +702,7 @@ async fn webhook(
     raw: Result<Bytes, BytesRejection>,
 ) -> AppResult {
     let tenant = tenant_of(&state, &params, &headers)?;
-    let components = data_path(&uri, params.contains_key("tenant"));
+    let components = data_path(&uri, params.contains_key("tenant"))?;
     let path = &components.join("/");
     let bytes = body(&state, &headers, raw)?;
     let limits = state.host.config().eval_limits.clone();

@@ -36,7 +36,7 @@ pub(crate) async fn batch(
     let path = &tenet::QueryPath::from_components(crate::api::data_path(
         &uri,
         params.contains_key("tenant"),
-    ))
+    )?)
     .to_rego();
     let bytes = body(&state, &headers, raw)?;
     let request: Value = serde_json::from_slice(&bytes).map_err(|e| {

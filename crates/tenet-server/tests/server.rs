@@ -430,3 +430,50 @@ async fn readiness_does_not_name_tenants_to_unauthenticated_callers() {
         );
     }
 }
+
+/// hardening (issue 10, finding 1): a data path 5,000 segments deep used to
+/// recurse past the end of the stack on a write and abort the process. Now
+/// every data route refuses more than 128 segments with OPA's 400, and the
+/// server keeps answering.
+#[tokio::test]
+async fn a_very_deep_data_path_is_refused_and_the_server_survives() {
+    let mut server = Server::start(&[]);
+    let c = client();
+    let deep = "/a".repeat(5_000);
+    let requests = [
+        c.put(server.url(&format!("/tenants/x/v1/data{deep}")))
+            .body("1"),
+        c.patch(server.url(&format!("/tenants/x/v1/data{deep}")))
+            .body("[]"),
+        c.get(server.url(&format!("/tenants/payments/v1/data{deep}"))),
+        c.post(server.url(&format!("/tenants/payments/v1/data{deep}")))
+            .body("{}"),
+        c.post(server.url(&format!("/tenants/payments/v0/data{deep}")))
+            .body("{}"),
+        c.post(server.url(&format!("/tenants/payments/v1/batch/data{deep}")))
+            .body("{\"inputs\": {}}"),
+    ];
+    for request in requests {
+        let (s, body) = call(request).await;
+        assert_eq!(
+            (s, body["code"].as_str()),
+            (400, Some("invalid_parameter")),
+            "{body}"
+        );
+        assert!(body["message"].as_str().unwrap().contains("128"), "{body}");
+    }
+    // 128 segments are still a path (undefined here), not an error.
+    let (s, _) =
+        call(c.get(server.url(&format!("/tenants/payments/v1/data{}", "/a".repeat(128))))).await;
+    assert_eq!(s, 200);
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server died"
+    );
+    let (s, body) = call(
+        c.post(server.url("/tenants/payments/v1/data/payments/authz/allow"))
+            .json(&json!({ "input": example_input("payments", "alice-refund") })),
+    )
+    .await;
+    assert_eq!((s, body), (200, json!({"result": true})));
+}
