@@ -2362,7 +2362,7 @@ impl<'source> Parser<'source> {
 
     pub fn parse(&mut self) -> Result<Module> {
         let package = self.parse_package()?;
-        let imports = self.parse_imports()?;
+        let mut imports = self.parse_imports()?;
 
         let target = self.parse_target_rule()?;
         if target.is_some() {
@@ -2371,6 +2371,13 @@ impl<'source> Parser<'source> {
 
         let mut policy = vec![];
         while self.tok.0 != TokenKind::Eof {
+            // As in OPA, imports may also follow rules.
+            if self.token_text() == "import" {
+                for import in self.parse_imports()? {
+                    self.check_and_add_import(import, &mut imports)?;
+                }
+                continue;
+            }
             policy.push(Ref::new(self.parse_rule()?));
             // Guard policy rule accumulation against allocator limits.
             check_memory_limit()?;
