@@ -80,6 +80,12 @@ pub struct Parser<'source> {
     max_expr_depth: usize,
     expr_depth_overflow: bool,
 
+    // A term that was parsed while trying one interpretation of the input
+    // (e.g. a comprehension) and is the start of the next one (e.g. an array
+    // item). `parse_ref` returns it instead of parsing the same text again,
+    // which kept nested literals from taking time exponential in their depth.
+    pending_term: Option<Rc<Expr>>,
+
     // The index of the last expression that was parsed.
     eidx: u32,
     // The index of the last statement that was parsed.
@@ -119,6 +125,7 @@ impl<'source> Parser<'source> {
             expr_depth: 0,
             max_expr_depth: DEFAULT_MAX_EXPR_DEPTH,
             expr_depth_overflow: false,
+            pending_term: None,
             eidx: 0,
             sidx: 0,
             qidx: 0,
@@ -180,6 +187,13 @@ impl<'source> Parser<'source> {
         Ok(())
     }
 
+    /// Start of the term about to be parsed.
+    fn term_start(&self) -> u32 {
+        self.pending_term
+            .as_ref()
+            .map_or(self.tok.1.start, |term| term.span().start)
+    }
+
     fn with_expr_depth<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         // Increment expression depth.
         self.expr_depth = self.expr_depth.saturating_add(1);
@@ -189,6 +203,7 @@ impl<'source> Parser<'source> {
         if self.expr_depth > self.max_expr_depth {
             self.expr_depth = current_depth.saturating_sub(1);
             self.expr_depth_overflow = true;
+            self.pending_term = None;
             bail!(self.tok.1.error(&format!(
                 "expression nesting too deep (>{})",
                 self.max_expr_depth
@@ -656,9 +671,21 @@ impl<'source> Parser<'source> {
         // Parse the first expression as a ref.
         let term = match self.parse_ref() {
             Ok(e) if self.token_text() == "|" => e,
-            _ => {
-                // Not a comprehension. Restore state.
+            Ok(e) => {
+                // Not a comprehension. The term starts the item that the
+                // caller parses next.
+                self.pending_term = Some(Rc::new(e));
+                bail!("internal error: not a compr");
+            }
+            Err(err) => {
+                // Not a comprehension. Restore state, but report a depth
+                // overflow at once instead of trying again.
+                let overflow = self.expr_depth_overflow;
                 *self = state;
+                if overflow {
+                    self.expr_depth_overflow = true;
+                    return Err(err);
+                }
                 bail!("internal error: not a compr");
             }
         };
@@ -702,7 +729,7 @@ impl<'source> Parser<'source> {
                     eidx: self.next_eidx(),
                 })
             }
-            Err(err) if self.end == pos => {
+            Err(err) if self.end == pos || self.pending_term.is_some() => {
                 // Propagate depth overflow error if any.
                 if self.expr_depth_overflow {
                     return Err(err);
@@ -710,7 +737,7 @@ impl<'source> Parser<'source> {
                 // No progress was made in parsing comprehension.
                 // Parse as array.
                 let mut items = vec![];
-                if self.token_text() != "]" {
+                if self.pending_term.is_some() || self.token_text() != "]" {
                     items.push(Ref::new(self.parse_in_expr()?));
                     // Guard array literal growth against allocator limits.
                     check_memory_limit()?;
@@ -754,7 +781,7 @@ impl<'source> Parser<'source> {
                     eidx: self.next_eidx(),
                 });
             }
-            Err(err) if self.end != pos => {
+            Err(err) if self.end != pos && self.pending_term.is_none() => {
                 // Propagate depth overflow error if any.
                 if self.expr_depth_overflow {
                     return Err(err);
@@ -773,7 +800,7 @@ impl<'source> Parser<'source> {
 
         // It could be a set, object or object comprehension.
         // In all the cases, the first expression must parse successfully.
-        if self.token_text() == "}" {
+        if self.pending_term.is_none() && self.token_text() == "}" {
             self.next_token()?;
             span.end = self.end;
             return Ok(Expr::Object {
@@ -783,7 +810,10 @@ impl<'source> Parser<'source> {
             });
         }
 
-        let mut item_span = self.tok.1.clone();
+        let mut item_span = match self.pending_term {
+            Some(ref term) => term.span().clone(),
+            None => self.tok.1.clone(),
+        };
         let first = self.parse_in_expr()?;
 
         if self.token_text() != ":" {
@@ -827,7 +857,7 @@ impl<'source> Parser<'source> {
                     eidx: self.next_eidx(),
                 });
             }
-            Err(err) if self.end != pos => {
+            Err(err) if self.end != pos && self.pending_term.is_none() => {
                 // Propagate depth overflow error if any.
                 if self.expr_depth_overflow {
                     return Err(err);
@@ -916,13 +946,21 @@ impl<'source> Parser<'source> {
     }
 
     fn parse_ref(&mut self) -> Result<Expr> {
+        if let Some(term) = self.pending_term.take() {
+            return Rc::try_unwrap(term)
+                .map_err(|_| anyhow!("internal error: shared pending term"));
+        }
         let start = self.tok.1.start;
+        // Nested terms, indices and call arguments count towards the nesting
+        // limit like parenthesized expressions do.
         let mut term = match self.token_text() {
-            "[" if self.tok.0 == TokenKind::Symbol => self.parse_compr_or_array()?,
-            "{" => self.parse_compr_set_or_object()?,
+            "[" if self.tok.0 == TokenKind::Symbol => {
+                self.with_expr_depth(Self::parse_compr_or_array)?
+            }
+            "{" => self.with_expr_depth(Self::parse_compr_set_or_object)?,
             "set(" => self.parse_empty_set()?,
             "(" => return self.parse_parens_expr(),
-            "-" => return self.parse_unary_expr(),
+            "-" => return self.with_expr_depth(Self::parse_unary_expr),
             _ => self.parse_scalar_or_var()?,
         };
 
@@ -991,7 +1029,7 @@ impl<'source> Parser<'source> {
                 }
                 "[" => {
                     self.next_token()?;
-                    let index = self.parse_in_expr()?;
+                    let index = self.with_expr_depth(Self::parse_in_expr)?;
 
                     // If the index is a string, the ref could be path to a function.
                     possible_fcn = possible_fcn && matches!(&index, Expr::String { .. });
@@ -1013,7 +1051,7 @@ impl<'source> Parser<'source> {
                     self.next_token()?;
                     let mut args = vec![];
                     if self.token_text() != ")" {
-                        args.push(Ref::new(self.parse_in_expr()?));
+                        args.push(Ref::new(self.with_expr_depth(Self::parse_in_expr)?));
                         // Guard call argument list against allocator limits.
                         check_memory_limit()?;
                         while self.token_text() == "," {
@@ -1022,7 +1060,7 @@ impl<'source> Parser<'source> {
                                 ")" => break,
                                 "" if self.tok.0 == TokenKind::Eof => break,
                                 _ => {
-                                    args.push(Ref::new(self.parse_in_expr()?));
+                                    args.push(Ref::new(self.with_expr_depth(Self::parse_in_expr)?));
                                     // Guard call argument list against allocator limits.
                                     check_memory_limit()?;
                                 }
@@ -1053,7 +1091,7 @@ impl<'source> Parser<'source> {
     }
 
     fn parse_mul_div_mod_expr(&mut self) -> Result<Expr> {
-        let start = self.tok.1.start;
+        let start = self.term_start();
         let mut expr = self.parse_term()?;
 
         loop {
@@ -1079,7 +1117,7 @@ impl<'source> Parser<'source> {
     }
 
     fn parse_arith_expr(&mut self) -> Result<Expr> {
-        let start = self.tok.1.start;
+        let start = self.term_start();
         let mut expr = self.parse_mul_div_mod_expr()?;
 
         loop {
@@ -1115,7 +1153,7 @@ impl<'source> Parser<'source> {
     }
 
     fn parse_set_intersection_expr(&mut self) -> Result<Expr> {
-        let start = self.tok.1.start;
+        let start = self.term_start();
         let mut expr = self.parse_arith_expr()?;
 
         while self.token_text() == "&" {
@@ -1136,7 +1174,7 @@ impl<'source> Parser<'source> {
     }
 
     fn parse_set_union_expr(&mut self) -> Result<Expr> {
-        let start = self.tok.1.start;
+        let start = self.term_start();
         let mut expr = self.parse_set_intersection_expr()?;
 
         while self.token_text() == "|" {
@@ -1157,7 +1195,7 @@ impl<'source> Parser<'source> {
     }
 
     fn parse_bool_expr(&mut self) -> Result<Expr> {
-        let start = self.tok.1.start;
+        let start = self.term_start();
         let mut expr = self.parse_set_union_expr()?;
         loop {
             let mut span = self.tok.1.clone();
@@ -1219,7 +1257,7 @@ impl<'source> Parser<'source> {
     }
 
     fn parse_in_expr(&mut self) -> Result<Expr> {
-        let start = self.tok.1.start;
+        let start = self.term_start();
         let mut expr = self.parse_bool_expr()?;
 
         while self.token_text() == "in" && self.future_keywords.contains_key("in") {
@@ -1245,7 +1283,7 @@ impl<'source> Parser<'source> {
 
     #[cfg(feature = "rego-extensions")]
     pub fn parse_or_expr(&mut self) -> Result<Expr> {
-        let start = self.tok.1.start;
+        let start = self.term_start();
         let mut expr = self.parse_membership_expr()?;
         while self.token_text() == "or" {
             let mut span = self.tok.1.clone();
@@ -1263,7 +1301,7 @@ impl<'source> Parser<'source> {
     }
 
     pub fn parse_membership_expr(&mut self) -> Result<Expr> {
-        let start = self.tok.1.start;
+        let start = self.term_start();
         let mut expr = self.parse_bool_expr()?;
 
         if self.token_text() == "," {
@@ -1280,7 +1318,6 @@ impl<'source> Parser<'source> {
     }
 
     pub fn parse_assign_expr(&mut self) -> Result<Expr> {
-        let state = self.clone();
         let start = self.tok.1.start;
         let expr = self.parse_ref()?;
 
@@ -1301,7 +1338,8 @@ impl<'source> Parser<'source> {
             }
             ":=" => AssignOp::ColEq,
             _ => {
-                *self = state;
+                // Not an assignment: the term starts an expression.
+                self.pending_term = Some(Rc::new(expr));
                 return self.parse_expr();
             }
         };
@@ -1365,7 +1403,7 @@ impl<'source> Parser<'source> {
         let domain = Ref::new(self.parse_bool_expr()?);
         let query_span = self.tok.1.clone();
         self.expect("{", context)?;
-        let query = Ref::new(self.parse_query(query_span, "}")?);
+        let query = Ref::new(self.with_expr_depth(|this| this.parse_query(query_span, "}"))?);
         span.end = self.end;
 
         Ok(Literal::Every {
@@ -1538,7 +1576,7 @@ impl<'source> Parser<'source> {
                 stmt
             }
             Ok(stmt) => stmt,
-            Err(e) if is_definite_query => return Err(e),
+            Err(e) if is_definite_query || self.expr_depth_overflow => return Err(e),
             Err(e) if matches!(self.token_text(), "=" | ":=") => return Err(e),
             Err(_) => {
                 // There was error parsing the first literal
@@ -2378,7 +2416,9 @@ impl<'source> Parser<'source> {
                 }
                 continue;
             }
-            policy.push(Ref::new(self.parse_rule()?));
+            let rule = self.parse_rule()?;
+            check_syntax_depth(&rule)?;
+            policy.push(Ref::new(rule));
             // Guard policy rule accumulation against allocator limits.
             check_memory_limit()?;
             if self.token_text() == "__target__" {
@@ -2413,6 +2453,7 @@ impl<'source> Parser<'source> {
         if self.tok.0 != TokenKind::Eof {
             bail!(self.tok.1.error("expecting EOF"));
         }
+        check_query_syntax_depth(&query)?;
         Ok(query)
     }
 
@@ -2425,6 +2466,179 @@ impl<'source> Parser<'source> {
     pub fn num_queries(&self) -> u32 {
         self.qidx
     }
+}
+
+/// Deepest syntax tree (expressions, nested queries) accepted for one rule or
+/// query. Chains of infix operators and references are parsed iteratively but
+/// yield trees as deep as they are long, and the analysis, compilation and
+/// evaluation passes recurse over those trees on the native stack.
+const MAX_SYNTAX_DEPTH: usize = 256;
+
+enum SyntaxNode<'a> {
+    Expr(&'a Expr),
+    Query(&'a Query),
+}
+
+fn check_syntax_depth(rule: &Rule) -> Result<()> {
+    let mut roots: Vec<SyntaxNode<'_>> = Vec::new();
+    match rule {
+        Rule::Spec { head, bodies, .. } => {
+            match head {
+                RuleHead::Compr { refr, assign, .. } => {
+                    roots.push(SyntaxNode::Expr(refr));
+                    if let Some(assign) = assign {
+                        roots.push(SyntaxNode::Expr(&assign.value));
+                    }
+                }
+                RuleHead::Set { refr, key, .. } => {
+                    roots.push(SyntaxNode::Expr(refr));
+                    if let Some(key) = key {
+                        roots.push(SyntaxNode::Expr(key));
+                    }
+                }
+                RuleHead::Func {
+                    refr, args, assign, ..
+                } => {
+                    roots.push(SyntaxNode::Expr(refr));
+                    roots.extend(args.iter().map(|a| SyntaxNode::Expr(a)));
+                    if let Some(assign) = assign {
+                        roots.push(SyntaxNode::Expr(&assign.value));
+                    }
+                }
+            }
+            for body in bodies {
+                if let Some(assign) = &body.assign {
+                    roots.push(SyntaxNode::Expr(&assign.value));
+                }
+                roots.push(SyntaxNode::Query(&body.query));
+            }
+        }
+        Rule::Default {
+            refr, args, value, ..
+        } => {
+            roots.push(SyntaxNode::Expr(refr));
+            roots.extend(args.iter().map(|a| SyntaxNode::Expr(a)));
+            roots.push(SyntaxNode::Expr(value));
+        }
+    }
+    check_depth(roots)
+}
+
+fn check_query_syntax_depth(query: &Query) -> Result<()> {
+    check_depth(vec![SyntaxNode::Query(query)])
+}
+
+/// Fails when a syntax tree is deeper than [`MAX_SYNTAX_DEPTH`], without
+/// recursing.
+fn check_depth(roots: Vec<SyntaxNode<'_>>) -> Result<()> {
+    let mut stack: Vec<(SyntaxNode<'_>, usize)> = roots.into_iter().map(|n| (n, 1)).collect();
+    while let Some((node, depth)) = stack.pop() {
+        if depth > MAX_SYNTAX_DEPTH {
+            let span = match node {
+                SyntaxNode::Expr(e) => e.span(),
+                SyntaxNode::Query(q) => &q.span,
+            };
+            bail!(span.error(&format!(
+                "expression nesting too deep (>{MAX_SYNTAX_DEPTH} levels)"
+            )));
+        }
+        let next = depth + 1;
+        match node {
+            SyntaxNode::Query(query) => {
+                for stmt in &query.stmts {
+                    for with_mod in &stmt.with_mods {
+                        stack.push((SyntaxNode::Expr(&with_mod.refr), next));
+                        stack.push((SyntaxNode::Expr(&with_mod.r#as), next));
+                    }
+                    match &stmt.literal {
+                        Literal::SomeVars { .. } => {}
+                        Literal::SomeIn {
+                            key,
+                            value,
+                            collection,
+                            ..
+                        } => {
+                            if let Some(key) = key {
+                                stack.push((SyntaxNode::Expr(key), next));
+                            }
+                            stack.push((SyntaxNode::Expr(value), next));
+                            stack.push((SyntaxNode::Expr(collection), next));
+                        }
+                        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
+                            stack.push((SyntaxNode::Expr(expr), next));
+                        }
+                        Literal::Every { domain, query, .. } => {
+                            stack.push((SyntaxNode::Expr(domain), next));
+                            stack.push((SyntaxNode::Query(query), next));
+                        }
+                    }
+                }
+            }
+            SyntaxNode::Expr(expr) => match expr {
+                Expr::String { .. }
+                | Expr::RawString { .. }
+                | Expr::Number { .. }
+                | Expr::Bool { .. }
+                | Expr::Null { .. }
+                | Expr::Var { .. } => {}
+                Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                    stack.extend(items.iter().map(|i| (SyntaxNode::Expr(i), next)));
+                }
+                Expr::Object { fields, .. } => {
+                    for (_, key, value) in fields {
+                        stack.push((SyntaxNode::Expr(key), next));
+                        stack.push((SyntaxNode::Expr(value), next));
+                    }
+                }
+                Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                    stack.push((SyntaxNode::Expr(term), next));
+                    stack.push((SyntaxNode::Query(query), next));
+                }
+                Expr::ObjectCompr {
+                    key, value, query, ..
+                } => {
+                    stack.push((SyntaxNode::Expr(key), next));
+                    stack.push((SyntaxNode::Expr(value), next));
+                    stack.push((SyntaxNode::Query(query), next));
+                }
+                Expr::Call { fcn, params, .. } => {
+                    stack.push((SyntaxNode::Expr(fcn), next));
+                    stack.extend(params.iter().map(|p| (SyntaxNode::Expr(p), next)));
+                }
+                Expr::UnaryExpr { expr, .. } => stack.push((SyntaxNode::Expr(expr), next)),
+                Expr::RefDot { refr, .. } => stack.push((SyntaxNode::Expr(refr), next)),
+                Expr::RefBrack { refr, index, .. } => {
+                    stack.push((SyntaxNode::Expr(refr), next));
+                    stack.push((SyntaxNode::Expr(index), next));
+                }
+                Expr::BinExpr { lhs, rhs, .. }
+                | Expr::BoolExpr { lhs, rhs, .. }
+                | Expr::ArithExpr { lhs, rhs, .. }
+                | Expr::AssignExpr { lhs, rhs, .. } => {
+                    stack.push((SyntaxNode::Expr(lhs), next));
+                    stack.push((SyntaxNode::Expr(rhs), next));
+                }
+                #[cfg(feature = "rego-extensions")]
+                Expr::OrExpr { lhs, rhs, .. } => {
+                    stack.push((SyntaxNode::Expr(lhs), next));
+                    stack.push((SyntaxNode::Expr(rhs), next));
+                }
+                Expr::Membership {
+                    key,
+                    value,
+                    collection,
+                    ..
+                } => {
+                    if let Some(key) = key {
+                        stack.push((SyntaxNode::Expr(key), next));
+                    }
+                    stack.push((SyntaxNode::Expr(value), next));
+                    stack.push((SyntaxNode::Expr(collection), next));
+                }
+            },
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -2490,5 +2704,154 @@ mod iterative_path_tests {
         assert!(error.to_string().contains("not a valid ref"));
 
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod nesting_limit_tests {
+    use crate::utils::limits::PolicyLengthConfig;
+    use crate::*;
+    use alloc::format;
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
+    use core::num::{NonZeroU32, NonZeroUsize};
+
+    fn engine() -> Engine {
+        let mut engine = Engine::new();
+        // Lift the length limits so that only the nesting limits apply.
+        engine.set_policy_length_config(PolicyLengthConfig {
+            max_col: NonZeroU32::new(60_000).unwrap(),
+            max_file_bytes: NonZeroUsize::new(16 << 20).unwrap(),
+            max_lines: NonZeroUsize::new(1 << 20).unwrap(),
+        });
+        engine
+    }
+
+    fn nested(open: &str, inner: &str, close: &str, n: usize) -> String {
+        format!(
+            "package test\nx := {}{inner}{}\n",
+            open.repeat(n),
+            close.repeat(n)
+        )
+    }
+
+    fn on_2_mib_stack(f: impl FnOnce() + Send + 'static) {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    // Each of these overflowed the native stack (parsing, or dropping or
+    // analysing the parsed tree) and aborted the process.
+    #[test]
+    fn deep_nesting_is_a_parse_error() {
+        on_2_mib_stack(|| {
+            let n = 100_000;
+            let cases: Vec<String> = alloc::vec![
+                nested("(\n", "1", ")\n", n),
+                nested("[\n", "1", "]\n", n),
+                nested("{\n", "1", "}\n", n),
+                nested("{\"a\":\n", "1", "}\n", n),
+                nested("[y | y := ", "1", "]", 5_000),
+                nested("input[\n", "1", "]\n", n),
+                nested("abs(\n", "1", ")\n", n),
+                nested("- ", "1", "", 10_000),
+                nested("-(", "1", ")", 10_000),
+                format!(
+                    "package test\nx if {{ {}true{} }}\n",
+                    "every v in [1] {\n".repeat(n),
+                    "}\n".repeat(n)
+                ),
+                format!("package test\nx := 1{}\n", " +\n1".repeat(n)),
+                format!("package test\nx := 1{}\n", " *\n1".repeat(n)),
+                format!("package test\nx := {{1}}{}\n", " |\n{1}".repeat(n)),
+                format!("package test\nx := {{1}}{}\n", " &\n{1}".repeat(n)),
+                format!("package test\nx if {{ 1{} }}\n", " ==\n1".repeat(n)),
+                format!("package test\nx if {{ 1{} }}\n", " in\n[1]".repeat(n)),
+                format!("package test\nx := input{}\n", ".a".repeat(20_000)),
+                format!("package test\nx := input{}\n", "[0]".repeat(15_000)),
+                format!("package test\nx{} := 1\n", ".a".repeat(20_000)),
+            ];
+            for policy in cases {
+                let err = engine()
+                    .add_policy("test.rego".to_string(), policy)
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains("expression nesting too deep"), "{err}");
+            }
+
+            let err = engine()
+                .eval_query(format!("1{}", " +\n1".repeat(n)), false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("expression nesting too deep"), "{err}");
+        });
+    }
+
+    // Trees just below the limits still parse, and every later pass handles
+    // them within a 2 MiB stack.
+    #[test]
+    fn nesting_below_the_limits_is_accepted() {
+        on_2_mib_stack(|| {
+            let cases: Vec<String> = alloc::vec![
+                nested("[", "1", "]", 30),
+                nested("{\"a\": ", "1", "}", 30),
+                nested("(", "1", ")", 30),
+                format!("package test\nx := input{}\n", ".a".repeat(250)),
+                format!(
+                    "package test\nx if {{ {}1{} }}\n",
+                    "[".repeat(30),
+                    " == 1 ]".repeat(30)
+                ),
+            ];
+            for policy in cases {
+                let mut engine = engine();
+                engine.add_policy("test.rego".to_string(), policy).unwrap();
+                engine.eval_rule("data.test.x".to_string()).unwrap();
+                #[cfg(feature = "rvm")]
+                {
+                    let compiled = engine
+                        .compile_with_entrypoint(&"data.test.x".into())
+                        .unwrap();
+                    crate::languages::rego::compiler::Compiler::compile_from_policy(
+                        &compiled,
+                        &["data.test.x"],
+                    )
+                    .unwrap();
+                }
+            }
+        });
+    }
+
+    // Each nested array or object was parsed twice (first as a possible
+    // comprehension), so the time doubled with every level: 25 levels took
+    // minutes.
+    #[test]
+    fn nested_literals_parse_in_linear_time() {
+        let mut operands = String::from("1");
+        for _ in 0..15 {
+            operands = format!("[[{operands}] + [1]]");
+        }
+        for policy in [
+            nested("[", "1", "]", 30),
+            nested("{", "1", "}", 30),
+            nested("{\"a\": ", "1", "}", 30),
+            format!("package test\nx := {operands}\n"),
+            format!(
+                "package test\nx := {}1{}\n",
+                "[y | y := ".repeat(15),
+                "]".repeat(15)
+            ),
+        ] {
+            let start = std::time::Instant::now();
+            engine()
+                .add_policy("test.rego".to_string(), policy)
+                .unwrap();
+            assert!(start.elapsed() < core::time::Duration::from_secs(5));
+        }
     }
 }
