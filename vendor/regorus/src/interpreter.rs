@@ -1231,12 +1231,9 @@ impl Interpreter {
                     }
                 }
             }
-            Value::Undefined => (),
-            v => {
-                bail!(collection.span().error(
-                    format!("`some .. in collection` expects array/set/object. Got `{v}`").as_str()
-                ))
-            }
+            // As in OPA, a value that is not a collection (or is undefined)
+            // has no elements to iterate over.
+            _ => (),
         }
 
         Ok(count > 0)
