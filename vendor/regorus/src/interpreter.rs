@@ -1675,10 +1675,10 @@ impl Interpreter {
     }
 
     fn clear_scope(scope: &mut Scope) {
-        // Set each value to undefined. This is equivalent to removing the key.
-        for (_, v) in scope.iter_mut() {
-            *v = Value::Undefined;
-        }
+        // Remove the variables bound by the previous iteration, so that a name
+        // bound only later in the body (a local shadowing an enclosing
+        // variable) is looked up in the enclosing scopes again.
+        scope.clear();
     }
 
     fn eval_stmts_in_loop(
