@@ -11,13 +11,13 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
-/// Cases where regorus 0.14.1's RVM differs from OPA: an undefined lookup in
-/// a comprehension yields an `"<undefined>"` element, so `refund_limit` is
-/// undefined and `allow` wrongly true (see BENCHMARKS.md).
-const KNOWN_RVM_DIVERGENCES: &[&str] = &[
-    "payments/dave-refund-over-limit-denied",
-    "payments/dave-refund-limit",
-];
+/// Cases where the vendored regorus's RVM differs from OPA. None since
+/// vendor/regorus/PATCHES.md's RVM fixes (undefined assignments, head and
+/// comprehension terms): upstream regorus 0.14.1's RVM put an `"<undefined>"`
+/// element into a comprehension, so `refund_limit` was undefined and `allow`
+/// wrongly true on `payments/dave-refund-over-limit-denied` and
+/// `payments/dave-refund-limit` (see BENCHMARKS.md).
+const KNOWN_RVM_DIVERGENCES: &[&str] = &[];
 
 #[test]
 fn example_decisions_match_opa_on_every_evaluator() {
