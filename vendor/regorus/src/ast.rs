@@ -489,10 +489,14 @@ impl Expr {
     /// operands of a call, comparison, arithmetic or set operator, or `in`,
     /// except variables, which are not rewritten. `==` is compiled to
     /// unification (stage RewriteEquals), which also keeps its reference
-    /// operands in place. Empty for any other expression.
+    /// operands in place. A reference (alone, or an operand of `==`) keeps
+    /// its place too, but its bracket indices other than variables and
+    /// scalars are hoisted (`not allowed[input.name]`). Empty for any other
+    /// expression.
     pub fn negation_hoisted_operands(&self) -> Vec<&Ref<Expr>> {
         let operands: Vec<&Ref<Expr>> = match *self {
             Self::Call { ref params, .. } => params.iter().collect(),
+            Self::RefDot { .. } | Self::RefBrack { .. } => self.dynamic_ref_indices(),
             Self::BoolExpr {
                 op: BoolOp::Eq,
                 ref lhs,
@@ -500,11 +504,9 @@ impl Expr {
                 ..
             } => [lhs, rhs]
                 .into_iter()
-                .filter(|operand| {
-                    !matches!(
-                        operand.as_ref(),
-                        Self::RefDot { .. } | Self::RefBrack { .. }
-                    )
+                .flat_map(|operand| match *operand.as_ref() {
+                    Self::RefDot { .. } | Self::RefBrack { .. } => operand.dynamic_ref_indices(),
+                    _ => vec![operand],
                 })
                 .collect(),
             Self::BinExpr {
@@ -528,6 +530,40 @@ impl Expr {
             .into_iter()
             .filter(|operand| !matches!(operand.as_ref(), Self::Var { .. }))
             .collect()
+    }
+
+    /// The bracket indices of a reference chain that OPA binds to variables
+    /// before the reference (`rewriteDynamics`): all but variables and
+    /// scalars, outermost first.
+    fn dynamic_ref_indices(&self) -> Vec<&Ref<Expr>> {
+        let mut indices = Vec::new();
+        let mut current = self;
+        loop {
+            match *current {
+                Self::RefDot { ref refr, .. } => current = refr,
+                Self::RefBrack {
+                    ref refr,
+                    ref index,
+                    ..
+                } => {
+                    if !matches!(
+                        index.as_ref(),
+                        Self::Var { .. }
+                            | Self::String { .. }
+                            | Self::RawString { .. }
+                            | Self::Number { .. }
+                            | Self::Bool { .. }
+                            | Self::Null { .. }
+                    ) {
+                        indices.push(index);
+                    }
+                    current = refr;
+                }
+                _ => break,
+            }
+        }
+        indices.reverse();
+        indices
     }
 }
 

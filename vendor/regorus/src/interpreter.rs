@@ -775,9 +775,26 @@ impl Interpreter {
             return Ok(Value::Undefined);
         }
 
-        match op {
+        let result = match op {
             BinOp::Union => builtins::sets::union(lhs, rhs, lhs_value, rhs_value),
             BinOp::Intersection => builtins::sets::intersection(lhs, rhs, lhs_value, rhs_value),
+        };
+        self.operator_result(result)
+    }
+
+    /// Operators are builtins in OPA (`plus`, `minus`, `or`, `and`, ...): an
+    /// operand of the wrong type is a builtin error, so the expression is
+    /// undefined unless builtin errors are strict. Limit errors always
+    /// propagate.
+    fn operator_result(&self, result: Result<Value>) -> Result<Value> {
+        match result {
+            Err(e)
+                if !self.compiled_policy.strict_builtin_errors
+                    && e.downcast_ref::<crate::LimitError>().is_none() =>
+            {
+                Ok(Value::Undefined)
+            }
+            r => r,
         }
     }
 
@@ -795,19 +812,24 @@ impl Interpreter {
             return Ok(Value::Undefined);
         }
 
+        let strict = self.compiled_policy.strict_builtin_errors;
         match (op, &lhs_value, &rhs_value) {
             (ArithOp::Sub, Value::Set(_), _) | (ArithOp::Sub, _, Value::Set(_)) => {
-                builtins::sets::difference(lhs, rhs, lhs_value, rhs_value)
+                self.operator_result(builtins::sets::difference(lhs, rhs, lhs_value, rhs_value))
             }
-            _ => builtins::numbers::arithmetic_operation(
-                span,
-                op,
-                lhs,
-                rhs,
-                lhs_value,
-                rhs_value,
-                self.compiled_policy.strict_builtin_errors,
+            // Numeric overflow stays an error in both modes (regorus fails
+            // closed); only operand type errors are undefined when not strict.
+            (ArithOp::Mod, Value::Number(x), Value::Number(y))
+                if !strict && (!x.is_integer() || !y.is_integer()) =>
+            {
+                Ok(Value::Undefined)
+            }
+            (_, Value::Number(_), Value::Number(_)) => builtins::numbers::arithmetic_operation(
+                span, op, lhs, rhs, lhs_value, rhs_value, strict,
             ),
+            _ => self.operator_result(builtins::numbers::arithmetic_operation(
+                span, op, lhs, rhs, lhs_value, rhs_value, strict,
+            )),
         }
     }
 
@@ -1209,12 +1231,9 @@ impl Interpreter {
                     }
                 }
             }
-            Value::Undefined => (),
-            v => {
-                bail!(collection.span().error(
-                    format!("`some .. in collection` expects array/set/object. Got `{v}`").as_str()
-                ))
-            }
+            // As in OPA, a value that is not a collection (or is undefined)
+            // has no elements to iterate over.
+            _ => (),
         }
 
         Ok(count > 0)
@@ -1656,10 +1675,10 @@ impl Interpreter {
     }
 
     fn clear_scope(scope: &mut Scope) {
-        // Set each value to undefined. This is equivalent to removing the key.
-        for (_, v) in scope.iter_mut() {
-            *v = Value::Undefined;
-        }
+        // Remove the variables bound by the previous iteration, so that a name
+        // bound only later in the body (a local shadowing an enclosing
+        // variable) is looked up in the enclosing scopes again.
+        scope.clear();
     }
 
     fn eval_stmts_in_loop(

@@ -3,7 +3,7 @@
 
 use crate::utils::limits::{DEFAULT_MAX_COL, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_LINES};
 // SAFETY: Arithmetic operations in this module are safe by design:
-// 1. Column width is bounded by a configurable max_col limit (default DEFAULT_MAX_COL=1024,
+// 1. Column width is bounded by a configurable max_col limit (default DEFAULT_MAX_COL=1 MiB,
 //    overridable via Engine::set_policy_length_config) and enforced by advance_col
 // 2. File size is bounded by a configurable limit (default DEFAULT_MAX_FILE_BYTES) at load time
 // 3. Total line count is bounded by a configurable limit (default DEFAULT_MAX_LINES) at load time

@@ -2400,7 +2400,7 @@ impl<'source> Parser<'source> {
 
     pub fn parse(&mut self) -> Result<Module> {
         let package = self.parse_package()?;
-        let imports = self.parse_imports()?;
+        let mut imports = self.parse_imports()?;
 
         let target = self.parse_target_rule()?;
         if target.is_some() {
@@ -2409,6 +2409,13 @@ impl<'source> Parser<'source> {
 
         let mut policy = vec![];
         while self.tok.0 != TokenKind::Eof {
+            // As in OPA, imports may also follow rules.
+            if self.token_text() == "import" {
+                for import in self.parse_imports()? {
+                    self.check_and_add_import(import, &mut imports)?;
+                }
+                continue;
+            }
             let rule = self.parse_rule()?;
             check_syntax_depth(&rule)?;
             policy.push(Ref::new(rule));

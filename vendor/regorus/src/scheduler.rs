@@ -21,7 +21,7 @@ use crate::lexer::*;
 use crate::lookup::*;
 pub use crate::query::traversal::Scope;
 use crate::query::traversal::{
-    gather_assigned_vars, gather_input_vars, gather_loop_vars, gather_vars, traverse,
+    gather_assigned_vars, gather_input_vars, gather_loop_vars, gather_vars, traverse, var_exists,
 };
 use crate::utils::*;
 use crate::*;
@@ -924,9 +924,28 @@ impl Analyzer {
         let empty_str = query.span.source_str().clone_empty();
         self.gather_local_vars(key.as_ref(), value.as_ref(), query, &mut scope)?;
 
+        // As in OPA (rewriteLocalVars), a statement that comes before the
+        // declaration of a local shadowing a variable of an enclosing body
+        // (`[name | x == name; name := ...]`) uses the enclosing variable.
+        let shadowing: Vec<(SourceStr, Span)> = scope
+            .locals
+            .iter()
+            .filter(|(_, decl)| var_exists(decl, &self.scopes))
+            .map(|(name, decl)| (name.clone(), decl.clone()))
+            .collect();
+
         let mut infos = vec![];
         let mut first_use = BTreeMap::new();
         for stmt in &query.stmts {
+            let hidden: Vec<(SourceStr, Span)> = shadowing
+                .iter()
+                .filter(|(_, decl)| decl.start >= stmt.span.end)
+                .cloned()
+                .collect();
+            for (name, _) in &hidden {
+                scope.locals.remove(name);
+                scope.inputs.insert(name.clone());
+            }
             let mut definitions = vec![];
             let mut with_mods_used_vars = vec![];
             let mut with_mods_comprs = vec![];
@@ -1153,6 +1172,10 @@ impl Analyzer {
                 });
             }
             infos.push(StmtInfo { definitions });
+            for (name, decl) in hidden {
+                scope.inputs.remove(&name);
+                scope.locals.insert(name, decl);
+            }
         }
 
         let res = schedule(&mut infos[..], &query.span.source_str().clone_empty());

@@ -692,12 +692,12 @@ fn strings_count(
     let search = ensure_string(name, &params[0], &args[0])?;
     let substring = ensure_string(name, &params[0], &args[1])?;
 
+    // Non-overlapping occurrences, as Go's strings.Count (OPA): an empty
+    // substring occurs once per character plus once.
     let mut count = 0usize;
-    for w in search.as_bytes().windows(substring.len()) {
-        if w == substring.as_bytes() {
-            count += 1;
-        }
-        check_deadline(1 + substring.len() / 64)?;
+    for _ in search.matches(substring.as_ref()) {
+        count += 1;
+        check_deadline(1)?;
     }
     Ok(Value::from(count))
 }

@@ -88,6 +88,11 @@ fn rendered_size_within(
         .saturating_add(1);
     // The closing line of a non-empty collection.
     let closing = depth.saturating_mul(indent).saturating_add(line_overhead);
+    // Serialization fails beyond this depth with its own error; stop
+    // measuring there instead of recursing once per level of nesting.
+    if depth > size(crate::value::MAX_SERIALIZE_DEPTH) {
+        return true;
+    }
     match value {
         Value::Null | Value::Bool(_) => add(total, 4),
         Value::Number(_) => add(total, 1),

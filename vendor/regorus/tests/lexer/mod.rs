@@ -338,12 +338,16 @@ fn custom_max_col_allows_wide_line() -> Result<()> {
     use core::num::NonZeroU32;
     use regorus::{Engine, PolicyLengthConfig};
 
-    // A line wider than the default 1024 columns.
+    // A line wider than 1024 columns.
     let wide = format!("package test\na := \"{}\"", "x".repeat(9000));
 
     let mut engine = Engine::new();
 
-    // Should fail with default limits.
+    // Should fail with a lowered max_col.
+    engine.set_policy_length_config(PolicyLengthConfig {
+        max_col: NonZeroU32::new(1024).unwrap(),
+        ..Default::default()
+    });
     let err = engine
         .add_policy("wide.rego".into(), wide.clone())
         .unwrap_err();
@@ -355,5 +359,29 @@ fn custom_max_col_allows_wide_line() -> Result<()> {
         ..Default::default()
     });
     engine.add_policy("wide.rego".into(), wide)?;
+    Ok(())
+}
+
+#[test]
+fn default_limits_allow_long_lines() -> Result<()> {
+    use regorus::Engine;
+
+    // OPA has no line length limit; trivy's outdated_api check has a
+    // 3,000-column object literal. By default a line may be as long as the
+    // largest policy file.
+    let entries: Vec<String> = (0..400).map(|i| format!("\"k{i}\": \"v{i}\"")).collect();
+    let long = format!(
+        "package test\nm := {{{}}}\nn := count(m)\n",
+        entries.join(", ")
+    );
+    assert!(long.lines().nth(1).map_or(0, str::len) > 3000);
+
+    let wide = format!("package test\na := \"{}\"\n", "x".repeat(500_000));
+
+    let mut engine = Engine::new();
+    engine.add_policy("long.rego".into(), long)?;
+    engine.add_policy("wide.rego".into(), wide)?;
+    let n = engine.eval_rule("data.test.n".to_string())?;
+    assert_eq!(n, regorus::Value::from(400u64));
     Ok(())
 }

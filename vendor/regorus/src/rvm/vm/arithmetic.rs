@@ -13,11 +13,22 @@ use super::errors::{Result, VmError};
 use super::machine::RegoVM;
 
 impl RegoVM {
+    /// Operators are builtins in OPA (`plus`, `minus`, `mul`, `div`, `rem`):
+    /// operands of the wrong type are a builtin error, so the expression is
+    /// undefined unless builtin errors are strict.
+    fn operand_type_error(&self, error: VmError) -> Result<Value> {
+        if self.strict_builtin_errors {
+            Err(error)
+        } else {
+            Ok(Value::Undefined)
+        }
+    }
+
     /// Add two values using interpreter's arithmetic logic
     pub(super) fn add_values(&self, a: &Value, b: &Value) -> Result<Value> {
         match (a, b) {
             (&Value::Number(ref x), &Value::Number(ref y)) => Ok(Value::from(x.add(y)?)),
-            _ => Err(VmError::InvalidAddition {
+            _ => self.operand_type_error(VmError::InvalidAddition {
                 left: a.clone(),
                 right: b.clone(),
                 pc: self.pc,
@@ -32,7 +43,7 @@ impl RegoVM {
             (&Value::Set(ref left), &Value::Set(ref right)) => {
                 Ok(Value::from(left.difference(right)))
             }
-            _ => Err(VmError::InvalidSubtraction {
+            _ => self.operand_type_error(VmError::InvalidSubtraction {
                 left: a.clone(),
                 right: b.clone(),
                 pc: self.pc,
@@ -44,7 +55,7 @@ impl RegoVM {
     pub(super) fn mul_values(&self, a: &Value, b: &Value) -> Result<Value> {
         match (a, b) {
             (&Value::Number(ref x), &Value::Number(ref y)) => Ok(Value::from(x.mul(y)?)),
-            _ => Err(VmError::InvalidMultiplication {
+            _ => self.operand_type_error(VmError::InvalidMultiplication {
                 left: a.clone(),
                 right: b.clone(),
                 pc: self.pc,
@@ -69,7 +80,7 @@ impl RegoVM {
 
                 Ok(Value::from(x.clone().divide(y)?))
             }
-            _ => Err(VmError::InvalidDivision {
+            _ => self.operand_type_error(VmError::InvalidDivision {
                 left: a.clone(),
                 right: b.clone(),
                 pc: self.pc,
@@ -93,7 +104,7 @@ impl RegoVM {
                 }
 
                 if !x.is_integer() || !y.is_integer() {
-                    return Err(VmError::ModuloOnFloat {
+                    return self.operand_type_error(VmError::ModuloOnFloat {
                         left: a.clone(),
                         right: b.clone(),
                         pc: self.pc,
@@ -102,7 +113,7 @@ impl RegoVM {
 
                 Ok(Value::from(x.clone().modulo(y)?))
             }
-            _ => Err(VmError::InvalidModulo {
+            _ => self.operand_type_error(VmError::InvalidModulo {
                 left: a.clone(),
                 right: b.clone(),
                 pc: self.pc,

@@ -197,7 +197,11 @@ impl RegoVM {
 
                         // Independent bodies of partial rules accumulate their
                         // contributions. `else` bodies (and all complete/function
-                        // rules) preserve first-success semantics.
+                        // rules) preserve first-success semantics; a body that
+                        // yields nothing (a loop without a match) is not a success.
+                        let complete =
+                            matches!(rule_info.rule_type, RuleType::Complete) || is_function_call;
+                        let produced = self.get_register(result_reg)? != &Value::Undefined;
                         let next_is_else = rule_info
                             .else_bodies
                             .get(def_idx)
@@ -208,11 +212,7 @@ impl RegoVM {
                             })
                             .copied()
                             .unwrap_or(false);
-                        if !matches!(
-                            rule_info.rule_type,
-                            RuleType::PartialSet | RuleType::PartialObject
-                        ) || next_is_else
-                        {
+                        if (complete && produced) || (!complete && next_is_else) {
                             break;
                         }
                     }
@@ -769,13 +769,23 @@ impl RegoVM {
             }
         }
 
-        if let Some(definition_bodies) = rule_info
+        // As in run-to-completion mode: a body of a complete rule or function
+        // that yields nothing (a loop without a match) is not a success, and
+        // the next body is tried.
+        let yielded_nothing = (matches!(frame_data.rule_type, RuleType::Complete)
+            || frame_data.is_function_rule)
+            && self
+                .registers
+                .get(usize::from(frame_data.result_reg))
+                .is_none_or(|v| *v == Value::Undefined);
+        match rule_info
             .definitions
             .get(frame_data.current_definition_index)
         {
-            frame_data.current_body_index = definition_bodies.len();
-        } else {
-            self.increment_counter(&mut frame_data.current_body_index, "rule body index")?;
+            Some(definition_bodies) if !yielded_nothing => {
+                frame_data.current_body_index = definition_bodies.len();
+            }
+            _ => self.increment_counter(&mut frame_data.current_body_index, "rule body index")?,
         }
         self.rule_frame_schedule_segment(frame_data, rule_info)
     }

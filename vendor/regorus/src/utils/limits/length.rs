@@ -9,7 +9,7 @@ use core::num::{NonZeroU32, NonZeroUsize};
 /// Use [`Default::default`] for the built-in thresholds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PolicyLengthConfig {
-    /// Maximum column width per line (default: 1024).
+    /// Maximum column width per line (default: 1 048 576, the default file size).
     pub max_col: NonZeroU32,
     /// Maximum policy file size in bytes (default: 1 MiB).
     pub max_file_bytes: NonZeroUsize,
@@ -17,9 +17,11 @@ pub struct PolicyLengthConfig {
     pub max_lines: NonZeroUsize,
 }
 
-// Maximum column width to prevent overflow and catch pathological input.
-// Lines exceeding this are likely minified/generated code or attack attempts.
-pub const DEFAULT_MAX_COL: NonZeroU32 = NonZeroU32::new(1024).unwrap();
+// Maximum column width, keeping columns far from overflow. OPA has no line
+// length limit and real policies have long lines (generated literals), so by
+// default a line may be as long as the largest file; the file size bounds the
+// work.
+pub const DEFAULT_MAX_COL: NonZeroU32 = NonZeroU32::new(1_048_576).unwrap();
 // Maximum allowed policy file size in bytes (1 MiB) to reject pathological inputs early.
 pub const DEFAULT_MAX_FILE_BYTES: NonZeroUsize = NonZeroUsize::new(1_048_576).unwrap();
 // Maximum allowed number of lines to avoid pathological or minified inputs.
