@@ -10,7 +10,9 @@
 //! is shared), and the no-op route. Client and server share the machine's
 //! two cores, so compare ratios within one run.
 //!
-//! Run: `cargo bench -p tenet-server --bench http` (`-- --secs N` per level).
+//! Run: `cargo bench -p tenet-server --bench http` (`-- --secs N` per level;
+//! `TENET_BENCH_INLINE=1` evaluates on the async workers instead of the
+//! evaluation pool).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::routing::post;
@@ -116,6 +118,9 @@ fn main() {
         let host = Host::new(
             HostConfig {
                 on_demand: true,
+                // TENET_BENCH_INLINE=1 decides on the tokio worker instead
+                // of the evaluation pool, to measure what the pool costs.
+                eval_inline: std::env::var_os("TENET_BENCH_INLINE").is_some(),
                 ..HostConfig::default()
             },
             Arc::new(OneBundle(examples().join("bundles/payments"))),

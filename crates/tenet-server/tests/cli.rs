@@ -104,6 +104,41 @@ fn eval_reads_input_from_stdin_and_prints_empty_object_for_undefined() {
     assert_eq!(stdout_json(&out), serde_json::json!({}));
 }
 
+/// `--explain` says which evaluator decided: the RVM by default, the
+/// interpreter when asked for, and for a package path (a query, which only
+/// the interpreter runs) why it fell back.
+#[test]
+fn eval_explain_names_the_evaluator_and_why_it_fell_back() {
+    let run = |extra: &[&str], query: &str| {
+        let mut args = vec![
+            "eval",
+            "--bundle",
+            "examples/bundles/payments",
+            "--input",
+            "examples/inputs/payments/alice-refund.json",
+            "--explain",
+        ];
+        args.extend_from_slice(extra);
+        args.push(query);
+        stdout_json(&tenet(&args))
+    };
+    let vm = run(&[], "data.payments.authz.allow");
+    assert_eq!(vm["result"], true);
+    assert_eq!(vm["explain"]["evaluator"], "vm", "{vm}");
+    assert_eq!(vm["explain"]["fallback_reason"], Value::Null, "{vm}");
+    let forced = run(&["--evaluator", "interpreter"], "data.payments.authz.allow");
+    assert_eq!(forced["result"], true);
+    assert_eq!(forced["explain"]["evaluator"], "interpreter", "{forced}");
+    let package = run(&[], "data.payments.authz");
+    assert_eq!(package["explain"]["evaluator"], "interpreter", "{package}");
+    assert!(
+        package["explain"]["fallback_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not a rule")),
+        "{package}"
+    );
+}
+
 #[test]
 fn errors_go_to_stderr_with_a_nonzero_exit() {
     let missing = tenet(&["eval", "--bundle", "no/such/bundle", "data.x"]);

@@ -74,6 +74,12 @@ async fn decisions_over_the_opa_data_api_per_tenant() {
     assert!(body["metrics"]["timer_server_handler_ns"]
         .as_u64()
         .is_some());
+    // The RVM decided (the default evaluator).
+    assert_eq!(body["metrics"]["counter_tenet_eval_vm"], 1, "{body}");
+    assert_eq!(
+        body["metrics"]["counter_tenet_eval_interpreter"], 0,
+        "{body}"
+    );
 
     // Undefined: 200 with no result. Missing input: OPA's warning.
     let (s, body) = call(
