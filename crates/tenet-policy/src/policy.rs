@@ -338,6 +338,7 @@ impl Policy {
                         program,
                         data: inner.data.clone(),
                         pool: ArrayQueue::new(pool_size),
+                        template: inner.template.clone(),
                     },
                     None => Kind::Rule {
                         template: inner.template.clone(),
@@ -440,6 +441,8 @@ enum Kind {
         program: Arc<Program>,
         data: Value,
         pool: ArrayQueue<RegoVM>,
+        /// For error reports only (see `evaluate`).
+        template: Engine,
     },
     Rule {
         template: Engine,
@@ -484,6 +487,7 @@ impl PreparedQuery {
                 program,
                 data,
                 pool,
+                template,
             } => {
                 let mut vm = match pool.pop() {
                     Some(vm) => vm,
@@ -493,7 +497,24 @@ impl PreparedQuery {
                 let value = guarded(|| vm.execute().map_err(anyhow::Error::from));
                 let prints = vm.take_prints();
                 log_prints(&self.rego, &prints);
-                let value = value.map_err(|e| self.map_error(e))?;
+                let value = match value.map_err(|e| self.map_error(e)) {
+                    Ok(value) => value,
+                    // The RVM's evaluation errors (conflicts, strict type
+                    // errors) carry a program counter, not a source
+                    // location. They are rare, so the interpreter runs the
+                    // same evaluation once more for OPA's located error;
+                    // limits (deadline, depth, builtin sizes) are reported
+                    // as they are.
+                    Err(e @ PolicyError::Evaluation { .. }) => {
+                        let mut engine = template.clone();
+                        engine.set_input(input.0.clone());
+                        return Err(match guarded(|| engine.eval_rule(self.rego.clone())) {
+                            Err(located) => self.map_error(located),
+                            Ok(_) => e,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                };
                 let _ = pool.push(vm);
                 Ok(Evaluation {
                     result: walk(to_json(value)?, &self.tail),

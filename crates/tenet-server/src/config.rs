@@ -217,7 +217,9 @@ pub struct HostSection {
     pub load_concurrency: usize,
     /// Evaluation deadline in milliseconds.
     pub deadline_ms: u64,
-    /// `interpreter` (default) or `vm`.
+    /// `vm` (default: the RVM wherever it compiles the entrypoint, the
+    /// interpreter elsewhere) or `interpreter` (the interpreter for every
+    /// path).
     pub evaluator: String,
     /// Threads that run evaluations; 0 means one per core.
     pub eval_threads: usize,
@@ -242,7 +244,7 @@ impl Default for HostSection {
             memory_budget_bytes: None,
             load_concurrency: 8,
             deadline_ms: 1000,
-            evaluator: "interpreter".into(),
+            evaluator: "vm".into(),
             eval_threads: 0,
             persist_dir: None,
             decision_cache: tenet::DecisionCacheConfig::default(),
