@@ -27,21 +27,11 @@ import sys
 
 sys.path.insert(0, os.environ.get("OPA_BINDINGS_PATH", ""))
 from opa_bindings import OpaEngine  # noqa: E402,F401
-from opa_bindings.engine import _cstr, _encode_input  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_with_opa import evaluate  # noqa: E402  (one evaluate for both tools)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "fixtures", "conformance")
-
-
-def evaluate(engine, query, input_doc):
-    with engine._eval_lock:
-        envelope = engine._call(engine._lib.OpaEvalQuery, _cstr(query), _encode_input(input_doc), 0, 0)
-    results = envelope.get("result") or []
-    if not results:
-        return {}
-    if len(results) != 1:
-        raise ValueError(f"{query}: {len(results)} results")
-    return {"result": results[0]["expressions"][0]["value"]}
 
 
 def load_bundle(engine, source_dir, bundle):
