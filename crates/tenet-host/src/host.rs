@@ -243,11 +243,13 @@ impl Host {
             .then(|| Watch::start(scheduler.clone(), config.polling.watch_debounce))
             .flatten();
         let timing = Timing::new(&config);
-        let (config_threads, config_stack, inline) = (
-            config.eval_threads,
-            config.eval_stack_bytes,
-            config.eval_inline,
-        );
+        // An inline host never uses the pool: it starts no thread.
+        let threads = if config.eval_inline {
+            0
+        } else {
+            config.eval_threads
+        };
+        let pool = EvalPool::new(threads, config.eval_stack_bytes);
         let inner = Arc::new(HostInner {
             load_permits: Arc::new(Semaphore::new(config.load_concurrency.max(1))),
             scheduler,
@@ -268,8 +270,7 @@ impl Host {
             epoch: Instant::now(),
             runtime: tokio::runtime::Handle::current(),
             counters: Counters::default(),
-            // An inline host never uses the pool: it starts no thread.
-            pool: EvalPool::new(if inline { 0 } else { config_threads }, config_stack),
+            pool,
         });
         let weak = Arc::downgrade(&inner);
         queue.start(weak.clone(), timing, inner.epoch, &inner.runtime);
