@@ -52,6 +52,22 @@ impl Server {
     pub fn addr(&self) -> String {
         self.base.split_once("://").unwrap().1.to_string()
     }
+
+    /// True while the process has not exited.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// The process's resident set size in KiB (`VmRSS` in
+    /// `/proc/PID/status`), for tests that bound what one request may cost.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+    }
 }
 
 impl Drop for Server {
