@@ -1099,6 +1099,43 @@ impl Engine {
         self.interpreter.get_builtin_limits()
     }
 
+    /// Give every evaluation of this engine a memory budget (`None`: no
+    /// budget): the bytes it may add to the live bytes of its thread, as
+    /// counted by the allocator. An evaluation that holds more, or a builtin
+    /// that would allocate past what is left of it, fails with
+    /// [`LimitError::MemoryBudgetExceeded`](crate::LimitError). This is the
+    /// interpreter's counterpart of `RegoVM::set_memory_budget_config`, and
+    /// like it is checked where the evaluator checks its memory limit.
+    ///
+    /// ```rust
+    /// #![cfg(feature = "allocator-memory-limits")]
+    /// use regorus::{Engine, LimitError, MemoryBudgetConfig};
+    /// use std::num::NonZeroU64;
+    ///
+    /// # fn main() -> anyhow::Result<()> {
+    /// let mut engine = Engine::new();
+    /// engine.add_policy(
+    ///     "big.rego".to_string(),
+    ///     "package big\nx := [concat(\"\", [\"a\", format_int(i, 10)]) | some i in numbers.range(1, 200000)]".to_string(),
+    /// )?;
+    /// engine.set_memory_budget_config(Some(MemoryBudgetConfig {
+    ///     limit: NonZeroU64::new(1 << 20).unwrap(),
+    /// }));
+    /// let err = engine.eval_rule("data.big.x".to_string()).unwrap_err();
+    /// assert!(matches!(
+    ///     err.downcast_ref::<LimitError>(),
+    ///     Some(LimitError::MemoryBudgetExceeded { .. })
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "allocator-memory-limits")))]
+    pub fn set_memory_budget_config(&mut self, config: Option<limits::MemoryBudgetConfig>) {
+        self.interpreter
+            .set_memory_budget_limit(config.map(|config| config.limit.get()));
+    }
+
     /// Use `cache` for the compiled patterns of the `regex.*` and `glob.*`
     /// builtins evaluated by this engine and the policies compiled from it.
     ///

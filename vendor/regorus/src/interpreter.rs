@@ -17,7 +17,8 @@ use crate::parser::Parser;
 use crate::parser::ParserContext;
 use crate::scheduler::*;
 use crate::utils::limits::{
-    monotonic_now, BuiltinLimits, BuiltinLimitsScope, ExecutionTimer, ExecutionTimerConfig,
+    monotonic_now, BuiltinLimits, BuiltinLimitsScope, EvalMemoryBudget, ExecutionTimer,
+    ExecutionTimerConfig,
 };
 #[cfg(feature = "std")]
 use crate::utils::*;
@@ -135,6 +136,10 @@ pub struct Interpreter {
     // Current nesting of rule, body, query and expression evaluation, and its limit.
     eval_depth: usize,
     max_eval_depth: usize,
+    // Bytes one evaluation may add to its thread's live bytes, and the budget
+    // of the running evaluation.
+    memory_budget_limit: Option<u64>,
+    memory_budget: Option<EvalMemoryBudget>,
 }
 
 impl Default for Interpreter {
@@ -186,6 +191,8 @@ impl Clone for Interpreter {
             execution_timer: ExecutionTimer::new(self.execution_timer.config()),
             eval_depth: 0,
             max_eval_depth: self.max_eval_depth,
+            memory_budget_limit: self.memory_budget_limit,
+            memory_budget: None,
         }
     }
 }
@@ -270,6 +277,8 @@ impl Interpreter {
             execution_timer: ExecutionTimer::new(None),
             eval_depth: 0,
             max_eval_depth: DEFAULT_MAX_EVAL_DEPTH,
+            memory_budget_limit: None,
+            memory_budget: None,
         }
     }
 
@@ -317,6 +326,8 @@ impl Interpreter {
             execution_timer: ExecutionTimer::new(None),
             eval_depth: 0,
             max_eval_depth: DEFAULT_MAX_EVAL_DEPTH,
+            memory_budget_limit: None,
+            memory_budget: None,
         }
     }
 
@@ -496,11 +507,28 @@ impl Interpreter {
         self.rule_values.clear();
         self.builtins_cache.clear();
         self.reset_execution_timer_state();
+        // Last, so that resetting the state above is not charged.
+        self.memory_budget = self.memory_budget_limit.map(EvalMemoryBudget::start);
+    }
+
+    /// Sets the bytes one evaluation may add to its thread's live bytes
+    /// (`None`: no budget); see [`EvalMemoryBudget`].
+    #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
+    pub const fn set_memory_budget_limit(&mut self, limit: Option<u64>) {
+        self.memory_budget_limit = limit;
+    }
+
+    /// Fails once the running evaluation holds more than its memory budget.
+    #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
+    fn check_memory_budget(&mut self) -> Result<()> {
+        self.memory_budget
+            .as_mut()
+            .map_or(Ok(()), |budget| budget.check().map_err(|err| anyhow!(err)))
     }
 
     #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
     fn memory_check(&mut self) -> Result<()> {
-        let _ = self; // quiet clippy::unused_self; retained for symmetry with VM path
+        self.check_memory_budget()?;
         crate::utils::limits::check_memory_limit_if_needed().map_err(|err| anyhow!(err))
     }
 
@@ -2740,8 +2768,11 @@ impl Interpreter {
             }
         }
 
-        let scope =
-            BuiltinLimitsScope::enter(self.compiled_policy.builtin_limits, &self.execution_timer);
+        let scope = BuiltinLimitsScope::enter(
+            self.compiled_policy.builtin_limits,
+            &self.execution_timer,
+            self.memory_budget,
+        );
         #[cfg(feature = "cache")]
         let cache_scope =
             crate::cache::PatternCacheScope::enter(&self.compiled_policy.pattern_cache);

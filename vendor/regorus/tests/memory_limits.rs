@@ -1438,3 +1438,95 @@ fn vm_memory_budgets_are_independent_across_threads() {
         }
     });
 }
+
+// A comprehension that builds about 200,000 strings: several MiB.
+const LARGE_COMPREHENSION_MODULE: &str = r#"
+package limit
+import rego.v1
+
+strings := [concat("", ["item-", format_int(i, 10)]) | some i in numbers.range(1, 200000)]
+"#;
+
+// `numbers.range` sized from its argument: refused before it allocates.
+const LARGE_RANGE_MODULE: &str = r#"
+package limit
+import rego.v1
+
+n := count(numbers.range(1, 900000))
+"#;
+
+fn assert_memory_budget_error(err: &Error, expected_budget: u64) {
+    match err.downcast_ref::<LimitError>() {
+        Some(LimitError::MemoryBudgetExceeded { usage, budget }) => {
+            assert_eq!(*budget, expected_budget);
+            assert!(usage > budget);
+        }
+        Some(other) => panic!("unexpected limit error variant: {other:?}"),
+        None => panic!("expected memory budget error, got: {err}"),
+    }
+}
+
+fn interpreter_budget(limit: u64) -> regorus::MemoryBudgetConfig {
+    regorus::MemoryBudgetConfig {
+        limit: core::num::NonZeroU64::new(limit).expect("non-zero budget"),
+    }
+}
+
+#[test]
+fn interpreter_memory_budget_is_enforced_per_evaluation() {
+    let _guard = LimitGuard::lock();
+    let mut engine = new_engine_with_module(LARGE_COMPREHENSION_MODULE);
+    engine.set_memory_budget_config(Some(interpreter_budget(1 << 20)));
+    let err = engine
+        .eval_rule("data.limit.strings".to_string())
+        .expect_err("a comprehension past 1 MiB exceeds the budget");
+    assert_memory_budget_error(&err, 1 << 20);
+
+    // The budget is per evaluation: a generous one lets the same evaluation
+    // through, twice (what the first one kept is not charged to the second).
+    engine.set_memory_budget_config(Some(interpreter_budget(256 << 20)));
+    for _ in 0..2 {
+        match engine.eval_rule("data.limit.strings".to_string()) {
+            Ok(Value::Array(items)) => assert_eq!(items.len(), 200_000),
+            other => panic!("expected the array, got {other:?}"),
+        }
+    }
+
+    engine.set_memory_budget_config(None);
+    assert!(engine.eval_rule("data.limit.strings".to_string()).is_ok());
+}
+
+#[test]
+fn interpreter_builtin_sized_from_arguments_is_refused_within_the_budget() {
+    let _guard = LimitGuard::lock();
+    let mut engine = new_engine_with_module(LARGE_RANGE_MODULE);
+    engine.set_memory_budget_config(Some(interpreter_budget(1 << 20)));
+    let err = engine
+        .eval_rule("data.limit.n".to_string())
+        .expect_err("900,000 values do not fit in 1 MiB");
+    assert_memory_budget_error(&err, 1 << 20);
+}
+
+#[cfg(feature = "rvm")]
+#[test]
+fn vm_builtin_sized_from_arguments_is_refused_within_the_budget() {
+    let _guard = LimitGuard::lock();
+    let program = compile_memory_budget_module(LARGE_RANGE_MODULE, "data.limit.n");
+    let mut vm = RegoVM::new();
+    vm.load_program(program);
+    vm.set_memory_budget_config(Some(memory_budget(1 << 20)));
+    match vm.execute_entry_point_by_name("data.limit.n") {
+        Err(VmError::MemoryBudgetExceeded { usage, budget, .. }) => {
+            assert_eq!(budget, 1 << 20);
+            assert!(usage > budget);
+        }
+        Err(other) => panic!("expected VM memory budget error, got {other}"),
+        Ok(value) => panic!("expected VM memory budget error, got value {value:?}"),
+    }
+    vm.set_memory_budget_config(Some(memory_budget(RELAXED_MEMORY_BUDGET_BYTES)));
+    assert_eq!(
+        vm.execute_entry_point_by_name("data.limit.n")
+            .expect("relaxed execution"),
+        Value::from(900_000u64)
+    );
+}

@@ -385,6 +385,13 @@ impl From<anyhow::Error> for VmError {
                         pc: 0,
                     }
                 }
+                crate::LimitError::MemoryBudgetExceeded { usage, budget } => {
+                    VmError::MemoryBudgetExceeded {
+                        usage,
+                        budget,
+                        pc: 0,
+                    }
+                }
                 crate::LimitError::RegexSizeLimitExceeded { limit } => {
                     VmError::RegexSizeLimitExceeded { limit, pc: 0 }
                 }

@@ -164,6 +164,7 @@ impl RegoVM {
         let scope = crate::utils::limits::BuiltinLimitsScope::enter(
             self.builtin_limits,
             &self.execution_timer,
+            self.builtin_memory_budget(),
         );
         #[cfg(feature = "cache")]
         let cache_scope = crate::cache::PatternCacheScope::enter(&self.pattern_cache);

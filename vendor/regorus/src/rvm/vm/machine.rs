@@ -1053,6 +1053,32 @@ impl RegoVM {
         Ok(())
     }
 
+    /// The running execution's budget, as seen by the builtins it calls, when
+    /// it is measured by live bytes (suspendable executions count requested
+    /// bytes instead, and are checked by the VM alone).
+    #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
+    pub(super) fn builtin_memory_budget(&self) -> Option<crate::utils::limits::EvalMemoryBudget> {
+        let config = self.active_memory_budget_config?;
+        match self.memory_budget_lifecycle {
+            MemoryBudgetLifecycle::ImplicitExecution
+            | MemoryBudgetLifecycle::FfiResultSerialization => {
+                Some(crate::utils::limits::EvalMemoryBudget::from_baseline(
+                    self.memory_budget_baseline,
+                    config.limit.get(),
+                ))
+            }
+            MemoryBudgetLifecycle::Inactive | MemoryBudgetLifecycle::SuspendableExecution => None,
+        }
+    }
+
+    #[cfg(any(miri, not(feature = "allocator-memory-limits")))]
+    #[allow(clippy::unused_self)]
+    pub(super) const fn builtin_memory_budget(
+        &self,
+    ) -> Option<crate::utils::limits::EvalMemoryBudget> {
+        None
+    }
+
     #[cfg(any(miri, not(feature = "allocator-memory-limits")))]
     #[allow(clippy::unused_self)]
     pub(super) fn apply_memory_budget_precedence(&mut self, err: VmError) -> VmError {
@@ -1100,6 +1126,13 @@ impl RegoVM {
                     limit,
                     pc: self.pc,
                 },
+                LimitError::MemoryBudgetExceeded { usage, budget } => {
+                    VmError::MemoryBudgetExceeded {
+                        usage,
+                        budget,
+                        pc: self.pc,
+                    }
+                }
                 LimitError::RegexSizeLimitExceeded { limit } => {
                     VmError::RegexSizeLimitExceeded { limit, pc: self.pc }
                 }

@@ -23,13 +23,17 @@
 //! (`numbers.range`, `net.cidr_expand`, graph walks, ...) stop at the
 //! deadline: they call [`tick_builtin_deadline`], which reads the clock every
 //! [`BUILTIN_DEADLINE_CHECK_INTERVAL`] units of work.
+//!
+//! It also carries the evaluation's memory budget, if one is set
+//! ([`EvalMemoryBudget`]): every tick checks it, and the size checks below
+//! refuse a value that would not fit in what is left of it.
 
 #[cfg(feature = "std")]
 use core::time::Duration;
 
 #[cfg(feature = "std")]
 use super::monotonic_now;
-use super::{ExecutionTimer, LimitError};
+use super::{EvalMemoryBudget, ExecutionTimer, LimitError};
 
 /// Bounds on the size of the value produced by one builtin call.
 ///
@@ -80,6 +84,8 @@ struct Scope {
     deadline: Option<(Duration, Duration)>,
     /// Units of work since the last clock read.
     work: u32,
+    /// The evaluation's memory budget, if it has one.
+    memory: Option<EvalMemoryBudget>,
 }
 
 #[cfg(feature = "std")]
@@ -87,8 +93,9 @@ std::thread_local! {
     static CURRENT: core::cell::Cell<Option<Scope>> = const { core::cell::Cell::new(None) };
 }
 
-/// Installs `limits` and the deadline of `timer` as seen by builtins called
-/// on this thread until the returned guard is dropped.
+/// Installs `limits`, the deadline of `timer` and the evaluation's memory
+/// budget as seen by builtins called on this thread until the returned guard
+/// is dropped.
 pub struct BuiltinLimitsScope {
     #[cfg(feature = "std")]
     previous: Option<Scope>,
@@ -97,12 +104,17 @@ pub struct BuiltinLimitsScope {
 
 impl BuiltinLimitsScope {
     #[allow(unused_variables)]
-    pub fn enter(limits: BuiltinLimits, timer: &ExecutionTimer) -> Self {
+    pub fn enter(
+        limits: BuiltinLimits,
+        timer: &ExecutionTimer,
+        memory: Option<EvalMemoryBudget>,
+    ) -> Self {
         #[cfg(feature = "std")]
         let scope = Scope {
             limits,
             deadline: timer.started_at().zip(timer.limit()),
             work: 0,
+            memory,
         };
         Self {
             #[cfg(feature = "std")]
@@ -131,10 +143,13 @@ pub fn current_builtin_limits() -> BuiltinLimits {
 /// Counts `work` units done by the builtin being evaluated on this thread
 /// and, every [`BUILTIN_DEADLINE_CHECK_INTERVAL`] units, fails with
 /// [`LimitError::TimeLimitExceeded`] once the evaluator's deadline has passed.
+/// Fails with [`LimitError::MemoryBudgetExceeded`] as soon as the evaluation
+/// holds more than its memory budget.
 #[allow(unused_variables)]
 pub fn tick_builtin_deadline(work: u32) -> Result<(), LimitError> {
     #[cfg(feature = "std")]
     {
+        check_builtin_memory(0)?;
         let deadline = CURRENT.with(|current| {
             let mut scope = current.get()?;
             let deadline = scope.deadline?;
@@ -158,6 +173,27 @@ pub fn tick_builtin_deadline(work: u32) -> Result<(), LimitError> {
     Ok(())
 }
 
+/// Fails if the builtin being evaluated on this thread would take its
+/// evaluation past its memory budget by allocating `requested` more bytes.
+#[allow(unused_variables)]
+pub fn check_builtin_memory(requested: u128) -> Result<(), LimitError> {
+    #[cfg(feature = "std")]
+    return CURRENT.with(|current| {
+        let Some(mut scope) = current.get() else {
+            return Ok(());
+        };
+        let Some(budget) = scope.memory.as_mut() else {
+            return Ok(());
+        };
+        let outcome = budget.check_with(requested);
+        // Keep the lowered baseline (see `EvalMemoryBudget::usage`).
+        current.set(Some(scope));
+        outcome
+    });
+    #[cfg(not(feature = "std"))]
+    Ok(())
+}
+
 fn saturate(n: u128) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
@@ -166,7 +202,8 @@ fn widen(n: usize) -> u128 {
     u128::try_from(n).unwrap_or(u128::MAX)
 }
 
-/// Fails unless a collection of `count` elements fits in `max_elements`.
+/// Fails unless a collection of `count` elements fits in `max_elements`, and
+/// in what is left of the evaluation's memory budget.
 pub fn check_builtin_elements(builtin: &'static str, count: u128) -> Result<(), LimitError> {
     let max = current_builtin_limits().max_elements;
     if count > widen(max) {
@@ -177,7 +214,8 @@ pub fn check_builtin_elements(builtin: &'static str, count: u128) -> Result<(), 
             max: saturate(widen(max)),
         });
     }
-    Ok(())
+    // Each element is at least one `Value`.
+    check_builtin_memory(count.saturating_mul(widen(core::mem::size_of::<crate::Value>())))
 }
 
 /// Fails unless a string of `bytes` bytes fits in `max_string_bytes`.
@@ -191,7 +229,7 @@ pub fn check_builtin_string_bytes(builtin: &'static str, bytes: u128) -> Result<
             max: saturate(widen(max)),
         });
     }
-    Ok(())
+    check_builtin_memory(bytes)
 }
 
 #[cfg(feature = "std")]
@@ -250,4 +288,44 @@ pub fn take_deserialized_element() -> bool {
     });
     #[cfg(not(feature = "std"))]
     true
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    // Without the counting allocator the evaluation holds nothing, so what
+    // is refused here is the requested size alone: the check happens before
+    // the allocation.
+    #[test]
+    fn sizes_from_arguments_are_refused_past_the_memory_budget() {
+        let timer = ExecutionTimer::new(None);
+        let budget = EvalMemoryBudget::from_baseline(i64::MAX, 1024);
+        let _scope = BuiltinLimitsScope::enter(BuiltinLimits::default(), &timer, Some(budget));
+        assert_eq!(check_builtin_string_bytes("concat", 1024), Ok(()));
+        assert_eq!(
+            check_builtin_string_bytes("concat", 1025),
+            Err(LimitError::MemoryBudgetExceeded {
+                usage: 1025,
+                budget: 1024
+            })
+        );
+        let per_value = core::mem::size_of::<crate::Value>() as u128;
+        assert_eq!(
+            check_builtin_elements("numbers.range", 1024 / per_value),
+            Ok(())
+        );
+        assert!(matches!(
+            check_builtin_elements("numbers.range", 1024 / per_value + 1),
+            Err(LimitError::MemoryBudgetExceeded { budget: 1024, .. })
+        ));
+    }
+
+    #[test]
+    fn without_a_memory_budget_only_the_builtin_limits_apply() {
+        let timer = ExecutionTimer::new(None);
+        let _scope = BuiltinLimitsScope::enter(BuiltinLimits::default(), &timer, None);
+        assert_eq!(check_builtin_string_bytes("concat", 1 << 20), Ok(()));
+        assert_eq!(tick_builtin_deadline(1), Ok(()));
+    }
 }

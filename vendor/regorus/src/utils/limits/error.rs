@@ -25,6 +25,16 @@ pub enum LimitError {
         /// Configured memory ceiling in bytes.
         limit: u64,
     },
+    /// Reported when one evaluation holds more memory than its budget
+    /// (`Engine::set_memory_budget_config`), or a builtin would allocate past
+    /// it.
+    MemoryBudgetExceeded {
+        /// Bytes the evaluation held, or would have held after the refused
+        /// allocation (saturates at `u64::MAX`).
+        usage: u64,
+        /// Configured budget in bytes.
+        budget: u64,
+    },
     /// Reported when a compiled regex NFA exceeds the configured size limit.
     RegexSizeLimitExceeded {
         /// Configured compiled-NFA size ceiling in bytes.
@@ -58,6 +68,11 @@ impl fmt::Debug for LimitError {
                 .debug_struct("MemoryLimitExceeded")
                 .field("usage", usage)
                 .field("limit", limit)
+                .finish(),
+            Self::MemoryBudgetExceeded { usage, budget } => f
+                .debug_struct("MemoryBudgetExceeded")
+                .field("usage", usage)
+                .field("budget", budget)
                 .finish(),
             Self::RegexSizeLimitExceeded { limit } => f
                 .debug_struct("RegexSizeLimitExceeded")
@@ -98,6 +113,11 @@ impl fmt::Display for LimitError {
                     usage, limit
                 )
             }
+            Self::MemoryBudgetExceeded { usage, budget } => write!(
+                f,
+                "evaluation exceeded its memory budget (usage={} bytes, budget={} bytes)",
+                usage, budget
+            ),
             Self::RegexSizeLimitExceeded { limit } => {
                 write!(f, "compiled regex exceeded size limit ({} bytes)", limit)
             }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+mod budget;
 mod builtin;
 mod error;
 mod length;
@@ -12,11 +13,13 @@ mod length;
 mod memory;
 mod time;
 
+pub use budget::EvalMemoryBudget;
 pub use builtin::BuiltinLimits;
 #[allow(unused_imports)]
 pub(crate) use builtin::{
-    check_builtin_elements, check_builtin_string_bytes, current_builtin_limits,
-    take_deserialized_element, tick_builtin_deadline, BuiltinLimitsScope, DeserializeElementBudget,
+    check_builtin_elements, check_builtin_memory, check_builtin_string_bytes,
+    current_builtin_limits, take_deserialized_element, tick_builtin_deadline, BuiltinLimitsScope,
+    DeserializeElementBudget,
 };
 #[allow(unused_imports)]
 pub(crate) use error::builtin_limit_message;
