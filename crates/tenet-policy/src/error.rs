@@ -38,6 +38,10 @@ pub enum PolicyError {
     /// a format width, a string too large to build).
     #[error("{builtin}: {reason}")]
     BuiltinLimit { builtin: String, reason: String },
+    /// The evaluation held more memory than its budget, or a builtin would
+    /// have allocated past it.
+    #[error("evaluation exceeded its memory budget of {limit} bytes")]
+    MemoryLimit { limit: u64 },
     /// Any other evaluation error (conflicting rule values, a strict builtin
     /// error, a runtime type error).
     #[error("evaluation error: {message}")]
@@ -61,6 +65,7 @@ impl PolicyError {
             Self::InstructionLimit { .. } => "instruction_limit",
             Self::BuiltinLimit { .. } => "builtin_limit",
             Self::DepthLimit { .. } => "depth_limit",
+            Self::MemoryLimit { .. } => "memory_limit",
             Self::Evaluation { .. } => "evaluation_error",
             Self::Internal { .. } => "internal_error",
         }

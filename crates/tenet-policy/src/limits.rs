@@ -30,6 +30,12 @@ pub struct EvalLimits {
     /// Largest string a builtin may build in one call (`sprintf`, `concat`,
     /// `replace`, `json.marshal`). Default 16 MiB.
     pub max_builtin_string_bytes: u64,
+    /// Most memory one evaluation may hold: the bytes it adds to its
+    /// thread's live bytes, as counted by regorus's allocator, checked where
+    /// the deadline is checked; builtins refuse a value sized from their
+    /// arguments that would not fit in what is left. 0 turns it off.
+    /// Default 256 MiB.
+    pub max_memory_bytes: u64,
 }
 
 impl Default for EvalLimits {
@@ -42,6 +48,7 @@ impl Default for EvalLimits {
             max_input_depth: 64,
             max_builtin_elements: 1_000_000,
             max_builtin_string_bytes: 16 << 20,
+            max_memory_bytes: 256 << 20,
         }
     }
 }

@@ -22,9 +22,9 @@ use crossbeam_queue::ArrayQueue;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::{Program, RegoVM};
 use regorus::utils::limits::{BuiltinLimits, ExecutionTimerConfig};
-use regorus::{Engine, Value};
+use regorus::{Engine, MemoryBudgetConfig, Value};
 use std::collections::{BTreeSet, HashMap};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -115,6 +115,10 @@ fn builtin_limits(limits: &EvalLimits) -> BuiltinLimits {
     }
 }
 
+fn memory_budget(limits: &EvalLimits) -> Option<MemoryBudgetConfig> {
+    NonZeroU64::new(limits.max_memory_bytes).map(|limit| MemoryBudgetConfig { limit })
+}
+
 fn compile_error(file: &str, e: impl std::fmt::Display) -> PolicyError {
     PolicyError::Compile {
         file: file.to_string(),
@@ -132,6 +136,7 @@ impl Policy {
         engine.set_execution_timer_config(timer(&options.limits));
         extensions::register(&mut engine, false).map_err(|e| compile_error("<extensions>", e))?;
         engine.set_builtin_limits(builtin_limits(&options.limits));
+        engine.set_memory_budget_config(memory_budget(&options.limits));
         let mut calls = BTreeSet::new();
         let mut source_bytes = 0;
         for m in &bundle.modules {
@@ -589,6 +594,7 @@ impl PreparedQuery {
         vm.set_strict_builtin_errors(false);
         vm.set_gather_prints(true);
         vm.set_builtin_limits(builtin_limits(&self.limits));
+        vm.set_memory_budget_config(memory_budget(&self.limits));
         // One pattern cache per policy, shared by its engines and VMs.
         vm.set_pattern_cache(self.pattern_cache.clone());
         Ok(vm)
@@ -603,6 +609,9 @@ impl PreparedQuery {
                     return PolicyError::Timeout {
                         limit: self.limits.deadline,
                     }
+                }
+                Some(LimitError::MemoryBudgetExceeded { budget, .. }) => {
+                    return PolicyError::MemoryLimit { limit: *budget }
                 }
                 Some(LimitError::BuiltinLimitExceeded { builtin, .. }) => {
                     return PolicyError::BuiltinLimit {
@@ -620,6 +629,9 @@ impl PreparedQuery {
                 }
                 Some(VmError::CallDepthLimitExceeded { limit, .. }) => {
                     return PolicyError::DepthLimit { limit: *limit }
+                }
+                Some(VmError::MemoryBudgetExceeded { budget, .. }) => {
+                    return PolicyError::MemoryLimit { limit: *budget }
                 }
                 _ => {}
             }

@@ -199,9 +199,12 @@ fn hostile_policies_fail_per_evaluation_and_the_process_survives() {
     let dir = root().join("fixtures/policies/hostile");
     let expected: serde_json::Map<String, Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    // A memory budget small enough that the memory attacks reach it well
+    // before the deadline in a debug build.
     let limits = EvalLimits {
         deadline: Duration::from_millis(300),
         max_instructions: 1_000_000,
+        max_memory_bytes: 128 << 20,
         ..EvalLimits::default()
     };
     let mut seen = 0;
@@ -223,6 +226,14 @@ fn hostile_policies_fail_per_evaluation_and_the_process_survives() {
             )
             .unwrap(),
             None => Input::none(),
+        };
+        // Attacks that must reach another limit first may run longer.
+        let limits = match case.get("deadline_ms").and_then(Value::as_u64) {
+            Some(ms) => EvalLimits {
+                deadline: Duration::from_millis(ms),
+                ..limits.clone()
+            },
+            None => limits.clone(),
         };
         for force in [Evaluator::Vm, Evaluator::Interpreter] {
             let compiled = Policy::compile(

@@ -296,6 +296,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             eval_limits: EvalLimits {
                 deadline: Duration::from_millis(h.deadline_ms),
                 max_input_bytes: config.server.max_body_bytes,
+                max_memory_bytes: h.eval_memory_bytes,
                 ..EvalLimits::default()
             },
             ..tenet::HostConfig::default()

@@ -217,6 +217,8 @@ pub struct HostSection {
     pub load_concurrency: usize,
     /// Evaluation deadline in milliseconds.
     pub deadline_ms: u64,
+    /// Most memory one evaluation may hold, in bytes (0: no budget).
+    pub eval_memory_bytes: u64,
     /// `vm` (default: the RVM wherever it compiles the entrypoint, the
     /// interpreter elsewhere) or `interpreter` (the interpreter for every
     /// path).
@@ -244,6 +246,7 @@ impl Default for HostSection {
             memory_budget_bytes: None,
             load_concurrency: 8,
             deadline_ms: 1000,
+            eval_memory_bytes: tenet::EvalLimits::default().max_memory_bytes,
             evaluator: "vm".into(),
             eval_threads: 0,
             persist_dir: None,

@@ -127,6 +127,11 @@ impl From<HostError> for ApiError {
                     "evaluation_timeout",
                     message,
                 ),
+                PolicyError::MemoryLimit { .. } => Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "evaluation_memory_exceeded",
+                    message,
+                ),
                 _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message),
             },
             _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message),

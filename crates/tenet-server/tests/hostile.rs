@@ -96,3 +96,50 @@ async fn every_hostile_policy_fails_alone_and_the_server_keeps_answering() {
         payments_still_answers(&c, &mut server, name).await;
     }
 }
+
+/// #9, per-evaluation memory budget: a policy whose every builtin call stays
+/// within the builtin limits but which builds 15 GB in one evaluation ends
+/// in its own 500 `evaluation_memory_exceeded`, long before its deadline; the
+/// process keeps its memory and another tenant keeps its answers.
+#[tokio::test]
+async fn an_evaluation_past_its_memory_budget_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tenet.yaml");
+    std::fs::write(
+        &config,
+        "host:\n  deadline_ms: 60000\n  eval_memory_bytes: 67108864\n",
+    )
+    .unwrap();
+    let mut server = Server::start(&["--config", config.to_str().unwrap()]);
+    let c = client();
+    payments_still_answers(&c, &mut server, "start").await;
+    let before = server.rss_kib();
+    let source =
+        std::fs::read_to_string(root().join("fixtures/policies/hostile/memory-many-strings.rego"))
+            .unwrap();
+    let resp = c
+        .put(server.url("/tenants/hog/v1/policies/hog.rego"))
+        .body(source)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    for _ in 0..3 {
+        let resp = c
+            .post(server.url("/tenants/hog/v1/data/hostile/x"))
+            .json(&json!({ "input": {} }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 500);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "evaluation_memory_exceeded", "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("67108864"),
+            "{body}"
+        );
+    }
+    let grown = server.rss_kib().saturating_sub(before);
+    assert!(grown < 512 * 1024, "RSS grew by {grown} KiB");
+    payments_still_answers(&c, &mut server, "the memory attack").await;
+}
