@@ -30,8 +30,6 @@
 //! cache::clear();
 //! ```
 
-#[cfg(any(feature = "regex", feature = "glob"))]
-use core::num::NonZeroUsize;
 use lazy_static::lazy_static;
 #[cfg(all(feature = "std", any(feature = "regex", feature = "glob")))]
 use parking_lot::Mutex;
@@ -77,7 +75,13 @@ impl Default for Config {
 
 #[cfg(any(feature = "regex", feature = "glob"))]
 pub(crate) struct LruCache<V> {
-    inner: Option<lru::LruCache<String, V>>,
+    /// The entries, in an unbounded `lru::LruCache` whose table grows with
+    /// them: `lru::LruCache::new(capacity)` allocates the whole table up
+    /// front (about 13 KiB for the default capacities), which every engine
+    /// paid even if its policy never matches a pattern.
+    inner: lru::LruCache<String, V>,
+    /// Most entries kept; 0 disables the cache.
+    capacity: usize,
 }
 
 #[cfg(any(feature = "regex", feature = "glob"))]
@@ -93,46 +97,44 @@ impl<V> core::fmt::Debug for LruCache<V> {
 impl<V> LruCache<V> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            inner: NonZeroUsize::new(capacity).map(lru::LruCache::new),
+            inner: lru::LruCache::unbounded(),
+            capacity,
         }
     }
 
     /// Look up a key, returning a reference if present. Promotes to most-recent.
     pub(crate) fn get(&mut self, key: &str) -> Option<&V> {
-        self.inner.as_mut()?.get(key)
+        self.inner.get(key)
     }
 
     /// Insert a key-value pair. Evicts the least-recently-used entry if full.
     pub(crate) fn put(&mut self, key: String, value: V) {
-        if let Some(cache) = self.inner.as_mut() {
-            cache.put(key, value);
+        if self.capacity == 0 {
+            return;
         }
+        if !self.inner.contains(key.as_str()) {
+            while self.inner.len() >= self.capacity {
+                self.inner.pop_lru();
+            }
+        }
+        self.inner.put(key, value);
     }
 
     /// Remove all entries.
     pub(crate) fn clear(&mut self) {
-        if let Some(cache) = self.inner.as_mut() {
-            cache.clear();
-        }
+        self.inner.clear();
     }
 
     /// Resize the cache. If new capacity is 0, disables the cache.
     pub(crate) fn resize(&mut self, capacity: usize) {
-        match NonZeroUsize::new(capacity) {
-            Some(cap) => match self.inner.as_mut() {
-                Some(cache) => cache.resize(cap),
-                None => self.inner = Some(lru::LruCache::new(cap)),
-            },
-            None => {
-                self.inner = None;
-            }
+        self.capacity = capacity;
+        while self.inner.len() > capacity {
+            self.inner.pop_lru();
         }
     }
 
-    /// Number of entries currently cached.
-    #[allow(dead_code)]
     pub(crate) fn len(&self) -> usize {
-        self.inner.as_ref().map_or(0, lru::LruCache::len)
+        self.inner.len()
     }
 }
 
@@ -323,4 +325,30 @@ pub fn configure(config: Config) {
 /// [`PatternCache::clear`] for the cache of an engine or VM.
 pub fn clear() {
     GLOBAL.clear();
+}
+
+#[cfg(all(test, any(feature = "regex", feature = "glob")))]
+mod tests {
+    use super::LruCache;
+    use alloc::string::ToString;
+
+    #[test]
+    fn the_cache_keeps_at_most_its_capacity_and_evicts_the_least_recent() {
+        let mut cache = LruCache::new(2);
+        cache.put("a".to_string(), 1);
+        cache.put("b".to_string(), 2);
+        assert_eq!(cache.get("a"), Some(&1)); // "b" is now the least recent
+        cache.put("c".to_string(), 3);
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get("b"), None);
+        cache.put("a".to_string(), 10); // replacing evicts nothing
+        assert_eq!(cache.get("a"), Some(&10));
+        assert_eq!(cache.get("c"), Some(&3));
+        cache.resize(1);
+        assert_eq!(cache.len(), 1);
+        cache.resize(0);
+        cache.put("d".to_string(), 4);
+        assert_eq!(cache.len(), 0);
+        assert_eq!(cache.get("d"), None);
+    }
 }

@@ -1530,3 +1530,21 @@ fn vm_builtin_sized_from_arguments_is_refused_within_the_budget() {
         Value::from(900_000u64)
     );
 }
+
+// A pattern cache allocates its table as patterns arrive, not up front: an
+// engine per tenant must not cost kilobytes before it matches anything.
+#[cfg(feature = "cache")]
+#[test]
+fn empty_pattern_caches_hold_almost_nothing() {
+    let _guard = LimitGuard::lock();
+    let before = mimalloc::current_thread_live_bytes();
+    let caches: Vec<_> = (0..100)
+        .map(|_| regorus::cache::PatternCache::default())
+        .collect();
+    let per_cache = (mimalloc::current_thread_live_bytes() - before) / 100;
+    assert!(
+        per_cache < 1024,
+        "an empty pattern cache holds {per_cache} bytes"
+    );
+    drop(caches);
+}
