@@ -4,9 +4,10 @@
 //!   host's cost: tenant lookup, activation load, path parse, counters);
 //! - `cold_start`: a new tenant from a local bundle directory: fetch,
 //!   validate, compile, first decision;
-//! - memory with 10,000 idle instances, printed after the criterion groups:
-//!   RSS growth and the host's own estimate, for 10,000 tenants on one
-//!   shared bundle and for 10,000 tenants each with its own bundle.
+//! - memory with 10,000 idle instances (`TENET_BENCH_TENANTS` to change),
+//!   printed after the criterion groups: RSS growth and the host's own
+//!   estimate, for tenants on one shared bundle, each with its own copy of
+//!   the payments example, and each with its own small RBAC bundle.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{criterion_group, Criterion};
@@ -128,50 +129,129 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-/// 10,000 idle (leased, activated) instances: RSS growth per instance.
-fn memory(shared: bool) {
+/// What each tenant of the memory pass loads.
+#[derive(Clone, Copy)]
+enum Tenants {
+    /// Every tenant reads the payments example: one compiled policy shared.
+    OneSharedBundle,
+    /// Every tenant has its own copy of the payments example.
+    OwnPaymentsEach,
+    /// Every tenant has its own small RBAC bundle (~1 KB of Rego and data,
+    /// different data per tenant): the issue's "distinct small tenant".
+    OwnSmallRbacEach,
+}
+
+const SMALL_RBAC: &str = r#"package rbac
+
+import rego.v1
+
+default allow := false
+
+allow if {
+	some role in data.rbac.bindings[input.user]
+	some grant in data.rbac.roles[role]
+	grant.action in {"*", input.action}
+	glob.match(grant.resource, ["/"], input.resource)
+}
+
+deny_reasons contains msg if {
+	not allow
+	msg := sprintf("%s may not %s %s", [input.user, input.action, input.resource])
+}
+"#;
+
+/// `n` idle (leased, activated, one decision each) instances: RSS growth
+/// per instance. With `trim`, the sweeper drops idle evaluators right away
+/// (`trim_after: 0`, a sweep every 100 tenants), as it does for tenants idle
+/// for `trim_after` (10 s by default); without, every tenant keeps the
+/// evaluator of its decision.
+fn memory(tenants: Tenants, n: usize, trim: bool) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let n = 10_000;
-    let src = examples().join("bundles/payments");
-    let sources: Arc<dyn SourceFactory> = if shared {
-        Arc::new(SameBundle(src))
-    } else {
-        for i in 0..n {
-            let dir = tmp.path().join(format!("t{i}"));
-            copy_dir(&src, &dir);
-            // A different revision makes a different bundle digest.
-            std::fs::write(
-                dir.join(".manifest"),
-                format!(r#"{{"revision": "t{i}", "roots": ["payments"]}}"#),
-            )
-            .unwrap();
+    let payments = examples().join("bundles/payments");
+    let (sources, path, input): (Arc<dyn SourceFactory>, &str, Input) = match tenants {
+        Tenants::OneSharedBundle => (
+            Arc::new(SameBundle(payments)),
+            "data.payments.authz.allow",
+            input(),
+        ),
+        Tenants::OwnPaymentsEach | Tenants::OwnSmallRbacEach => {
+            for i in 0..n {
+                let dir = tmp.path().join(format!("t{i}"));
+                if let Tenants::OwnPaymentsEach = tenants {
+                    copy_dir(&payments, &dir);
+                    // A different revision makes a different bundle digest.
+                    std::fs::write(
+                        dir.join(".manifest"),
+                        format!(r#"{{"revision": "t{i}", "roots": ["payments"]}}"#),
+                    )
+                    .unwrap();
+                } else {
+                    std::fs::create_dir_all(dir.join("rbac")).unwrap();
+                    std::fs::write(dir.join("policy.rego"), SMALL_RBAC).unwrap();
+                    let data = serde_json::json!({
+                        "bindings": {"alice": ["admin"], "bob": ["viewer"], format!("user{i}"): ["viewer"]},
+                        "roles": {
+                            "admin": [{"action": "*", "resource": "/**"}],
+                            "viewer": [{"action": "read", "resource": format!("/t{i}/**")}],
+                        },
+                    });
+                    std::fs::write(dir.join("rbac/data.json"), data.to_string()).unwrap();
+                }
+            }
+            let template = format!("{}/{{tenant}}", tmp.path().display());
+            let sources = Arc::new(SourceTemplate::new(template, Limits::default()).unwrap());
+            match tenants {
+                Tenants::OwnPaymentsEach => (sources, "data.payments.authz.allow", input()),
+                _ => (
+                    sources,
+                    "data.rbac.allow",
+                    Input::from_json(
+                        r#"{"user": "bob", "action": "read", "resource": "/t1/report"}"#,
+                        &Default::default(),
+                    )
+                    .unwrap(),
+                ),
+            }
         }
-        let template = format!("{}/{{tenant}}", tmp.path().display());
-        Arc::new(SourceTemplate::new(template, Limits::default()).unwrap())
     };
     let _guard = rt.enter();
     let host = Host::new(
         HostConfig {
             load_concurrency: 2,
+            max_instances: n.max(100_000),
+            trim_after: if trim {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(3600)
+            },
+            sweep_interval: Duration::from_secs(3600),
             ..HostConfig::default()
         },
         sources,
     );
-    let input = input();
     let before = rss_bytes();
     let leases: Vec<_> = (0..n)
         .map(|i| host.acquire(&format!("t{i}")).unwrap())
         .collect();
     for i in 0..n {
-        rt.block_on(host.decide(&format!("t{i}"), "data.payments.authz.allow", &input))
+        rt.block_on(host.decide(&format!("t{i}"), path, &input))
             .unwrap();
+        if trim && i % 100 == 99 {
+            host.sweep();
+        }
     }
+    host.sweep();
     let after = rss_bytes();
     let stats = host.stats();
     println!(
-        "memory/{}: {} instances, RSS +{:.1} MiB = {:.1} KiB per instance; host estimate {:.1} MiB; compiles {}, shared {}",
-        if shared { "one_shared_bundle" } else { "own_bundle_each" },
+        "memory/{}{}: {} instances, RSS +{:.1} MiB = {:.1} KiB per instance; host estimate {:.1} MiB; compiles {}, shared {}",
+        match tenants {
+            Tenants::OneSharedBundle => "one_shared_bundle",
+            Tenants::OwnPaymentsEach => "own_payments_each",
+            Tenants::OwnSmallRbacEach => "own_small_rbac_each",
+        },
+        if trim { "/trimmed" } else { "" },
         n,
         (after - before) as f64 / (1 << 20) as f64,
         (after - before) as f64 / 1024.0 / n as f64,
@@ -218,7 +298,15 @@ fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     if std::env::args().any(|a| a == "--bench") {
-        memory(true);
-        memory(false);
+        // TENET_BENCH_TENANTS=100000 for the large run.
+        let n = std::env::var("TENET_BENCH_TENANTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000);
+        memory(Tenants::OneSharedBundle, n, false);
+        memory(Tenants::OwnPaymentsEach, n.min(10_000), false);
+        memory(Tenants::OwnPaymentsEach, n.min(10_000), true);
+        memory(Tenants::OwnSmallRbacEach, n, false);
+        memory(Tenants::OwnSmallRbacEach, n, true);
     }
 }

@@ -16,6 +16,11 @@ pub struct HostConfig {
     pub grace_period: Duration,
     /// How often the sweeper looks for instances to collect. Default 5 s.
     pub sweep_interval: Duration,
+    /// An instance that has made no decision for this long drops the
+    /// evaluators pooled for it (the sweeper checks; the next decision
+    /// builds one again), so idle tenants hold only their compiled policy.
+    /// Default 10 s.
+    pub trim_after: Duration,
     /// Create and load an instance on the first decision for an unknown
     /// tenant. Default false.
     pub on_demand: bool,
@@ -87,6 +92,7 @@ impl HostConfig {
             .sweep_interval
             .clamp(Duration::from_millis(10), CENTURY);
         self.grace_period = self.grace_period.min(CENTURY);
+        self.trim_after = self.trim_after.min(CENTURY);
         self.idle_timeout = self.idle_timeout.min(CENTURY);
         self.startup_timeout = self.startup_timeout.min(CENTURY);
         self.fetch_timeout = self.fetch_timeout.clamp(Duration::from_millis(1), CENTURY);
@@ -113,6 +119,7 @@ impl Default for HostConfig {
         Self {
             grace_period: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(5),
+            trim_after: Duration::from_secs(10),
             on_demand: false,
             idle_timeout: Duration::from_secs(300),
             startup_timeout: Duration::from_secs(5),

@@ -117,6 +117,9 @@ pub struct TenantSnapshot {
     /// Approximate bytes: the compiled policy (possibly shared) plus the
     /// instance's own state.
     pub approx_bytes: u64,
+    /// Evaluators pooled for the next decisions (dropped once the instance
+    /// has made no decision for `trim_after`).
+    pub idle_evaluators: usize,
     /// Decisions answered.
     pub decisions: u64,
     /// Decisions that failed.
@@ -748,8 +751,17 @@ impl HostInner {
         let now = self.now();
         let grace = nanos(self.config.grace_period);
         let idle_timeout = nanos(self.config.idle_timeout);
+        let trim_after = nanos(self.config.trim_after);
         let pin = self.instances.pin();
         for (tenant, instance) in pin.iter() {
+            let used = instance.last_used.load(Ordering::Relaxed);
+            if now >= used.saturating_add(trim_after)
+                && instance.trimmed_at_use.swap(used, Ordering::Relaxed) != used
+            {
+                if let Some(activation) = instance.current().as_ref() {
+                    activation.policy.trim();
+                }
+            }
             if instance.in_use(now, idle_timeout) || instance.is_collected() {
                 continue;
             }
@@ -1031,6 +1043,7 @@ impl HostInner {
                 + current
                     .as_ref()
                     .map_or(0, |a| a.policy.approx_bytes() as u64),
+            idle_evaluators: current.as_ref().map_or(0, |a| a.policy.idle_evaluators()),
             decisions: i.decisions.load(Ordering::Relaxed),
             decision_errors: i.decision_errors.load(Ordering::Relaxed),
             cache_hits: i.cache_hits.load(Ordering::Relaxed),

@@ -73,6 +73,9 @@ pub(crate) struct Instance {
     pub(crate) idle_since: AtomicU64,
     /// Host-clock nanos of the last decision or reference change.
     pub(crate) last_used: AtomicU64,
+    /// `last_used` when the sweeper last dropped the pooled evaluators, so
+    /// an idle instance is trimmed once, not at every sweep.
+    pub(crate) trimmed_at_use: AtomicU64,
     pub(crate) decisions: AtomicU64,
     pub(crate) decision_errors: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
@@ -110,6 +113,7 @@ impl Instance {
             on_demand: AtomicBool::new(on_demand),
             idle_since: AtomicU64::new(now),
             last_used: AtomicU64::new(now),
+            trimmed_at_use: AtomicU64::new(u64::MAX),
             decisions: AtomicU64::new(0),
             decision_errors: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),

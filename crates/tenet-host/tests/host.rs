@@ -172,6 +172,35 @@ async fn warm_instances_are_reused_inside_the_grace_period_and_collected_after()
     assert_eq!(f.fetches.load(Ordering::SeqCst), 2);
 }
 
+/// #9, memory per tenant: an instance that stops deciding drops its pooled
+/// evaluators after `trim_after`, once, and keeps answering.
+#[tokio::test(start_paused = true)]
+async fn idle_instances_drop_their_pooled_evaluators() {
+    let f = fixture(&["a"]);
+    let h = host(
+        &f,
+        false,
+        HostConfig {
+            trim_after: Duration::from_secs(10),
+            ..config()
+        },
+    );
+    let _lease = h.acquire("a").unwrap();
+    assert_eq!(allow(&h, "a").await.unwrap(), Some(json!(true)));
+    assert_eq!(h.tenant("a").unwrap().idle_evaluators, 1);
+    tokio::time::advance(Duration::from_secs(9)).await;
+    h.sweep();
+    assert_eq!(h.tenant("a").unwrap().idle_evaluators, 1, "trimmed early");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    h.sweep();
+    assert_eq!(h.tenant("a").unwrap().idle_evaluators, 0);
+    // The next decision builds an evaluator again, and keeps it.
+    assert_eq!(allow(&h, "a").await.unwrap(), Some(json!(true)));
+    assert_eq!(h.tenant("a").unwrap().idle_evaluators, 1);
+    h.sweep();
+    assert_eq!(h.tenant("a").unwrap().idle_evaluators, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn on_demand_instances_live_until_idle_then_grace() {
     let f = fixture(&["a"]);

@@ -18,6 +18,7 @@ mod input;
 mod limits;
 mod path;
 mod policy;
+mod pool;
 mod scan;
 
 pub use error::PolicyError;

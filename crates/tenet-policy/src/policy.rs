@@ -15,10 +15,10 @@
 //! and the same non-strict builtin errors as OPA's default. This module does
 //! no I/O.
 
+use crate::pool::Pool;
 use crate::scan::{self, NONDETERMINISTIC};
 use crate::{extensions, EvalLimits, Input, PolicyError, QueryPath};
 use arc_swap::ArcSwap;
-use crossbeam_queue::ArrayQueue;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::{Program, RegoVM};
 use regorus::utils::limits::{BuiltinLimits, ExecutionTimerConfig};
@@ -76,7 +76,9 @@ pub struct Policy {
 struct Inner {
     revision: String,
     digest: String,
-    template: Engine,
+    /// The analysed engine every prepared query clones from; shared, since
+    /// a clone of a regorus engine costs kilobytes.
+    template: Arc<Engine>,
     data: Value,
     options: CompileOptions,
     calls: BTreeSet<String>,
@@ -170,7 +172,7 @@ impl Policy {
             inner: Arc::new(Inner {
                 revision: bundle.manifest.revision.clone(),
                 digest: bundle.digest.clone(),
-                template: engine,
+                template: Arc::new(engine),
                 data,
                 options,
                 calls,
@@ -297,6 +299,29 @@ impl Policy {
         Ok(slot.ready.get_or_init(|| prepared).clone())
     }
 
+    /// Drops the idle evaluators pooled by every prepared query: a policy
+    /// that is not deciding keeps only its compiled form. The next decision
+    /// on a path builds an evaluator again (the RVM's costs microseconds).
+    pub fn trim(&self) {
+        for slot in self.inner.queries.load().values() {
+            if let Some(query) = slot.ready.get() {
+                query.trim();
+            }
+        }
+    }
+
+    /// Evaluators pooled by this policy's prepared queries, ready for the
+    /// next decisions.
+    pub fn idle_evaluators(&self) -> usize {
+        self.inner
+            .queries
+            .load()
+            .values()
+            .filter_map(|slot| slot.ready.get())
+            .map(|query| query.idle_evaluators())
+            .sum()
+    }
+
     /// How many prepared queries this policy has built (for tests and
     /// metrics: one per path, however many callers raced for it).
     pub fn prepared_builds(&self) -> u64 {
@@ -318,7 +343,7 @@ impl Policy {
         let tail = path.components()[split..].to_vec();
         let path = &QueryPath::from_components(path.components()[..split].to_vec());
         let rego = path.to_rego();
-        let mut engine = inner.template.clone();
+        let mut engine = Engine::clone(&inner.template);
         let pool_size = std::thread::available_parallelism()
             .map_or(4, |n| n.get() * 2)
             .max(4);
@@ -342,12 +367,12 @@ impl Policy {
                     Some(program) => Kind::Vm {
                         program,
                         data: inner.data.clone(),
-                        pool: ArrayQueue::new(pool_size),
+                        pool: Pool::new(pool_size),
                         template: inner.template.clone(),
                     },
                     None => Kind::Rule {
                         template: inner.template.clone(),
-                        pool: ArrayQueue::new(pool_size),
+                        pool: Pool::new(pool_size),
                     },
                 }
             }
@@ -358,7 +383,7 @@ impl Policy {
                 }
                 Kind::Query {
                     template: inner.template.clone(),
-                    pool: ArrayQueue::new(pool_size),
+                    pool: Pool::new(pool_size),
                 }
             }
         };
@@ -445,17 +470,17 @@ enum Kind {
     Vm {
         program: Arc<Program>,
         data: Value,
-        pool: ArrayQueue<RegoVM>,
+        pool: Pool<RegoVM>,
         /// For error reports only (see `evaluate`).
-        template: Engine,
+        template: Arc<Engine>,
     },
     Rule {
-        template: Engine,
-        pool: ArrayQueue<Engine>,
+        template: Arc<Engine>,
+        pool: Pool<Engine>,
     },
     Query {
-        template: Engine,
-        pool: ArrayQueue<Engine>,
+        template: Arc<Engine>,
+        pool: Pool<Engine>,
     },
 }
 
@@ -473,6 +498,22 @@ impl PreparedQuery {
     /// (`None` when it runs on the evaluator that was asked for).
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback.as_deref()
+    }
+
+    /// Drops the idle evaluators of this query.
+    pub fn trim(&self) {
+        match &self.kind {
+            Kind::Vm { pool, .. } => pool.clear(),
+            Kind::Rule { pool, .. } | Kind::Query { pool, .. } => pool.clear(),
+        }
+    }
+
+    /// Evaluators pooled for this query's next evaluations.
+    pub fn idle_evaluators(&self) -> usize {
+        match &self.kind {
+            Kind::Vm { pool, .. } => pool.len(),
+            Kind::Rule { pool, .. } | Kind::Query { pool, .. } => pool.len(),
+        }
     }
 
     /// The evaluator this query runs on.
@@ -511,7 +552,7 @@ impl PreparedQuery {
                     // limits (deadline, depth, builtin sizes) are reported
                     // as they are.
                     Err(e @ PolicyError::Evaluation { .. }) => {
-                        let mut engine = template.clone();
+                        let mut engine = Engine::clone(template);
                         engine.set_input(input.0.clone());
                         return Err(match guarded(|| engine.eval_rule(self.rego.clone())) {
                             Err(located) => self.map_error(located),
@@ -520,7 +561,7 @@ impl PreparedQuery {
                     }
                     Err(e) => return Err(e),
                 };
-                let _ = pool.push(vm);
+                pool.push(vm);
                 Ok(Evaluation {
                     result: walk(to_json(value)?, &self.tail),
                     prints,
@@ -528,7 +569,7 @@ impl PreparedQuery {
                 })
             }
             Kind::Rule { template, pool } | Kind::Query { template, pool } => {
-                let mut engine = pool.pop().unwrap_or_else(|| template.clone());
+                let mut engine = pool.pop().unwrap_or_else(|| Engine::clone(template));
                 engine.set_input(input.0.clone());
                 let is_rule = matches!(self.kind, Kind::Rule { .. });
                 let value = guarded(|| {
@@ -547,7 +588,7 @@ impl PreparedQuery {
                 let prints = engine.take_prints().unwrap_or_default();
                 log_prints(&self.rego, &prints);
                 let value = value.map_err(|e| self.map_error(e))?;
-                let _ = pool.push(engine);
+                pool.push(engine);
                 Ok(Evaluation {
                     result: walk(to_json(value)?, &self.tail),
                     prints,
