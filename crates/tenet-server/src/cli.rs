@@ -283,6 +283,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             },
             decision_cache: h.decision_cache.clone(),
             eval_threads: h.eval_threads,
+            trim_after: Duration::from_secs(h.trim_after_seconds),
             polling: tenet::PollingConfig {
                 min_delay: Duration::from_secs(config.bundles.polling.min_delay_seconds),
                 max_delay: Duration::from_secs(config.bundles.polling.max_delay_seconds),

@@ -225,6 +225,9 @@ pub struct HostSection {
     pub evaluator: String,
     /// Threads that run evaluations; 0 means one per core.
     pub eval_threads: usize,
+    /// Seconds without a decision after which a tenant drops its pooled
+    /// evaluators.
+    pub trim_after_seconds: u64,
     /// Directory for persisted bundles (with `bundles.persist`).
     pub persist_dir: Option<PathBuf>,
     /// Per-instance decision cache.
@@ -249,6 +252,7 @@ impl Default for HostSection {
             eval_memory_bytes: tenet::EvalLimits::default().max_memory_bytes,
             evaluator: "vm".into(),
             eval_threads: 0,
+            trim_after_seconds: 10,
             persist_dir: None,
             decision_cache: tenet::DecisionCacheConfig::default(),
             labels: BTreeMap::new(),
