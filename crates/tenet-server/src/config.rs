@@ -70,8 +70,20 @@ pub struct ServerSection {
     pub addr: String,
     /// Header naming the tenant on paths without `/tenants/{tenant}`.
     pub tenant_header: String,
-    /// Largest request body in bytes (after gzip decoding).
+    /// Largest request body in bytes (after gzip decoding); also the
+    /// largest input, as text and as parsed (`max_input_bytes`).
     pub max_body_bytes: usize,
+    /// Most inputs in one batch request; 413 past it.
+    pub max_batch_inputs: usize,
+    /// Most work in one batch request: its inputs, each merged with
+    /// `common_input`, measured as inputs are and added up; 413 past it.
+    pub max_batch_bytes: u64,
+    /// Largest result one evaluation may return (measured as inputs are, a
+    /// shared value counted each time it appears); 500 past it.
+    pub max_result_bytes: u64,
+    /// Most bytes of `print` output kept from one evaluation; the rest is
+    /// cut with a marker.
+    pub max_print_bytes: usize,
     /// Path of the default decision served at `POST /`.
     pub default_decision: String,
     /// Seconds to drain in-flight requests after SIGTERM/SIGINT.
@@ -94,6 +106,10 @@ impl Default for ServerSection {
             addr: "127.0.0.1:8181".into(),
             tenant_header: "X-Tenant-ID".into(),
             max_body_bytes: 10 << 20,
+            max_batch_inputs: crate::batch::MAX_BATCH_INPUTS,
+            max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
+            max_result_bytes: tenet::EvalLimits::default().max_result_bytes,
+            max_print_bytes: tenet::EvalLimits::default().max_print_bytes,
             default_decision: "system/main".into(),
             drain_seconds: 10,
             read_header_timeout_seconds: 10,
