@@ -579,6 +579,32 @@ mod tests {
         assert!(c.host.on_demand);
     }
 
+    /// The size limits of #10 findings 2–5, with the defaults docs/config.md
+    /// states, set by file and by environment.
+    #[test]
+    fn size_limits_have_their_documented_defaults() {
+        let c = Config::load(None, []).unwrap();
+        assert_eq!(c.server.max_body_bytes, 10 << 20);
+        assert_eq!(c.server.max_batch_inputs, 10_000);
+        assert_eq!(c.server.max_batch_bytes, 64 << 20);
+        assert_eq!(c.server.max_result_bytes, 64 << 20);
+        assert_eq!(c.server.max_print_bytes, 1 << 20);
+        let f = write("server:\n  max_batch_inputs: 5\n  max_result_bytes: 1000\n");
+        let env = [(
+            "TENET_SERVER__MAX_BATCH_BYTES".to_string(),
+            "4096".to_string(),
+        )];
+        let c = Config::load(Some(f.path()), env).unwrap();
+        assert_eq!(
+            (
+                c.server.max_batch_inputs,
+                c.server.max_batch_bytes,
+                c.server.max_result_bytes
+            ),
+            (5, 4096, 1000)
+        );
+    }
+
     #[test]
     fn file_and_environment_combine() {
         let f = write(

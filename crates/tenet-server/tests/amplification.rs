@@ -215,6 +215,36 @@ async fn batches_are_bounded_before_the_work() {
         "{}",
         short(&answer)
     );
+
+    // The bounds come from the config.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tenet.yaml");
+    std::fs::write(
+        &config,
+        "server:\n  max_batch_inputs: 2\n  max_batch_bytes: 1000\n",
+    )
+    .unwrap();
+    let mut small = Server::start(&["--config", config.to_str().unwrap()]);
+    for (inputs, common, what) in [
+        (
+            json!({"a": {}, "b": {}, "c": {}}),
+            json!({}),
+            "max 2 inputs",
+        ),
+        (
+            json!({"a": {}, "b": {}}),
+            json!({"blob": "x".repeat(600)}),
+            "max_batch_bytes",
+        ),
+    ] {
+        let (status, answer) = send(
+            c.post(small.url(batch))
+                .json(&json!({ "inputs": inputs, "common_input": common })),
+        )
+        .await;
+        assert_eq!(status, 413, "{what}: {}", short(&answer));
+    }
+    healthy(&c, &mut small, "a small config", 0).await;
 }
 
 /// #10 finding 5: a policy whose result holds 1,000 references to a 1 MB
@@ -272,4 +302,26 @@ noisy if {
         short(&answer)
     );
     healthy(&c, &mut server, "50 MB of print output", baseline).await;
+
+    // The bound comes from the config: a 1 MB result passes the default
+    // and not `max_result_bytes: 100000`.
+    let small_input = json!({ "input": { "big": "x".repeat(1000) } });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tenet.yaml");
+    std::fs::write(&config, "server:\n  max_result_bytes: 100000\n").unwrap();
+    let small = Server::start(&["--config", config.to_str().unwrap()]);
+    for (server, want) in [(&server, 200), (&small, 500)] {
+        let (status, _) = send(
+            c.put(server.url("/tenants/amplify/v1/policies/big.rego"))
+                .body(policy),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, answer) = send(
+            c.post(server.url("/tenants/amplify/v1/data/big/many"))
+                .json(&small_input),
+        )
+        .await;
+        assert_eq!(status, want, "{}", short(&answer));
+    }
 }
