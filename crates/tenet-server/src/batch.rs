@@ -71,6 +71,9 @@ pub(crate) async fn batch(
     // A tenant that cannot decide fails the whole batch, not each input.
     state.host.ready(&tenant).await?;
     let limits = state.host.config().eval_limits.clone();
+    // Each result is bounded by max_result_bytes; so is their sum, or a
+    // batch of 10,000 inputs could answer 10,000 times that.
+    let mut results_left = limits.max_result_bytes;
     let mut responses = Map::new();
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
     for (id, input) in inputs {
@@ -98,6 +101,19 @@ pub(crate) async fn batch(
                     entry.insert("decision_id".into(), Value::String(id));
                 }
                 if let Some(result) = decision.result {
+                    match tenet::document_size(&result, results_left) {
+                        Some(size) => results_left -= size,
+                        None => {
+                            return Err(ApiError::new(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "internal_error",
+                                format!(
+                                    "the batch's results add up past {} bytes (max_result_bytes)",
+                                    limits.max_result_bytes
+                                ),
+                            ))
+                        }
+                    }
                     entry.insert("result".into(), result);
                 }
                 Value::Object(entry)

@@ -259,6 +259,8 @@ async fn results_are_bounded_before_they_are_written() {
 
 many := [s | some i in numbers.range(1, 1000); s := input.big]
 
+one := input.big
+
 noisy if {
     every i in numbers.range(1, 50) {
         print(input.big)
@@ -323,5 +325,25 @@ noisy if {
         )
         .await;
         assert_eq!(status, want, "{}", short(&answer));
+        // A batch's results add up to the same bound: 200 results of 1 KB.
+        let inputs: serde_json::Map<String, Value> = (0..200)
+            .map(|i| (i.to_string(), small_input["input"].clone()))
+            .collect();
+        let (status, answer) = send(
+            c.post(server.url("/tenants/amplify/v1/batch/data/big/one"))
+                .json(&json!({ "inputs": inputs })),
+        )
+        .await;
+        assert_eq!(status, want, "{}", short(&answer));
+        if want == 500 {
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("max_result_bytes"),
+                "{}",
+                short(&answer)
+            );
+        }
     }
 }
