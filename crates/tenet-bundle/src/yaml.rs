@@ -111,8 +111,8 @@ pub fn parse(bytes: &[u8], limits: YamlLimits) -> Result<Value, YamlError> {
         })
 }
 
-/// A bundle data file: [`YamlLimits::for_text`] with no depth bound beyond
-/// the caller's own check (`max_depth` of the bundle limits).
+/// A bundle data file: aliases bounded by [`YamlLimits::for_text`], nesting
+/// by the bundle's `max_json_depth`.
 pub(crate) fn from_slice(bytes: &[u8], max_depth: usize) -> Result<Value, YamlError> {
     parse(bytes, YamlLimits::for_text(bytes.len(), max_depth))
 }
