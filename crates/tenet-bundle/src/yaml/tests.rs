@@ -186,8 +186,114 @@ fn piece() -> impl Strategy<Value = &'static str> {
     ])
 }
 
+/// Scalars whose text holds brackets, quotes and comment signs that are
+/// not structure, in every style.
+const SCALARS: [&str; 6] = [
+    "\"a[{ '#\"",
+    "'b]''[{ \"c'",
+    "plain [x {y it's",
+    "\"multi\n  line [[ # not a comment\n  end\"",
+    "x\"[y",
+    "'{{['",
+];
+
+/// Renders `shape` as YAML in random styles (`choices` picks them): block
+/// collections on their own lines, flow collections inline (and only flow
+/// inside them), block scalars with bracket-laden content, comments. Every
+/// collection of the shape is a collection of the text, so the document is
+/// exactly as deep as `shape`.
+fn render(
+    shape: &Value,
+    indent: usize,
+    in_flow: bool,
+    choices: &mut impl Iterator<Item = u8>,
+    out: &mut String,
+) {
+    let mut pick = || usize::from(choices.next().unwrap_or(0));
+    let block = !in_flow && pick() % 2 == 0;
+    let pad = " ".repeat(indent);
+    match shape {
+        Value::Array(items) if block && !items.is_empty() => {
+            for item in items {
+                out.push_str(&format!("\n{pad}- "));
+                render(item, indent + 2, false, choices, out);
+            }
+        }
+        Value::Object(fields) if block && !fields.is_empty() => {
+            for (key, value) in fields {
+                out.push_str(&format!("\n{pad}k{key}: "));
+                render(value, indent + 2, false, choices, out);
+            }
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for item in items {
+                render(item, indent, true, choices, out);
+                out.push_str(", ");
+            }
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            out.push('{');
+            for (key, value) in fields {
+                out.push_str(&format!("k{key}: "));
+                render(value, indent, true, choices, out);
+                out.push_str(", ");
+            }
+            out.push('}');
+        }
+        _ if in_flow => {
+            let i = pick() % 3;
+            out.push_str(["\"q[{\"", "'s]]'", "p"][i]);
+        }
+        _ => match pick() % 4 {
+            0 => out.push_str(&format!("|\n{pad}  \"[{{ # x\n{pad}  ]]'\n")),
+            1 => {
+                let i = pick() % 6;
+                out.push_str(&format!("{} # c[{{", SCALARS[i]));
+            }
+            _ => {
+                let i = pick() % 6;
+                out.push_str(SCALARS[i]);
+            }
+        },
+    }
+}
+
+fn shape() -> impl Strategy<Value = Value> {
+    let leaf = Just(Value::Null);
+    leaf.prop_recursive(8, 48, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec(inner, 0..4).prop_map(|v| Value::Object(
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (i.to_string(), v))
+                    .collect()
+            )),
+        ]
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// Deep documents in mixed styles with bracket-laden scalars: the
+    /// pre-scan counts exactly the depth serde_yaml_ng builds.
+    #[test]
+    fn the_prescan_counts_generated_documents_exactly(
+        shape in shape(),
+        choices in prop::collection::vec(any::<u8>(), 64),
+    ) {
+        let mut text = "doc: ".to_string();
+        render(&shape, 2, false, &mut choices.into_iter().cycle(), &mut text);
+        text.push('\n');
+        let value: Value = serde_yaml_ng::from_str(&text)
+            .map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
+        let d = depth(&value);
+        prop_assert!(!exceeds_depth(text.as_bytes(), d), "{text} depth {d}");
+        prop_assert!(exceeds_depth(text.as_bytes(), d - 1), "{text} depth {d}");
+    }
 
     /// Whatever serde_yaml_ng parses, the pre-scan counts no deeper than
     /// the document is (nothing within the limit is refused) and at least
