@@ -67,7 +67,12 @@ pub(crate) async fn batch(
         }
     };
     let common = request.get("common_input");
-    check_work(&state, inputs, common)?;
+    check_work(
+        inputs,
+        common,
+        state.max_batch_inputs,
+        state.max_batch_bytes,
+    )?;
     // A tenant that cannot decide fails the whole batch, not each input.
     state.host.ready(&tenant).await?;
     let limits = state.host.config().eval_limits.clone();
@@ -160,36 +165,36 @@ pub(crate) async fn batch(
 /// bound is checked on that sum without merging anything: one walk of
 /// `common_input` and one of each input, each stopping at the bound.
 fn check_work(
-    state: &AppState,
     inputs: &Map<String, Value>,
     common: Option<&Value>,
+    max_inputs: usize,
+    limit: u64,
 ) -> Result<(), ApiError> {
     let too_large =
         |what: String| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_parameter", what);
-    if inputs.len() > state.max_batch_inputs {
+    if inputs.len() > max_inputs {
         return Err(too_large(format!(
-            "a batch holds at most {} inputs; this one has {}",
-            state.max_batch_inputs,
+            "a batch holds at most {max_inputs} inputs; this one has {}",
             inputs.len()
         )));
     }
-    let limit = state.max_batch_bytes;
     let past = || {
         too_large(format!(
             "the batch's inputs, each merged with common_input, add up past {limit} bytes (max_batch_bytes)"
         ))
     };
+    let n = inputs.len() as u64;
+    if n == 0 {
+        return Ok(());
+    }
+    // common_input counts once per input: at most limit / n of it.
     let common = match common {
-        Some(c) => tenet::document_size(c, limit).ok_or_else(past)?,
+        Some(c) => tenet::document_size(c, limit / n).ok_or_else(past)?,
         None => 0,
     };
-    let mut total = common.saturating_mul(inputs.len() as u64);
+    let mut total = common * n;
     for input in inputs.values() {
-        let left = limit.checked_sub(total).ok_or_else(past)?;
-        total += tenet::document_size(input, left).ok_or_else(past)?;
-    }
-    if total > limit {
-        return Err(past());
+        total += tenet::document_size(input, limit - total).ok_or_else(past)?;
     }
     Ok(())
 }
@@ -226,5 +231,50 @@ mod tests {
             json!({"user": {"role": "admin", "org": "x"}, "action": "read"})
         );
         assert_eq!(merge(&common, &json!(3)), json!(3));
+    }
+
+    fn json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![Just(Value::Null), "[a-c]{0,4}".prop_map(Value::from)];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("[a-c]{1,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// #10 finding 4: the bound is checked without merging, on
+        /// common + input per input; it is sound because no merge measures
+        /// more than that. Any batch it lets through merges within it.
+        #[test]
+        fn merged_inputs_stay_within_the_checked_bound(
+            common in json(),
+            inputs in proptest::collection::btree_map("[0-9]", json(), 0..6),
+            limit in 0u64..200,
+        ) {
+            let inputs: Map<String, Value> = inputs.into_iter().collect();
+            let size = |v: &Value| tenet::document_size(v, u64::MAX).unwrap_or(u64::MAX);
+            let merged: u64 = inputs.values().map(|i| size(&merge(&common, i))).sum();
+            let bound: u64 = inputs.values().map(|i| size(&common) + size(i)).sum();
+            proptest::prop_assert!(merged <= bound);
+            match check_work(&inputs, Some(&common), 6, limit) {
+                Ok(()) => proptest::prop_assert!(merged <= limit),
+                Err(e) => proptest::prop_assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE),
+            }
+            proptest::prop_assert!(check_work(&inputs, Some(&common), 6, bound).is_ok());
+        }
+    }
+
+    #[test]
+    fn too_many_inputs_is_a_413() {
+        let inputs: Map<String, Value> = (0..3).map(|i| (i.to_string(), json!({}))).collect();
+        assert_eq!(
+            check_work(&inputs, None, 2, u64::MAX).unwrap_err().status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert!(check_work(&inputs, None, 3, u64::MAX).is_ok());
     }
 }
