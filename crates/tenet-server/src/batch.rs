@@ -219,6 +219,7 @@ fn merge(common: &Value, input: &Value) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
