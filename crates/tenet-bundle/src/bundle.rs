@@ -212,13 +212,13 @@ fn read_data(f: &BundleFile, yaml: bool, limits: &Limits) -> Result<Value, Bundl
         limit: limits.max_json_depth,
     };
     let value: Value = if yaml {
-        // YAML flow collections nest with the same brackets as JSON; block
-        // nesting is bounded by the YAML parser's own recursion limit and
-        // checked on the parsed value below.
-        if depth::json_exceeds(&f.bytes, limits.max_json_depth) {
-            return Err(too_deep());
+        // Flow and block nesting are both refused by the YAML module's
+        // pre-scan, before libyaml spends quadratic time on them.
+        match crate::yaml::from_slice(&f.bytes, limits.max_json_depth) {
+            Ok(value) => value,
+            Err(crate::yaml::YamlError::TooDeep { .. }) => return Err(too_deep()),
+            Err(e) => return Err(bad(e.to_string())),
         }
-        crate::yaml::from_slice(&f.bytes).map_err(bad)?
     } else {
         if depth::json_exceeds(&f.bytes, limits.max_json_depth) {
             return Err(too_deep());

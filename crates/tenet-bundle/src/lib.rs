@@ -16,7 +16,7 @@ mod package;
 mod path;
 mod signing;
 mod source;
-mod yaml;
+pub mod yaml;
 
 pub use bundle::{Bundle, DataFile, Module};
 pub use error::{BundleError, SignatureFailure};

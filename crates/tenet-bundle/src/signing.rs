@@ -739,7 +739,16 @@ mod canonical {
             return Ok(());
         }
         // Not JSON: OPA reads the file as YAML.
-        let value = crate::yaml::from_slice(bytes).map_err(&bad)?;
+        let value = match crate::yaml::from_slice(bytes, limits.max_json_depth) {
+            Ok(value) => value,
+            Err(crate::yaml::YamlError::TooDeep { limit }) => {
+                return Err(BundleError::JsonTooDeep {
+                    file: path.to_string(),
+                    limit,
+                })
+            }
+            Err(e) => return Err(bad(e.to_string())),
+        };
         if depth::value_exceeds(&value, limits.max_json_depth) {
             return Err(BundleError::JsonTooDeep {
                 file: path.to_string(),

@@ -17,6 +17,11 @@ pub enum PolicyError {
     /// The input document is larger than the limit.
     #[error("input is {size} bytes, over the limit of {limit} bytes")]
     InputTooLarge { size: usize, limit: usize },
+    /// The parsed input document (YAML aliases expanded, batch inputs
+    /// merged) measures more than the limit: one per value plus the bytes
+    /// of every string and key.
+    #[error("input document is larger than the limit of {limit} bytes once parsed (one per value plus string and key bytes)")]
+    InputDocumentTooLarge { limit: usize },
     /// The input document nests deeper than the limit.
     #[error("input nests deeper than the limit of {limit}")]
     InputTooDeep { limit: usize },
@@ -42,6 +47,11 @@ pub enum PolicyError {
     /// have allocated past it.
     #[error("evaluation exceeded its memory budget of {limit} bytes")]
     MemoryLimit { limit: u64 },
+    /// The result measures more than `max_result_bytes` (one per value plus
+    /// string and key bytes, a shared value counted each time it appears);
+    /// it was dropped before being converted or serialised.
+    #[error("result is larger than the limit of {limit} bytes (max_result_bytes)")]
+    ResultTooLarge { limit: u64 },
     /// Any other evaluation error (conflicting rule values, a strict builtin
     /// error, a runtime type error).
     #[error("evaluation error: {message}")]
@@ -58,7 +68,7 @@ impl PolicyError {
         match self {
             Self::Compile { .. } => "compile_error",
             Self::InvalidPath { .. } => "invalid_path",
-            Self::InputTooLarge { .. } => "input_too_large",
+            Self::InputTooLarge { .. } | Self::InputDocumentTooLarge { .. } => "input_too_large",
             Self::InputTooDeep { .. } => "input_too_deep",
             Self::InvalidInput { .. } => "invalid_input",
             Self::Timeout { .. } => "timeout",
@@ -66,6 +76,7 @@ impl PolicyError {
             Self::BuiltinLimit { .. } => "builtin_limit",
             Self::DepthLimit { .. } => "depth_limit",
             Self::MemoryLimit { .. } => "memory_limit",
+            Self::ResultTooLarge { .. } => "result_too_large",
             Self::Evaluation { .. } => "evaluation_error",
             Self::Internal { .. } => "internal_error",
         }

@@ -1,6 +1,13 @@
 //! The input document of one evaluation, parsed once under the tenant's size
 //! and depth limits. Parsing never recurses past the depth limit, so a
-//! hostile input cannot overflow the stack.
+//! hostile input cannot overflow the stack, and the size limit applies to
+//! what was parsed as well as to the text: a YAML alias or a batch's
+//! `common_input` can make a document far larger than the bytes received.
+//!
+//! One measure of size for every document (inputs, batches, results): one
+//! per value plus the bytes of every string and key. A JSON text never
+//! measures more than its own length, so the measure is checked only where
+//! a document did not come straight from a JSON text of bounded length.
 
 use crate::{EvalLimits, PolicyError};
 
@@ -98,19 +105,84 @@ impl Input {
         Ok(envelope.input.map(Self))
     }
 
-    /// Converts an already parsed JSON value, checking its depth.
+    /// Converts an already parsed JSON value, checking its depth and its
+    /// size (in one walk that stops at the first limit passed).
     pub fn from_value(value: &serde_json::Value, limits: &EvalLimits) -> Result<Self, PolicyError> {
-        if tenet_bundle::depth::value_exceeds(value, limits.max_input_depth) {
-            return Err(PolicyError::InputTooDeep {
-                limit: limits.max_input_depth,
-            });
-        }
+        measure(value, limits.max_input_bytes as u64, limits.max_input_depth)?;
         serde_json::from_value::<regorus::Value>(value.clone())
             .map(Self)
             .map_err(|e| PolicyError::InvalidInput {
                 reason: e.to_string(),
             })
     }
+}
+
+/// Parses a YAML request body (an envelope `{input: …}` when `envelope`,
+/// else the input itself) under the input limits: nesting refused before
+/// the parser runs, and the document, aliases expanded, bounded by
+/// `max_input_bytes` and by 4 × its text (only aliases can pass that).
+pub fn parse_yaml_input(
+    bytes: &[u8],
+    limits: &EvalLimits,
+    envelope: bool,
+) -> Result<serde_json::Value, PolicyError> {
+    use tenet_bundle::yaml::{parse, YamlError, YamlLimits};
+    let text = YamlLimits::for_text(bytes.len(), 0);
+    let yaml_limits = YamlLimits {
+        max_size: text.max_size.min(limits.max_input_bytes as u64),
+        max_depth: limits.max_input_depth + usize::from(envelope),
+    };
+    parse(bytes, yaml_limits).map_err(|e| match e {
+        YamlError::TooLarge { limit } => PolicyError::InputDocumentTooLarge {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        },
+        YamlError::TooDeep { .. } => PolicyError::InputTooDeep {
+            limit: limits.max_input_depth,
+        },
+        other => PolicyError::InvalidInput {
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// The size of a parsed document (one per value plus the bytes of every
+/// string and key), or `None` once it passes `limit`. Iterative, with an
+/// early exit: the work is bounded by `limit`, not by the document.
+pub fn document_size(value: &serde_json::Value, limit: u64) -> Option<u64> {
+    measure(value, limit, usize::MAX).ok()
+}
+
+/// One walk for both input limits: the size, and the depth.
+fn measure(value: &serde_json::Value, max_size: u64, max_depth: usize) -> Result<u64, PolicyError> {
+    use serde_json::Value;
+    let mut size = 0u64;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        size += match v {
+            Value::String(s) => 1 + s.len() as u64,
+            Value::Array(_) | Value::Object(_) if depth >= max_depth => {
+                return Err(PolicyError::InputTooDeep { limit: max_depth });
+            }
+            Value::Array(items) => {
+                stack.extend(items.iter().map(|c| (c, depth + 1)));
+                1
+            }
+            Value::Object(fields) => {
+                for (k, c) in fields {
+                    size += k.len() as u64;
+                    stack.push((c, depth + 1));
+                }
+                1
+            }
+            _ => 1,
+        };
+        if size > max_size {
+            return Err(PolicyError::InputDocumentTooLarge {
+                limit: usize::try_from(max_size).unwrap_or(usize::MAX),
+            });
+        }
+    }
+    Ok(size)
 }
 
 #[cfg(test)]
@@ -190,6 +262,66 @@ mod tests {
             undefined_string.and_then(|i| i.cache_key()),
             Input::none().cache_key()
         );
+    }
+
+    /// #10 finding 2: the input limits apply to what was parsed, not only
+    /// to the bytes received.
+    #[test]
+    fn parsed_documents_are_held_to_the_input_size() {
+        let limits = EvalLimits {
+            max_input_bytes: 1000,
+            ..EvalLimits::default()
+        };
+        let many = serde_json::Value::Array(vec![serde_json::json!(1); 2000]);
+        assert!(matches!(
+            Input::from_value(&many, &limits),
+            Err(PolicyError::InputDocumentTooLarge { limit: 1000 })
+        ));
+        assert_eq!(document_size(&many, 10_000), Some(2001));
+        assert_eq!(document_size(&many, 100), None);
+        let mut bomb = format!("input:\n  a: &a [{}]\n  b: [", "xxxxxxxx,".repeat(50));
+        bomb.push_str(&"*a,".repeat(200));
+        bomb.push(']');
+        assert!(matches!(
+            parse_yaml_input(bomb.as_bytes(), &limits, true),
+            Err(PolicyError::InputDocumentTooLarge { limit: 1000 })
+        ));
+        let deep = "input: ".to_string() + &"[".repeat(65) + &"]".repeat(65);
+        assert!(matches!(
+            parse_yaml_input(deep.as_bytes(), &EvalLimits::default(), true),
+            Err(PolicyError::InputTooDeep { limit: 64 })
+        ));
+        let ok = "input: ".to_string() + &"[".repeat(64) + &"]".repeat(64);
+        assert!(parse_yaml_input(ok.as_bytes(), &EvalLimits::default(), true).is_ok());
+    }
+
+    fn json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,8}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(".{0,6}", inner, 0..8)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Why JSON texts need no second check: no text measures more than
+        /// its own length, so `max_input_bytes` on the text bounds the
+        /// document too.
+        #[test]
+        fn a_json_text_never_measures_more_than_its_length(value in json()) {
+            let text = serde_json::to_string(&value).unwrap();
+            let size = document_size(&value, u64::MAX).unwrap();
+            proptest::prop_assert!(size <= text.len() as u64, "{text}: {size}");
+        }
     }
 
     #[test]

@@ -16,13 +16,14 @@ mod error;
 mod extensions;
 mod input;
 mod limits;
+mod output;
 mod path;
 mod policy;
 mod pool;
 mod scan;
 
 pub use error::PolicyError;
-pub use input::Input;
+pub use input::{document_size, parse_yaml_input, Input};
 pub use limits::EvalLimits;
 pub use path::QueryPath;
 pub use policy::{

@@ -1,7 +1,8 @@
 //! Per-tenant evaluation limits: how long one decision may run and how big
-//! its input and its builtin results may be. Numbers only; enforcement lives
-//! in `input` and in regorus itself (`policy` hands it the deadline, the
-//! instruction cap and the builtin bounds).
+//! its input, its builtin results, its result and its `print` output may
+//! be. Numbers only; enforcement lives in `input`, `output` and in regorus
+//! itself (`policy` hands it the deadline, the instruction cap and the
+//! builtin bounds).
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -19,7 +20,10 @@ pub struct EvalLimits {
     /// Most instructions one VM execution may run. Default 10,000,000
     /// (regorus's own default of 25,000 is hit by ordinary policies over data).
     pub max_instructions: usize,
-    /// Largest input document, as JSON bytes. Default 10 MiB.
+    /// Largest input document: its text, and what it parses to, measured
+    /// as one per value plus the bytes of every string and key (YAML
+    /// aliases expanded; a JSON text never measures more than its length).
+    /// Default 10 MiB.
     pub max_input_bytes: usize,
     /// Deepest nesting of the input document. Default 64.
     pub max_input_depth: usize,
@@ -36,6 +40,16 @@ pub struct EvalLimits {
     /// arguments that would not fit in what is left. 0 turns it off.
     /// Default 256 MiB.
     pub max_memory_bytes: u64,
+    /// Largest result one evaluation may return, measured like inputs
+    /// (one per value plus string and key bytes), counting a shared value
+    /// each time it appears, as it would be serialised: a result holding
+    /// 1,000 references to one 16 MiB string measures 16 GiB and is refused
+    /// before it is converted or written. Default 64 MiB.
+    pub max_result_bytes: u64,
+    /// Most bytes of `print` output kept from one evaluation; the rest is
+    /// dropped and the last line kept ends with a truncation marker.
+    /// Default 1 MiB.
+    pub max_print_bytes: usize,
 }
 
 impl Default for EvalLimits {
@@ -49,6 +63,8 @@ impl Default for EvalLimits {
             max_builtin_elements: 1_000_000,
             max_builtin_string_bytes: 16 << 20,
             max_memory_bytes: 256 << 20,
+            max_result_bytes: 64 << 20,
+            max_print_bytes: 1 << 20,
         }
     }
 }

@@ -12,9 +12,10 @@
 //!
 //! Both evaluators get the same limits (deadline, instruction cap, builtin
 //! size bounds, evaluation depth), the same extensions, captured `print`,
-//! and the same non-strict builtin errors as OPA's default. This module does
-//! no I/O.
+//! and the same non-strict builtin errors as OPA's default; results and
+//! prints are bounded by `output`. This module does no I/O.
 
+use crate::output::{cap_prints, result_size};
 use crate::pool::Pool;
 use crate::scan::{self, NONDETERMINISTIC};
 use crate::{extensions, EvalLimits, Input, PolicyError, QueryPath};
@@ -61,7 +62,9 @@ pub struct CompileOptions {
 pub struct Evaluation {
     /// The document, or `None` when it is undefined.
     pub result: Option<serde_json::Value>,
-    /// Lines written by `print()`, captured instead of reaching stderr.
+    /// Lines written by `print()`, captured instead of reaching stderr, at
+    /// most `max_print_bytes` of them (the last kept line then ends with a
+    /// truncation marker).
     pub prints: Vec<String>,
     /// The evaluator that produced it.
     pub evaluator: Evaluator,
@@ -541,7 +544,7 @@ impl PreparedQuery {
                 };
                 vm.set_input(input.0.clone());
                 let value = guarded(|| vm.execute().map_err(anyhow::Error::from));
-                let prints = vm.take_prints();
+                let prints = cap_prints(vm.take_prints(), self.limits.max_print_bytes);
                 log_prints(&self.rego, &prints);
                 let value = match value.map_err(|e| self.map_error(e)) {
                     Ok(value) => value,
@@ -561,9 +564,10 @@ impl PreparedQuery {
                     }
                     Err(e) => return Err(e),
                 };
+                let result = self.result(value)?;
                 pool.push(vm);
                 Ok(Evaluation {
-                    result: walk(to_json(value)?, &self.tail),
+                    result,
                     prints,
                     evaluator: Evaluator::Vm,
                 })
@@ -585,12 +589,16 @@ impl PreparedQuery {
                             .map_or(Value::Undefined, |e| e.value))
                     }
                 });
-                let prints = engine.take_prints().unwrap_or_default();
+                let prints = cap_prints(
+                    engine.take_prints().unwrap_or_default(),
+                    self.limits.max_print_bytes,
+                );
                 log_prints(&self.rego, &prints);
                 let value = value.map_err(|e| self.map_error(e))?;
+                let result = self.result(value)?;
                 pool.push(engine);
                 Ok(Evaluation {
-                    result: walk(to_json(value)?, &self.tail),
+                    result,
                     prints,
                     evaluator: Evaluator::Interpreter,
                 })
@@ -623,6 +631,16 @@ fn walk(value: Option<serde_json::Value>, tail: &[String]) -> Option<serde_json:
 }
 
 impl PreparedQuery {
+    /// The evaluation's value as JSON, at the path's tail; refused before
+    /// any conversion when it measures past `max_result_bytes`.
+    fn result(&self, value: Value) -> Result<Option<serde_json::Value>, PolicyError> {
+        let limit = self.limits.max_result_bytes;
+        if result_size(&value, limit).is_none() {
+            return Err(PolicyError::ResultTooLarge { limit });
+        }
+        Ok(walk(to_json(value)?, &self.tail))
+    }
+
     fn new_vm(&self, program: &Arc<Program>, data: &Value) -> Result<RegoVM, PolicyError> {
         let mut vm = RegoVM::new();
         vm.load_program(program.clone());

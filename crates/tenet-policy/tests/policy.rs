@@ -462,3 +462,54 @@ fn deeply_nested_and_very_long_policies_are_refused_or_answered() {
         }
     }
 }
+
+/// #10 finding 5: a result of 1,000 references to one string is measured
+/// as it would be written, and refused past `max_result_bytes` on both
+/// evaluators; `print` output is capped per evaluation.
+#[test]
+fn results_and_prints_are_bounded_on_both_evaluators() {
+    const BIG: &str = r#"package big
+
+many := [s | some i in numbers.range(1, 1000); s := input.big]
+
+one := input.big
+
+noisy if {
+    every i in numbers.range(1, 100) {
+        print(input.big)
+    }
+}
+"#;
+    let b = bundle(&[("big.rego", BIG)]);
+    let limits = EvalLimits {
+        max_result_bytes: 1 << 20,
+        max_print_bytes: 10_000,
+        ..EvalLimits::default()
+    };
+    let big = input(json!({"big": "x".repeat(10_000)}));
+    for evaluator in [Evaluator::Vm, Evaluator::Interpreter] {
+        let policy = compile(&b, evaluator, limits.clone());
+        assert!(
+            matches!(
+                policy.evaluate("data.big.many", &big),
+                Err(PolicyError::ResultTooLarge { limit }) if limit == 1 << 20
+            ),
+            "{evaluator:?}"
+        );
+        assert_eq!(
+            policy.evaluate("data.big.one", &big).unwrap(),
+            Some(json!("x".repeat(10_000)))
+        );
+        let noisy = policy.evaluation("data.big.noisy", &big).unwrap();
+        assert_eq!(noisy.result, Some(json!(true)), "{evaluator:?}");
+        let kept: usize = noisy.prints.iter().map(String::len).sum();
+        assert!(kept <= 10_000 + 64, "{evaluator:?}: {kept} bytes kept");
+        assert!(
+            noisy
+                .prints
+                .last()
+                .is_some_and(|l| l.ends_with("[print output truncated]")),
+            "{evaluator:?}"
+        );
+    }
+}

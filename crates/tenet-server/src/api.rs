@@ -4,6 +4,7 @@
 //! `http://host/tenants/{tenant}` works unchanged) and bare, with the tenant
 //! in a header (`X-Tenant-ID` by default). Parsing and error mapping only.
 
+use crate::input::{input_from_value, is_yaml, parse_input_document, parse_json};
 use crate::ApiError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -39,6 +40,12 @@ pub struct AppState {
     /// Log every decision (console decision log) and give each a
     /// `decision_id`, as OPA does when decision logging is on.
     pub decision_log: bool,
+    /// Most inputs in one batch request; 413 past it.
+    pub max_batch_inputs: usize,
+    /// Most work in one batch request: the sizes of its merged inputs
+    /// added up (each input plus `common_input`, measured as inputs are);
+    /// 413 past it, before any input is decided.
+    pub max_batch_bytes: u64,
 }
 
 impl AppState {
@@ -51,7 +58,7 @@ impl AppState {
             .or(self.decision_token.as_deref())
     }
 
-    /// State with no tokens and no pins.
+    /// State with no tokens and no pins, and the default batch bounds.
     pub fn new(
         host: Host,
         tenant_header: HeaderName,
@@ -67,6 +74,8 @@ impl AppState {
             decision_token: None,
             pins: std::sync::Mutex::new(HashMap::new()),
             decision_log: false,
+            max_batch_inputs: crate::batch::MAX_BATCH_INPUTS,
+            max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
         }
     }
 }
@@ -539,30 +548,6 @@ pub(crate) fn body(
     Ok(out.into())
 }
 
-/// True when the body is YAML: OPA reads any content type naming yaml as
-/// YAML, everything else as JSON.
-fn is_yaml(headers: &HeaderMap) -> bool {
-    headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("yaml"))
-}
-
-/// A JSON (or YAML) document; errors start with `what`, as OPA's do.
-pub(crate) fn parse_document(bytes: &[u8], yaml: bool, what: &str) -> Result<Value, ApiError> {
-    if yaml {
-        serde_yaml_ng::from_slice(bytes)
-            .map_err(|e| ApiError::invalid_parameter(format!("{what}: {e}")))
-    } else {
-        serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::invalid_parameter(format!("{what}: {e}")))
-    }
-}
-
-fn input_from_value(value: &Value, limits: &tenet::EvalLimits) -> Result<Input, ApiError> {
-    Input::from_value(value, limits).map_err(|e| ApiError::invalid_parameter(e.to_string()))
-}
-
 /// True when the boolean query parameter is set: `?name`, `?name=true`
 /// (OPA's reading of `pretty`, `metrics`, `provenance`).
 pub(crate) fn flag(q: &HashMap<String, String>, name: &str) -> bool {
@@ -636,11 +621,16 @@ async fn decide_data(
                         "body contains malformed input document: {reason}"
                     )))
                 }
-                Err(e) => return Err(ApiError::invalid_parameter(e.to_string())),
+                Err(e) => return Err(e.into()),
             },
             Some(_) => {
-                let document =
-                    parse_document(&bytes, yaml, "body contains malformed input document")?;
+                let document = parse_input_document(
+                    &bytes,
+                    yaml,
+                    "body contains malformed input document",
+                    &limits,
+                    true,
+                )?;
                 match document {
                     Value::Object(mut o) => match o.remove("input") {
                         Some(v) => (input_from_value(&v, &limits)?, true),
@@ -709,9 +699,8 @@ async fn webhook(
     let input = if bytes.iter().all(u8::is_ascii_whitespace) {
         Input::none()
     } else {
-        let document = parse_document(&bytes, false, "body contains malformed input document")?;
-        Input::from_value(&document, &limits)
-            .map_err(|e| ApiError::invalid_parameter(e.to_string()))?
+        let document = parse_json(&bytes, "body contains malformed input document")?;
+        input_from_value(&document, &limits)?
     };
     let decision = state.host.decide(&tenant, path, &input).await?;
     // The answer is the bare document, so the id is only logged.
@@ -766,10 +755,14 @@ async fn decide_default(
     let input = if bytes.iter().all(u8::is_ascii_whitespace) {
         Input::none()
     } else {
-        let document =
-            parse_document(&bytes, is_yaml(headers), "unexpected parse error for input")?;
-        Input::from_value(&document, &limits)
-            .map_err(|e| ApiError::invalid_parameter(e.to_string()))?
+        let document = parse_input_document(
+            &bytes,
+            is_yaml(headers),
+            "unexpected parse error for input",
+            &limits,
+            false,
+        )?;
+        input_from_value(&document, &limits)?
     };
     let decision = state
         .host

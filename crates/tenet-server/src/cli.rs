@@ -298,6 +298,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 deadline: Duration::from_millis(h.deadline_ms),
                 max_input_bytes: config.server.max_body_bytes,
                 max_memory_bytes: h.eval_memory_bytes,
+                max_result_bytes: config.server.max_result_bytes,
+                max_print_bytes: config.server.max_print_bytes,
                 ..EvalLimits::default()
             },
             ..tenet::HostConfig::default()
@@ -313,6 +315,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         state.admin_token = config.server.admin_token.clone();
         state.decision_token = config.server.decision_token.clone();
         state.decision_log = config.decision_logs.console;
+        state.max_batch_inputs = config.server.max_batch_inputs;
+        state.max_batch_bytes = config.server.max_batch_bytes;
         // Configured tenants are pinned for the life of the process.
         {
             let mut pins = state.pins.lock().unwrap_or_else(|p| p.into_inner());

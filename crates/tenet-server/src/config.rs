@@ -70,8 +70,20 @@ pub struct ServerSection {
     pub addr: String,
     /// Header naming the tenant on paths without `/tenants/{tenant}`.
     pub tenant_header: String,
-    /// Largest request body in bytes (after gzip decoding).
+    /// Largest request body in bytes (after gzip decoding); also the
+    /// largest input, as text and as parsed (`max_input_bytes`).
     pub max_body_bytes: usize,
+    /// Most inputs in one batch request; 413 past it.
+    pub max_batch_inputs: usize,
+    /// Most work in one batch request: its inputs, each merged with
+    /// `common_input`, measured as inputs are and added up; 413 past it.
+    pub max_batch_bytes: u64,
+    /// Largest result one evaluation may return (measured as inputs are, a
+    /// shared value counted each time it appears); 500 past it.
+    pub max_result_bytes: u64,
+    /// Most bytes of `print` output kept from one evaluation; the rest is
+    /// cut with a marker.
+    pub max_print_bytes: usize,
     /// Path of the default decision served at `POST /`.
     pub default_decision: String,
     /// Seconds to drain in-flight requests after SIGTERM/SIGINT.
@@ -94,6 +106,10 @@ impl Default for ServerSection {
             addr: "127.0.0.1:8181".into(),
             tenant_header: "X-Tenant-ID".into(),
             max_body_bytes: 10 << 20,
+            max_batch_inputs: crate::batch::MAX_BATCH_INPUTS,
+            max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
+            max_result_bytes: tenet::EvalLimits::default().max_result_bytes,
+            max_print_bytes: tenet::EvalLimits::default().max_print_bytes,
             default_decision: "system/main".into(),
             drain_seconds: 10,
             read_header_timeout_seconds: 10,
@@ -568,6 +584,32 @@ mod tests {
         assert_eq!(c.server.addr, "127.0.0.1:8181");
         assert_eq!(c.bundle_template(), "examples/bundles/{tenant}");
         assert!(c.host.on_demand);
+    }
+
+    /// The size limits of #10 findings 2–5, with the defaults docs/config.md
+    /// states, set by file and by environment.
+    #[test]
+    fn size_limits_have_their_documented_defaults() {
+        let c = Config::load(None, []).unwrap();
+        assert_eq!(c.server.max_body_bytes, 10 << 20);
+        assert_eq!(c.server.max_batch_inputs, 10_000);
+        assert_eq!(c.server.max_batch_bytes, 64 << 20);
+        assert_eq!(c.server.max_result_bytes, 64 << 20);
+        assert_eq!(c.server.max_print_bytes, 1 << 20);
+        let f = write("server:\n  max_batch_inputs: 5\n  max_result_bytes: 1000\n");
+        let env = [(
+            "TENET_SERVER__MAX_BATCH_BYTES".to_string(),
+            "4096".to_string(),
+        )];
+        let c = Config::load(Some(f.path()), env).unwrap();
+        assert_eq!(
+            (
+                c.server.max_batch_inputs,
+                c.server.max_batch_bytes,
+                c.server.max_result_bytes
+            ),
+            (5, 4096, 1000)
+        );
     }
 
     #[test]

@@ -118,24 +118,45 @@ impl From<HostError> for ApiError {
                         "location": location(message, ""),
                     })])
                 }
-                PolicyError::InvalidPath { .. }
-                | PolicyError::InputTooLarge { .. }
-                | PolicyError::InputTooDeep { .. }
-                | PolicyError::InvalidInput { .. } => Self::invalid_parameter(message),
-                PolicyError::Timeout { .. } | PolicyError::InstructionLimit { .. } => Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "evaluation_timeout",
-                    message,
-                ),
-                PolicyError::MemoryLimit { .. } => Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "evaluation_memory_exceeded",
-                    message,
-                ),
-                _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message),
+                other => policy_error(other, message),
             },
             _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message),
         }
+    }
+}
+
+/// A policy error that is not a compile error or a conflict: the input's
+/// (400, or 413 when too large, as for a body past `max_body_bytes`), and
+/// the evaluation's (500).
+fn policy_error(e: &PolicyError, message: String) -> ApiError {
+    match e {
+        PolicyError::InputTooLarge { .. } | PolicyError::InputDocumentTooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_parameter", message)
+        }
+        PolicyError::InvalidPath { .. }
+        | PolicyError::InputTooDeep { .. }
+        | PolicyError::InvalidInput { .. } => ApiError::invalid_parameter(message),
+        PolicyError::Timeout { .. } | PolicyError::InstructionLimit { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "evaluation_timeout",
+            message,
+        ),
+        PolicyError::MemoryLimit { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "evaluation_memory_exceeded",
+            message,
+        ),
+        // OPA has no result limit; a result too large to answer is the
+        // server's failure to answer (500), named in the message.
+        _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message),
+    }
+}
+
+/// Errors from parsing a request's input (the host is not involved).
+impl From<PolicyError> for ApiError {
+    fn from(e: PolicyError) -> Self {
+        let message = e.to_string();
+        policy_error(&e, message)
     }
 }
 

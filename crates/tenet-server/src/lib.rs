@@ -34,6 +34,7 @@ mod api;
 mod batch;
 pub mod config;
 mod error;
+mod input;
 mod metrics;
 mod push;
 pub mod sources;

@@ -156,7 +156,7 @@ pub(crate) async fn write_data(
 /// A JSON document in a write body, with OPA's message and the parse
 /// position on failure. An empty body is an error, as in OPA.
 fn parse_document(bytes: &[u8]) -> Result<Value, ApiError> {
-    crate::api::parse_document(bytes, false, "body contains malformed JSON")
+    crate::input::parse_json(bytes, "body contains malformed JSON")
 }
 
 /// A JSON Patch document: an array of `{"op", "path", "value"}` with the

@@ -372,7 +372,7 @@ async fn rejections_are_json_and_batches_are_bounded() {
             .json(&json!({ "inputs": inputs })),
     )
     .await;
-    assert_eq!((s, body["code"].as_str()), (400, Some("invalid_parameter")));
+    assert_eq!((s, body["code"].as_str()), (413, Some("invalid_parameter")));
     assert!(
         body["message"].as_str().unwrap().contains("10000"),
         "{body}"

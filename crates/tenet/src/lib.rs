@@ -24,6 +24,6 @@ pub use tenet_host::{
     ReferenceChange, SourceFactory, SourceTemplate, TenantSnapshot, WriteOutcome,
 };
 pub use tenet_policy::{
-    CompileOptions, EvalLimits, Evaluation, Evaluator, Input, Policy, PolicyError, PreparedQuery,
-    QueryPath, WeakPolicy,
+    document_size, parse_yaml_input, CompileOptions, EvalLimits, Evaluation, Evaluator, Input,
+    Policy, PolicyError, PreparedQuery, QueryPath, WeakPolicy,
 };
