@@ -80,6 +80,13 @@ pub struct ServerSection {
     pub read_header_timeout_seconds: u64,
     /// Seconds a client has to send a request's body; 0 disables.
     pub read_body_timeout_seconds: u64,
+    /// Seconds between PINGs on an HTTP/2 connection; 0 disables them.
+    pub http2_keep_alive_interval_seconds: u64,
+    /// Seconds a PING may go unanswered before the connection is closed.
+    pub http2_keep_alive_timeout_seconds: u64,
+    /// Seconds an HTTP/2 connection may have no open request before it is
+    /// shut down (GOAWAY); 0 disables.
+    pub http2_idle_timeout_seconds: u64,
     /// Bearer token for the admin API and for policy and data writes.
     pub admin_token: Option<String>,
     /// Bearer token for the decision API.
@@ -98,6 +105,9 @@ impl Default for ServerSection {
             drain_seconds: 10,
             read_header_timeout_seconds: 10,
             read_body_timeout_seconds: 30,
+            http2_keep_alive_interval_seconds: 10,
+            http2_keep_alive_timeout_seconds: 10,
+            http2_idle_timeout_seconds: 60,
             admin_token: None,
             decision_token: None,
             tls: None,
