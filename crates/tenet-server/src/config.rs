@@ -571,6 +571,34 @@ mod tests {
         assert_eq!(c.server.addr, "127.0.0.1:8181");
         assert_eq!(c.bundle_template(), "examples/bundles/{tenant}");
         assert!(c.host.on_demand);
+        // docs/config.md states these; the serve stack's own defaults agree.
+        let serve = crate::ServeOptions::default();
+        assert_eq!(c.server.http2_keep_alive_interval_seconds, 10);
+        assert_eq!(c.server.http2_keep_alive_timeout_seconds, 10);
+        assert_eq!(c.server.http2_idle_timeout_seconds, 60);
+        assert_eq!(
+            serve.http2_idle_timeout.as_secs(),
+            c.server.http2_idle_timeout_seconds
+        );
+        assert_eq!(
+            serve.http2_keep_alive_interval.as_secs(),
+            c.server.http2_keep_alive_interval_seconds
+        );
+        assert_eq!(
+            serve.http2_keep_alive_timeout.as_secs(),
+            c.server.http2_keep_alive_timeout_seconds
+        );
+        let env = [(
+            "TENET_SERVER__HTTP2_IDLE_TIMEOUT_SECONDS".to_string(),
+            "0".to_string(),
+        )];
+        assert_eq!(
+            Config::load(None, env)
+                .unwrap()
+                .server
+                .http2_idle_timeout_seconds,
+            0
+        );
     }
 
     #[test]

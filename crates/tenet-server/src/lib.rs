@@ -698,9 +698,14 @@ mod tests {
             "read_header_timeout": 2,
             "read_body_timeout": "1m 30s",
             "drain_timeout": 0.5,
+            "http2_idle_timeout": "90s",
+            "http2_keep_alive_interval": 0,
             "tls": {"cert_file": "a.pem", "private_key_file": "b.pem"},
         }))
         .unwrap();
+        assert_eq!(o.http2_idle_timeout, Duration::from_secs(90));
+        assert!(o.http2_keep_alive_interval.is_zero());
+        assert_eq!(o.http2_keep_alive_timeout, Duration::from_secs(10));
         assert_eq!(o.read_header_timeout, Duration::from_secs(2));
         assert_eq!(o.read_body_timeout, Duration::from_secs(90));
         assert_eq!(o.drain_timeout, Duration::from_millis(500));
