@@ -152,9 +152,12 @@ async fn trailing_slash(request: axum::extract::Request, next: middleware::Next)
         return ApiError::method_not_allowed().into_response();
     }
     let path = request.uri().path();
+    // `/tenants/{tenant}/`: one non-empty segment, then the slash. (Found
+    // by the router property test: `/tenants/` alone underflowed here.)
     let tenant_root = path
         .strip_prefix("/tenants/")
-        .is_some_and(|rest| rest.find('/') == Some(rest.len() - 1));
+        .and_then(|rest| rest.strip_suffix('/'))
+        .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'));
     if path.len() > 1 && path.ends_with('/') && !tenant_root {
         let mut target = path.trim_end_matches('/').to_string();
         if target.is_empty() {

@@ -252,7 +252,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    runtime.block_on(async move {
+    let drain = Duration::from_secs(config.server.drain_seconds);
+    let served = runtime.block_on(async move {
         let template = config.bundle_template();
         let file = args
             .config
@@ -336,6 +337,13 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             drain_timeout: Duration::from_secs(config.server.drain_seconds),
             read_header_timeout: Duration::from_secs(config.server.read_header_timeout_seconds),
             read_body_timeout: Duration::from_secs(config.server.read_body_timeout_seconds),
+            http2_keep_alive_interval: Duration::from_secs(
+                config.server.http2_keep_alive_interval_seconds,
+            ),
+            http2_keep_alive_timeout: Duration::from_secs(
+                config.server.http2_keep_alive_timeout_seconds,
+            ),
+            http2_idle_timeout: Duration::from_secs(config.server.http2_idle_timeout_seconds),
             tls: config.server.tls.clone().map(|t| tenet_server::TlsConfig {
                 cert_file: t.cert_file,
                 private_key_file: t.private_key_file,
@@ -345,14 +353,49 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             tenet_server::Server::new(listener, server_options).context("configuring TLS")?;
         // Signal handlers before the announcement: a SIGTERM right after it
         // must drain, not kill.
-        let shutdown = tenet_server::shutdown_signal();
+        let signal = tenet_server::shutdown_signal();
+        let shutdown = async move {
+            signal.await;
+            exit_after(drain + WATCHDOG_MARGIN);
+        };
         let local = server.local_addr()?;
         // The first line on stdout is the address, for scripts and tests.
         println!("tenet listening on {}://{local}", server.scheme());
         tracing::info!(addr = %local, bundles = %template, "serving");
         server.run(app, shutdown).await.context("serving")?;
         Ok(())
-    })
+    });
+    // The drain is over (or cut off at its deadline): exit now, whatever is
+    // still running. Dropping the runtime would wait for every task on its
+    // blocking pool (a compile, a file read) without bound; evaluations run
+    // on the host's own threads, which the process exit ends without
+    // joining them.
+    runtime.shutdown_background();
+    served
+}
+
+/// How long past the drain deadline the watchdog waits before it ends the
+/// process.
+const WATCHDOG_MARGIN: Duration = Duration::from_secs(5);
+
+/// Ends the process with status 1 if it is still running `after` from now.
+/// The drain deadline is kept by the runtime; this is the backstop for a
+/// runtime that cannot make progress (every worker thread blocked in
+/// synchronous code, a bug), which only a thread outside it can catch.
+fn exit_after(after: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("tenet-shutdown-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(after);
+            eprintln!(
+                "error: still running {} after the shutdown signal; exiting",
+                humantime::format_duration(after)
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the shutdown watchdog");
+    }
 }
 
 /// Prints `value` to stdout; a closed pipe (`tenet … | head`) ends the

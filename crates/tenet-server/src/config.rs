@@ -92,6 +92,13 @@ pub struct ServerSection {
     pub read_header_timeout_seconds: u64,
     /// Seconds a client has to send a request's body; 0 disables.
     pub read_body_timeout_seconds: u64,
+    /// Seconds between PINGs on an HTTP/2 connection; 0 disables them.
+    pub http2_keep_alive_interval_seconds: u64,
+    /// Seconds a PING may go unanswered before the connection is closed.
+    pub http2_keep_alive_timeout_seconds: u64,
+    /// Seconds an HTTP/2 connection may have no open request before it is
+    /// shut down (GOAWAY); 0 disables.
+    pub http2_idle_timeout_seconds: u64,
     /// Bearer token for the admin API and for policy and data writes.
     pub admin_token: Option<String>,
     /// Bearer token for the decision API.
@@ -114,6 +121,9 @@ impl Default for ServerSection {
             drain_seconds: 10,
             read_header_timeout_seconds: 10,
             read_body_timeout_seconds: 30,
+            http2_keep_alive_interval_seconds: 10,
+            http2_keep_alive_timeout_seconds: 10,
+            http2_idle_timeout_seconds: 60,
             admin_token: None,
             decision_token: None,
             tls: None,
@@ -584,6 +594,34 @@ mod tests {
         assert_eq!(c.server.addr, "127.0.0.1:8181");
         assert_eq!(c.bundle_template(), "examples/bundles/{tenant}");
         assert!(c.host.on_demand);
+        // docs/config.md states these; the serve stack's own defaults agree.
+        let serve = crate::ServeOptions::default();
+        assert_eq!(c.server.http2_keep_alive_interval_seconds, 10);
+        assert_eq!(c.server.http2_keep_alive_timeout_seconds, 10);
+        assert_eq!(c.server.http2_idle_timeout_seconds, 60);
+        assert_eq!(
+            serve.http2_idle_timeout.as_secs(),
+            c.server.http2_idle_timeout_seconds
+        );
+        assert_eq!(
+            serve.http2_keep_alive_interval.as_secs(),
+            c.server.http2_keep_alive_interval_seconds
+        );
+        assert_eq!(
+            serve.http2_keep_alive_timeout.as_secs(),
+            c.server.http2_keep_alive_timeout_seconds
+        );
+        let env = [(
+            "TENET_SERVER__HTTP2_IDLE_TIMEOUT_SECONDS".to_string(),
+            "0".to_string(),
+        )];
+        assert_eq!(
+            Config::load(None, env)
+                .unwrap()
+                .server
+                .http2_idle_timeout_seconds,
+            0
+        );
     }
 
     /// The size limits of #10 findings 2–5, with the defaults docs/config.md

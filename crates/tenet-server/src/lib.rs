@@ -15,16 +15,27 @@
 //! - **Slow clients.** `read_header_timeout` bounds the TLS handshake, the
 //!   protocol sniffing and (hyper's own timer) each HTTP/1.1 request head,
 //!   including the wait for the next request on a keep-alive connection;
-//!   when it passes the connection is closed. An HTTP/2 connection is
-//!   PINGed when idle for that long and closed when the PING is not
-//!   answered within it again. `read_body_timeout` is a
+//!   when it passes the connection is closed. The sniff reads (and then
+//!   replays) the first bytes, waiting for readability, so a stalled
+//!   client costs no CPU (`sniff`). An HTTP/2 connection is PINGed every
+//!   `http2_keep_alive_interval` and closed when a PING is not answered
+//!   within `http2_keep_alive_timeout`. One that opens no request within
+//!   `read_header_timeout` is closed, and one with no open request for
+//!   `http2_idle_timeout` is shut down with GOAWAY (`idle`: hyper has no
+//!   such timeout). `read_body_timeout` is a
 //!   deadline for the whole body counted from the head, so trickling bytes
 //!   does not extend it: the answer is then 408 `request_timeout` (OPA's
 //!   error shape) and an HTTP/1.1 connection is closed.
-//! - **Drain.** When `shutdown` resolves the listener is closed, every
-//!   connection is asked to finish (HTTP/1.1 after the response in
-//!   progress, HTTP/2 with GOAWAY), and after `drain_timeout` the rest are
-//!   aborted.
+//! - **Drain.** When `shutdown` resolves, the connections the kernel has
+//!   already completed (the accept backlog) are accepted, then the
+//!   listener is closed: closing it with connections still queued would
+//!   reset them. Every connection is asked to finish: HTTP/1.1 after the
+//!   response in progress (a connection that has not sent its request yet
+//!   gets one request, answered with `Connection: close`, or is closed at
+//!   once if it has sent nothing), HTTP/2 with GOAWAY. At `drain_timeout`
+//!   the rest are aborted and [`Server::run`] returns, whatever is still
+//!   running: an evaluation in progress keeps its pool thread, which the
+//!   process does not wait for (the caller exits).
 //! - Every request carries `ConnectInfo<SocketAddr>` for handlers.
 //!
 //! The stack does not route, authenticate or limit body sizes: that is the
@@ -34,9 +45,11 @@ mod api;
 mod batch;
 pub mod config;
 mod error;
+mod idle;
 mod input;
 mod metrics;
 mod push;
+mod sniff;
 pub mod sources;
 mod tls;
 
@@ -79,8 +92,9 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     /// How long a client has to send a request's head (request line and
     /// headers). It also bounds the TLS handshake, the first bytes of a new
-    /// connection, and how long an idle HTTP/1.1 keep-alive connection
-    /// waits for its next request. Zero disables it. Default 10 s.
+    /// connection, how long an idle HTTP/1.1 keep-alive connection
+    /// waits for its next request, and how long a new HTTP/2 connection
+    /// may go without its first request. Zero disables it. Default 10 s.
     #[serde(deserialize_with = "deserialize_duration")]
     pub read_header_timeout: Duration,
     /// How long a client has to send a request's whole body, counted from
@@ -89,6 +103,19 @@ pub struct ServeOptions {
     /// disables it. Default 30 s.
     #[serde(deserialize_with = "deserialize_duration")]
     pub read_body_timeout: Duration,
+    /// How often an HTTP/2 connection is PINGed (when nothing else
+    /// arrived meanwhile). Zero disables the PINGs. Default 10 s.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub http2_keep_alive_interval: Duration,
+    /// How long a PING may go unanswered before the HTTP/2 connection is
+    /// closed. Default 10 s.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub http2_keep_alive_timeout: Duration,
+    /// How long an HTTP/2 connection may have no open request before it is
+    /// shut down with GOAWAY; answering PINGs does not keep it open. Zero
+    /// disables it. Default 60 s.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub http2_idle_timeout: Duration,
     /// Serve HTTPS with this certificate and key; plain HTTP when `None`
     /// (the default).
     pub tls: Option<TlsConfig>,
@@ -100,6 +127,9 @@ impl Default for ServeOptions {
             drain_timeout: Duration::from_secs(10),
             read_header_timeout: Duration::from_secs(10),
             read_body_timeout: Duration::from_secs(30),
+            http2_keep_alive_interval: Duration::from_secs(10),
+            http2_keep_alive_timeout: Duration::from_secs(10),
+            http2_idle_timeout: Duration::from_secs(60),
             tls: None,
         }
     }
@@ -178,9 +208,10 @@ impl Server {
         }
     }
 
-    /// Serves `app` until `shutdown` resolves, then stops accepting, lets
+    /// Serves `app` until `shutdown` resolves, then stops accepting (after
+    /// taking the connections already waiting in the accept backlog), lets
     /// in-flight requests finish for at most the drain timeout, and closes
-    /// what is left.
+    /// what is left. Returns by the drain deadline whatever is running.
     pub async fn run(
         self,
         app: axum::Router,
@@ -216,10 +247,32 @@ impl Server {
                 },
             }
         }
-        drop(listener);
-        stop_tx.send_replace(true);
         let drain = options.drain_timeout;
-        let drained = tokio::time::timeout(drain, async {
+        let deadline = tokio::time::Instant::now() + drain;
+        stop_tx.send_replace(true);
+        // Clients whose handshake the kernel completed before the signal
+        // have most likely sent their request already; closing the listener
+        // with them still queued would reset them. Take them (they are
+        // served one request each, see `connection`), then close.
+        let mut backlog = 0usize;
+        while backlog < MAX_BACKLOG_AT_SHUTDOWN {
+            match accept_now(&listener) {
+                Some(Ok((stream, peer))) => {
+                    backlog += 1;
+                    connections.spawn(connection(shared.clone(), stream, peer, stop_rx.clone()));
+                }
+                Some(Err(e)) if is_connection_error(&e) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+        drop(listener);
+        if backlog > 0 {
+            tracing::info!(
+                backlog,
+                "accepted the waiting connections before closing the listener"
+            );
+        }
+        let drained = tokio::time::timeout_at(deadline, async {
             while connections.join_next().await.is_some() {}
         })
         .await;
@@ -247,6 +300,21 @@ pub async fn serve(
     Server::new(listener, options)?.run(app, shutdown).await
 }
 
+/// At most this many connections are taken from the accept backlog at
+/// shutdown (Linux's default `somaxconn`), so a flood of new connections
+/// cannot keep the drain accepting.
+const MAX_BACKLOG_AT_SHUTDOWN: usize = 4096;
+
+/// A connection the kernel has ready now, without waiting: `None` when the
+/// backlog is empty.
+fn accept_now(listener: &TcpListener) -> Option<std::io::Result<(TcpStream, SocketAddr)>> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match listener.poll_accept(&mut cx) {
+        Poll::Ready(r) => Some(r),
+        Poll::Pending => None,
+    }
+}
+
 fn is_connection_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(
@@ -260,9 +328,14 @@ struct Shared {
     app: axum::Router,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     http1: auto::Builder<TokioExecutor>,
+    /// HTTP/1.1 without keep-alive: one request, answered with
+    /// `Connection: close`, for connections that start while draining.
+    http1_once: auto::Builder<TokioExecutor>,
     http2: auto::Builder<TokioExecutor>,
     header_timeout: Option<Duration>,
     body_timeout: Option<Duration>,
+    http2_idle_timeout: Option<Duration>,
+    http2_keep_alive_timeout: Duration,
 }
 
 fn nonzero(d: Duration) -> Option<Duration> {
@@ -283,20 +356,34 @@ impl Shared {
             .header_read_timeout(header_timeout);
         let mut http2 = builder.http2();
         http2.timer(TokioTimer::new());
-        if let Some(limit) = header_timeout {
-            // HTTP/2 has no request-head timeout to lean on: a peer that
-            // stops answering PINGs is dropped instead.
-            http2.keep_alive_interval(limit).keep_alive_timeout(limit);
+        // HTTP/2 has no request-head timeout to lean on: a peer that stops
+        // answering PINGs is dropped, and one that answers them but sends
+        // no request is shut down by the idle timeout (`drive`).
+        if let Some(interval) = nonzero(options.http2_keep_alive_interval) {
+            http2
+                .keep_alive_interval(interval)
+                .keep_alive_timeout(options.http2_keep_alive_timeout);
         }
+        let mut http1_once = builder.clone().http1_only();
+        http1_once.http1().keep_alive(false);
         Self {
             app,
             acceptor,
             http1: builder.clone().http1_only(),
+            http1_once,
             http2: builder.http2_only(),
             header_timeout,
             body_timeout: nonzero(options.read_body_timeout),
+            http2_idle_timeout: nonzero(options.http2_idle_timeout),
+            http2_keep_alive_timeout: options.http2_keep_alive_timeout,
         }
     }
+}
+
+/// Resolves once the drain has started. (The watch guard `wait_for`
+/// returns is not `Send`; it is dropped here, before any other await.)
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// `f`, bounded by `limit` when there is one; `None` when it ran out.
@@ -308,11 +395,16 @@ async fn within<F: Future>(limit: Option<Duration>, f: F) -> Option<F::Output> {
 }
 
 /// One accepted connection: TLS handshake or protocol detection (both
-/// within the header timeout, and abandoned on shutdown), then HTTP/1.1 or
-/// HTTP/2 until the client leaves or the server drains.
+/// within the header timeout), then HTTP/1.1 or HTTP/2 until the client
+/// leaves or the server drains.
+///
+/// A drain that starts before the protocol is known closes a connection
+/// that has sent nothing yet (a clean close: nothing unread, no reset) and
+/// lets one that has started sending finish its request (`drive`); the
+/// drain deadline bounds both.
 async fn connection(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -320,23 +412,43 @@ async fn connection(
     let limit = shared.header_timeout;
     match &shared.acceptor {
         None => {
-            let sniffed = tokio::select! {
-                r = within(limit, sniff_h2(&stream)) => r,
-                _ = stop.wait_for(|s| *s) => return,
-            };
+            let mut first = Vec::new();
+            let sniffed = within(limit, async {
+                if !*stop.borrow() {
+                    tokio::select! {
+                        r = sniff::sniff_h2(&mut stream, &mut first) => return r,
+                        () = stopped(&mut stop) => {}
+                    }
+                }
+                // Draining: bytes the kernel already holds count as sent.
+                if first.is_empty() {
+                    let mut chunk = [0u8; sniff::H2_PREFACE.len()];
+                    match stream.try_read(&mut chunk) {
+                        Ok(0) => return Ok(sniff::Protocol::Closed),
+                        Ok(n) => first.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            return Ok(sniff::Protocol::Closed)
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                sniff::sniff_h2(&mut stream, &mut first).await
+            })
+            .await;
             match sniffed {
-                Some(Ok(Some(h2))) => drive(&shared, stream, h2, peer, stop).await,
-                Some(Ok(None)) => {}
+                Some(Ok(sniff::Protocol::Closed)) => {}
+                Some(Ok(protocol)) => {
+                    let io = sniff::Rewind::new(first, stream);
+                    drive(&shared, io, protocol == sniff::Protocol::Http2, peer, stop).await;
+                }
                 Some(Err(e)) => tracing::debug!(%peer, error = %e, "reading a new connection"),
                 None => tracing::debug!(%peer, "no request within the header read timeout"),
             }
         }
         Some(acceptor) => {
-            let accepted = tokio::select! {
-                r = within(limit, acceptor.accept(stream)) => r,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            match accepted {
+            // The handshake is not abandoned on shutdown: the client may
+            // have its request ready behind it.
+            match within(limit, acceptor.accept(stream)).await {
                 Some(Ok(tls)) => {
                     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
                     drive(&shared, tls, h2, peer, stop).await;
@@ -348,32 +460,10 @@ async fn connection(
     }
 }
 
-/// HTTP/2's connection preface; a client speaking h2c with prior knowledge
-/// starts with it.
-const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Peeks at the first bytes: `Some(true)` for the HTTP/2 preface,
-/// `Some(false)` for anything else (HTTP/1.x), `None` when the client
-/// closed without sending. Nothing is consumed.
-async fn sniff_h2(stream: &TcpStream) -> std::io::Result<Option<bool>> {
-    let mut buf = [0u8; H2_PREFACE.len()];
-    loop {
-        let n = stream.peek(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if buf[..n] != H2_PREFACE[..n] {
-            return Ok(Some(false));
-        }
-        if n == H2_PREFACE.len() {
-            return Ok(Some(true));
-        }
-        // A prefix of the preface so far: peek returns at once while bytes
-        // are buffered, so wait a little for the rest.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
+/// Serves one connection. HTTP/2 connections are shut down (GOAWAY) after
+/// the idle timeout. A connection that starts while the server drains is
+/// served one request (HTTP/1.1 with `Connection: close`) or a GOAWAY
+/// (HTTP/2); one already serving is asked to finish.
 async fn drive<I>(
     shared: &Shared,
     io: I,
@@ -385,29 +475,85 @@ async fn drive<I>(
 {
     let app = shared.app.clone();
     let body_timeout = shared.body_timeout;
-    let service =
-        hyper::service::service_fn(move |request| handle(app.clone(), request, peer, body_timeout));
-    let builder = if h2 { &shared.http2 } else { &shared.http1 };
+    let activity = h2.then(|| Arc::new(idle::Activity::default()));
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |request| {
+            let open = activity.as_ref().map(idle::Activity::start);
+            handle(app.clone(), request, peer, body_timeout, open)
+        })
+    };
+    let draining = *stop.borrow();
+    let builder = match (h2, draining) {
+        (true, _) => &shared.http2,
+        (false, false) => &shared.http1,
+        // Not asked to finish below: hyper would close the connection
+        // before reading the request the client has already sent.
+        (false, true) => &shared.http1_once,
+    };
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    tokio::select! {
-        done = conn.as_mut() => {
-            if let Err(e) = done {
-                tracing::debug!(%peer, error = %e, "connection closed with an error");
+    if !draining || h2 {
+        let idle = async {
+            match &activity {
+                Some(a) => {
+                    a.idle(shared.header_timeout, shared.http2_idle_timeout)
+                        .await
+                }
+                None => std::future::pending().await,
             }
-            return;
+        };
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(%peer, error = %e, "connection closed with an error");
+                }
+                return;
+            }
+            () = stopped(&mut stop) => conn.as_mut().graceful_shutdown(),
+            idle = idle => {
+                if idle == idle::Idle::Unused {
+                    // Nothing was asked on it: close it as an HTTP/1.1
+                    // connection without a request head is closed.
+                    tracing::debug!(%peer, "no HTTP/2 request within the header read timeout");
+                    return;
+                }
+                tracing::debug!(%peer, "HTTP/2 connection idle; sending GOAWAY");
+                conn.as_mut().graceful_shutdown();
+                // GOAWAY completes when the client answers its PING; one
+                // that does not is dead by the keep-alive rule, and it has
+                // no request open, so nothing is lost by dropping it.
+                if within(Some(shared.http2_keep_alive_timeout), conn).await.is_none() {
+                    tracing::debug!(%peer, "idle HTTP/2 connection did not acknowledge GOAWAY");
+                }
+                return;
+            }
         }
-        _ = stop.wait_for(|s| *s) => {}
     }
-    conn.as_mut().graceful_shutdown();
     if let Err(e) = conn.await {
-        tracing::debug!(%peer, error = %e, "connection closed with an error while draining");
+        tracing::debug!(%peer, error = %e, "connection closed with an error while finishing");
     }
 }
 
 /// One request: the peer address as `ConnectInfo`, the body under its
 /// deadline, and a 408 in place of the answer when the deadline passed.
 async fn handle(
+    app: axum::Router,
+    request: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    body_timeout: Option<Duration>,
+    open: Option<idle::Open>,
+) -> Result<axum::response::Response, Infallible> {
+    let response = answer(app, request, peer, body_timeout).await?;
+    // An HTTP/2 request stays open (not idle) until its body is sent.
+    Ok(match open {
+        Some(open) => response.map(|body| axum::body::Body::new(idle::OpenBody::new(body, open))),
+        None => response,
+    })
+}
+
+/// [`handle`]'s answer, before the idle bookkeeping.
+async fn answer(
     app: axum::Router,
     request: hyper::Request<Incoming>,
     peer: SocketAddr,
@@ -553,9 +699,14 @@ mod tests {
             "read_header_timeout": 2,
             "read_body_timeout": "1m 30s",
             "drain_timeout": 0.5,
+            "http2_idle_timeout": "90s",
+            "http2_keep_alive_interval": 0,
             "tls": {"cert_file": "a.pem", "private_key_file": "b.pem"},
         }))
         .unwrap();
+        assert_eq!(o.http2_idle_timeout, Duration::from_secs(90));
+        assert!(o.http2_keep_alive_interval.is_zero());
+        assert_eq!(o.http2_keep_alive_timeout, Duration::from_secs(10));
         assert_eq!(o.read_header_timeout, Duration::from_secs(2));
         assert_eq!(o.read_body_timeout, Duration::from_secs(90));
         assert_eq!(o.drain_timeout, Duration::from_millis(500));
