@@ -16,6 +16,7 @@ mod instance;
 mod overlay;
 mod persist;
 mod pool;
+mod quota;
 mod schedule;
 mod tenant;
 mod watch;

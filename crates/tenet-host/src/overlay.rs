@@ -8,19 +8,23 @@
 //! As in OPA, a bundle owns the paths under its manifest's roots: pushed
 //! data and pushed policies must stay outside them (a bundle without a
 //! manifest owns everything). A tenant with pushed content holds a reference
-//! on its instance, so it is never collected while the content exists.
+//! on its instance, so it is never collected while the content exists; once
+//! all of it is deleted, the instance is unreferenced and collected like any
+//! other. What pushes may hold host-wide is checked by quota.rs.
 //!
 //! This module parses neither HTTP nor JSON Patch documents; the server
 //! turns requests into [`DataWrite`]s.
 
-use crate::host::{Host, HostInner};
+use crate::host::{Capacity, Host, HostInner};
 use crate::instance::Instance;
+use crate::quota::{content_bytes, PushSize};
 use crate::{HostError, Lease};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tenet_bundle::{Bundle, BundleError, Fetched, Manifest, Module};
+use tenet_bundle::{Bundle, BundleError, BundleSource, Fetched, Manifest, Module, Verifier};
 use tenet_policy::Policy;
 
 /// What was pushed to one tenant, and the bundle it was last laid over.
@@ -28,6 +32,8 @@ pub(crate) struct Pushed {
     policies: BTreeMap<String, String>,
     data: Map<String, Value>,
     base: Arc<Bundle>,
+    /// `quota::content_bytes` of `policies` and `data`.
+    bytes: u64,
     /// Keeps the instance referenced while anything is pushed.
     _lease: Lease,
 }
@@ -35,6 +41,16 @@ pub(crate) struct Pushed {
 impl Pushed {
     fn is_empty(&self) -> bool {
         self.policies.is_empty() && self.data.is_empty()
+    }
+
+    /// Laid over the empty bundle: the tenant is fed by pushes alone.
+    pub(crate) fn is_push_only(&self) -> bool {
+        self.base.digest == empty_bundle_digest()
+    }
+
+    /// Bytes of pushed content, as the push limits count them.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 
@@ -227,29 +243,109 @@ impl Host {
         ) -> Result<WriteOutcome, HostError>,
     ) -> Result<WriteOutcome, HostError> {
         let inner = &self.inner;
-        let lease = inner.acquire(tenant)?;
+        let (lease, fetched, created) = inner.lease_for_push(tenant).await?;
         let instance = lease.instance().clone();
-        let _serial = instance.loading.lock().await;
-        let (base, mut state, held) = {
-            let pushed = inner.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        let result = {
+            let _serial = instance.loading.lock().await;
+            inner.push_locked(tenant, lease, fetched, change).await
+        };
+        // A refused first push leaves no instance behind: names pushed to in
+        // a flood must not pile up until the sweeper runs.
+        if result.is_err() && created {
+            inner.discard(&instance);
+        }
+        result
+    }
+}
+
+impl HostInner {
+    /// A reference for a push to `tenant`, the tenant's bundle when it had
+    /// to be fetched to tell, and whether the instance was created for it.
+    /// A tenant without an instance whose source has no bundle becomes
+    /// push-only: it must fit `max_pushed_tenants`, and its instance is
+    /// created without evicting anything (quota.rs).
+    async fn lease_for_push(
+        self: &Arc<Self>,
+        tenant: &str,
+    ) -> Result<(Lease, Option<Arc<Bundle>>, bool), HostError> {
+        crate::validate_tenant(tenant)?;
+        if self.lookup_live(tenant).is_some() {
+            return Ok((self.acquire(tenant)?, None, false));
+        }
+        let (source, verifier) = self.source_of(tenant);
+        let base = self
+            .fetch_base(tenant, source.as_ref(), verifier, false)
+            .await?;
+        let capacity = if base.digest == empty_bundle_digest() {
+            let size = PushSize {
+                push_only: true,
+                before: 0,
+                after: 1,
+            };
+            let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+            self.check_push_limits(&pushed, tenant, &size)?;
+            Capacity::PushOnly
+        } else {
+            Capacity::Bundle
+        };
+        let lease = self.acquire_as(tenant, capacity)?;
+        Ok((lease, Some(base), true))
+    }
+
+    /// The push itself, with the instance's loads held off by the caller.
+    async fn push_locked(
+        self: &Arc<Self>,
+        tenant: &str,
+        lease: Lease,
+        fetched: Option<Arc<Bundle>>,
+        change: impl FnOnce(
+            &Bundle,
+            &mut (BTreeMap<String, String>, Map<String, Value>),
+        ) -> Result<WriteOutcome, HostError>,
+    ) -> Result<WriteOutcome, HostError> {
+        let instance = lease.instance().clone();
+        // Read under the load lock, so a push that ran meanwhile is seen.
+        let (base, mut state, before) = {
+            let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
             match pushed.get(tenant) {
                 Some(p) => (
                     Some(p.base.clone()),
                     (p.policies.clone(), p.data.clone()),
-                    true,
+                    p.bytes,
                 ),
-                None => (None, Default::default(), false),
+                None => (None, Default::default(), 0),
             }
         };
-        let base = match base {
-            Some(base) => base,
-            None => inner.fetch_base(&instance).await?,
+        let held = base.is_some();
+        let base = match (base, fetched) {
+            (Some(base), _) => base,
+            (None, Some(fetched)) => fetched,
+            (None, None) => {
+                let seen = instance.bundle_seen.load(Ordering::Acquire);
+                self.fetch_base(
+                    tenant,
+                    instance.source.as_ref(),
+                    instance.verifier.clone(),
+                    seen,
+                )
+                .await?
+            }
         };
         if change(&base, &mut state)? == WriteOutcome::Exists {
             return Ok(WriteOutcome::Exists);
         }
+        let size = PushSize {
+            push_only: base.digest == empty_bundle_digest(),
+            before,
+            after: content_bytes(&state.0, &state.1),
+        };
+        {
+            let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+            self.check_push_limits(&pushed, tenant, &size)?;
+        }
+        self.check_push_memory(tenant, &size)?;
         let merged = merge(&base, &state.0, &state.1);
-        let compiler = inner.clone();
+        let compiler = self.clone();
         let policy = tokio::task::spawn_blocking(move || compiler.compiled_policy(&merged))
             .await
             .map_err(|e| HostError::LoadFailed {
@@ -265,21 +361,36 @@ impl Host {
         if let Some(rule) = conflicting_rule(&policy, &state.1) {
             return Err(conflict(tenant, rule));
         }
-        inner.activate(&instance, policy);
-        let mut pushed = inner.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        // Again under the lock that commits: pushes to other tenants may
+        // have taken the room since the first check.
+        self.check_push_limits(&pushed, tenant, &size)?;
+        self.activate(&instance, policy);
+        if !size.push_only {
+            instance.bundle_seen.store(true, Ordering::Release);
+        }
         let next = Pushed {
             policies: state.0,
             data: state.1,
             base,
+            bytes: size.after,
             _lease: lease,
         };
-        if next.is_empty() {
+        // Emptied: the entry (and with it the lease) goes, so the instance
+        // is collected after the grace period like any unreferenced one.
+        let emptied = next.is_empty();
+        let released = if emptied {
             pushed.remove(tenant);
+            Some(next)
         } else {
             pushed.insert(instance.tenant.clone(), next);
-        }
+            None
+        };
         drop(pushed);
-        if !held {
+        drop(released);
+        if emptied && held {
+            tracing::info!(tenant, "pushed content deleted; instance no longer kept");
+        } else if !held && !emptied {
             tracing::info!(tenant, "tenant has pushed content; instance kept");
         }
         Ok(WriteOutcome::Written)
@@ -298,27 +409,35 @@ impl HostInner {
         self.wait_ready(&instance).await
     }
 
-    /// The tenant's bundle as the source has it now; an empty bundle that
-    /// owns nothing when the source has none (a tenant fed only by pushes).
-    async fn fetch_base(&self, instance: &Instance) -> Result<Arc<Bundle>, HostError> {
+    /// The tenant's bundle as `source` has it now; an empty bundle that
+    /// owns nothing when the source has none (a tenant fed only by pushes),
+    /// unless a bundle from the source was activated before (`bundle_seen`).
+    async fn fetch_base(
+        &self,
+        tenant: &str,
+        source: &dyn BundleSource,
+        verifier: Option<Arc<Verifier>>,
+        bundle_seen: bool,
+    ) -> Result<Arc<Bundle>, HostError> {
         let failed = |reason: String| HostError::LoadFailed {
-            tenant: instance.tenant.to_string(),
+            tenant: tenant.to_string(),
             reason,
         };
-        let fetched =
-            tokio::time::timeout(self.config.fetch_timeout, instance.source.fetch(None)).await;
+        let fetched = tokio::time::timeout(self.config.fetch_timeout, source.fetch(None)).await;
         let payload = match fetched {
             Err(_) => return Err(failed("bundle fetch timed out".to_string())),
-            Ok(Err(BundleError::Io { source, .. }))
-                if source.kind() == std::io::ErrorKind::NotFound =>
+            Ok(Err(BundleError::Io { source: io, .. }))
+                if io.kind() == std::io::ErrorKind::NotFound =>
             {
                 // Only a tenant that never activated a bundle is fed by
-                // pushes alone; laying a push over nothing for an active
-                // tenant would silently drop its bundle's policies.
-                if instance.current().is_some() {
+                // pushes alone; laying a push over nothing for a tenant
+                // whose bundle was active would silently drop its bundle's
+                // policies. (Activating pushed content alone does not count:
+                // a push-only tenant emptied by deletes takes pushes again.)
+                if bundle_seen {
                     return Err(failed(format!(
                         "its bundle is no longer at {}; the push would replace its policies",
-                        instance.source.location()
+                        source.location()
                     )));
                 }
                 return Ok(Arc::new(empty_bundle()));
@@ -332,7 +451,6 @@ impl HostInner {
             Ok(Ok(Fetched::Bundle { payload, .. })) => payload,
         };
         let limits = self.config.bundle_limits.clone();
-        let verifier = instance.verifier.clone();
         tokio::task::spawn_blocking(move || {
             payload.into_bundle_verified(&limits, verifier.as_deref())
         })
@@ -402,9 +520,7 @@ impl HostInner {
     /// bundle for it): a missing bundle is then the normal state.
     pub(crate) fn push_only(&self, tenant: &str) -> bool {
         let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
-        pushed
-            .get(tenant)
-            .is_some_and(|p| p.base.digest == empty_bundle_digest())
+        pushed.get(tenant).is_some_and(Pushed::is_push_only)
     }
 
     /// Keeps what `overlay` computed, once its revision compiled.
@@ -415,6 +531,7 @@ impl HostInner {
                 tracing::warn!(tenant, dropped = %what, "the bundle's roots now claim pushed content; dropped");
             }
             p.base = Arc::new(rebase.base);
+            p.bytes = content_bytes(&rebase.policies, &rebase.data);
             p.policies = rebase.policies;
             p.data = rebase.data;
             // Emptied by the bundle: the tenant no longer holds a reference
