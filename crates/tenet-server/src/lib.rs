@@ -31,6 +31,7 @@
 //! router's (`api`). It has no connection limit of its own.
 
 mod api;
+pub mod auth;
 mod batch;
 pub mod config;
 mod error;
