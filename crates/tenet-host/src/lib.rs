@@ -10,6 +10,7 @@
 
 mod cache;
 mod config;
+mod document;
 mod error;
 mod host;
 mod instance;
