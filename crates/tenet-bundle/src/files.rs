@@ -209,10 +209,21 @@ fn read_entries<R: Read>(
 
 /// Reads every file under a bundle directory, in path order.
 ///
-/// Symbolic links and special files are refused (a link could pull a host
-/// file into a tenant's bundle); sizes are checked before reading.
+/// Symbolic links, hard links and special files are refused (a link could
+/// pull a host file into a tenant's bundle): the directory itself must not
+/// be a symbolic link, and a regular file with more than one link is
+/// refused, since its other name may lie anywhere on the file system. Sizes
+/// are checked before reading.
 pub fn read_dir(root: &Path, limits: &Limits) -> Result<Vec<BundleFile>, BundleError> {
-    let meta = std::fs::metadata(root).map_err(|e| BundleError::io(root, e))?;
+    // `symlink_metadata`, not `metadata`: a tenant directory that is a link
+    // would serve whatever directory it points to.
+    let meta = std::fs::symlink_metadata(root).map_err(|e| BundleError::io(root, e))?;
+    if meta.file_type().is_symlink() {
+        return Err(BundleError::UnsupportedEntry {
+            file: root.display().to_string(),
+            kind: "symbolic link",
+        });
+    }
     if !meta.is_dir() {
         return Err(BundleError::io(
             root,
@@ -252,17 +263,35 @@ pub fn read_dir(root: &Path, limits: &Limits) -> Result<Vec<BundleFile>, BundleE
                 });
             }
             let path = normalize(rel_str, limits)?;
-            let size = entry
-                .metadata()
-                .map_err(|e| BundleError::io(&full, e))?
-                .len();
-            budget.admit(&path, size)?;
+            // `DirEntry::metadata` does not follow links (lstat).
+            let meta = entry.metadata().map_err(|e| BundleError::io(&full, e))?;
+            if hard_linked(&meta) {
+                return Err(BundleError::UnsupportedEntry {
+                    file: rel_str.to_string(),
+                    kind: "hard link",
+                });
+            }
+            budget.admit(&path, meta.len())?;
             let bytes = read_bounded(&full, limits.max_file_bytes)?;
             out.push(BundleFile { path, bytes });
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// True for a regular file with more than one name: a hard link, whose
+/// other name may be a host file outside the bundle directory.
+#[cfg(unix)]
+pub(crate) fn hard_linked(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.is_file() && meta.nlink() > 1
+}
+
+/// Link counts are not checked where the platform does not report them.
+#[cfg(not(unix))]
+pub(crate) fn hard_linked(_meta: &std::fs::Metadata) -> bool {
+    false
 }
 
 /// Reads a file, refusing to read more than `limit` bytes even if the file

@@ -502,6 +502,31 @@ fn directory_refuses_links_and_special_files() {
     );
 }
 
+/// #10 finding 11: a bundle directory that is itself a symbolic link (a
+/// tenant directory pointing outside the bundles directory) and a
+/// hard-linked file inside one are refused, naming what was refused.
+#[cfg(unix)]
+#[test]
+fn directory_refuses_a_linked_root_and_hard_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    write_tree(&outside, &[("data.json", b"{\"secret\": 1}")]);
+    let link = tmp.path().join("tenant");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let err = Bundle::from_dir(&link, &Limits::default()).unwrap_err();
+    assert_eq!(err.kind(), "unsupported_entry");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    // The target itself, read directly, is a fine bundle.
+    assert!(Bundle::from_dir(&outside, &Limits::default()).is_ok());
+
+    let dir = tmp.path().join("hard");
+    write_tree(&dir, &[("policy.rego", b"package x\n")]);
+    std::fs::hard_link(outside.join("data.json"), dir.join("data.json")).unwrap();
+    let err = Bundle::from_dir(&dir, &Limits::default()).unwrap_err();
+    assert_eq!(err.kind(), "unsupported_entry");
+    assert!(err.to_string().contains("hard link"), "{err}");
+}
+
 #[test]
 fn load_of_a_missing_path_is_io() {
     let tmp = tempfile::tempdir().unwrap();

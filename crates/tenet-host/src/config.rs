@@ -34,8 +34,21 @@ pub struct HostConfig {
     /// used first to make room. Default 100,000.
     pub max_instances: usize,
     /// Approximate memory budget for all activations, in bytes. Default
-    /// unlimited (`u64::MAX`).
+    /// unlimited (`u64::MAX`). Bundle tenants are evicted and refused by what
+    /// bundle tenants use; a push is refused (never evicts) when the whole
+    /// host, pushed content included, would pass it.
     pub memory_budget: u64,
+    /// Most tenants fed by pushes alone (their source has no bundle) at
+    /// once; a push that would create one more is refused with
+    /// `HostError::PushLimit`. They are not counted against
+    /// `max_instances`, so pushes can never evict or block bundle tenants.
+    /// Default 1,000.
+    pub max_pushed_tenants: usize,
+    /// Most bytes of pushed content (policy text plus serialized data) over
+    /// all tenants; a push that would grow past it is refused with
+    /// `HostError::PushLimit` (one that shrinks the content never is).
+    /// Default 64 MiB.
+    pub max_pushed_bytes: u64,
     /// Longest a bundle fetch may take before it counts as failed.
     /// Default 60 s.
     pub fetch_timeout: Duration,
@@ -125,6 +138,8 @@ impl Default for HostConfig {
             startup_timeout: Duration::from_secs(5),
             max_instances: 100_000,
             memory_budget: u64::MAX,
+            max_pushed_tenants: 1_000,
+            max_pushed_bytes: 64 << 20,
             fetch_timeout: Duration::from_secs(60),
             unknown_ttl: Duration::from_secs(10),
             load_concurrency: 8,

@@ -28,6 +28,10 @@ pub enum HostError {
     /// budget and every instance is referenced.
     #[error("cannot create an instance for tenant {tenant:?}: {reason}")]
     CapacityExceeded { tenant: String, reason: String },
+    /// A push would pass `max_pushed_tenants`, `max_pushed_bytes` or the
+    /// memory budget; nothing changed.
+    #[error("push to tenant {tenant:?} refused: {reason}")]
+    PushLimit { tenant: String, reason: String },
     /// A push would write where the tenant's bundle owns the data (under
     /// its manifest's roots).
     /// (`path` is slash-separated; empty when the bundle owns every path.)
@@ -70,6 +74,7 @@ impl HostError {
             Self::NotReady { .. } => "tenant_not_ready",
             Self::LoadFailed { .. } => "load_failed",
             Self::CapacityExceeded { .. } => "capacity_exceeded",
+            Self::PushLimit { .. } => "push_limit_exceeded",
             Self::OwnedByBundle { .. } => "owned_by_bundle",
             Self::DocumentNotFound { .. } => "document_not_found",
             Self::PolicyNotFound { .. } => "policy_not_found",

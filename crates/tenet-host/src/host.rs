@@ -31,6 +31,15 @@ use tenet_policy::{CompileOptions, Evaluator, Input, Policy, PolicyError, QueryP
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+/// What a new instance counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Capacity {
+    /// `max_instances` and the memory budget, evicting to make room.
+    Bundle,
+    /// The push limits, checked by the push that creates it; evicts nothing.
+    PushOnly,
+}
+
 /// The result of a decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
@@ -554,6 +563,36 @@ impl HostInner {
         self.instances.pin().get(tenant).cloned()
     }
 
+    /// The tenant's instance unless there is none or it was collected.
+    pub(crate) fn lookup_live(&self, tenant: &str) -> Option<Arc<Instance>> {
+        self.lookup(tenant).filter(|i| !i.is_collected())
+    }
+
+    /// Where `tenant`'s bundles come from, and what checks their signatures.
+    pub(crate) fn source_of(
+        &self,
+        tenant: &str,
+    ) -> (
+        Arc<dyn tenet_bundle::BundleSource>,
+        Option<Arc<tenet_bundle::Verifier>>,
+    ) {
+        (self.sources.source(tenant), self.sources.verifier(tenant))
+    }
+
+    /// Drops `instance` now if nothing references it (a refused first push
+    /// created it): it leaves the map, the scheduler and the watcher.
+    pub(crate) fn discard(&self, instance: &Arc<Instance>) {
+        if instance.try_collect() {
+            self.retire(instance);
+            instance.ready.notify_waiters();
+            let _ = self
+                .instances
+                .pin()
+                .remove_if(instance.tenant.as_ref(), |_, v| Arc::ptr_eq(v, instance));
+            tracing::info!(tenant = %instance.tenant, "instance dropped after a refused first push");
+        }
+    }
+
     /// The instance a request for `tenant` is served by: the existing one,
     /// or with on-demand loading a new one (unless the tenant is in the
     /// negative cache); else `TenantNotFound`.
@@ -612,9 +651,18 @@ impl HostInner {
     }
 
     pub(crate) fn acquire(self: &Arc<Self>, tenant: &str) -> Result<Lease, HostError> {
+        self.acquire_as(tenant, Capacity::Bundle)
+    }
+
+    /// `acquire`, creating a missing instance as `capacity` says.
+    pub(crate) fn acquire_as(
+        self: &Arc<Self>,
+        tenant: &str,
+        capacity: Capacity,
+    ) -> Result<Lease, HostError> {
         self.forget_unknown(tenant);
         loop {
-            let instance = self.get_or_create(tenant, false)?;
+            let instance = self.get_or_create_as(tenant, false, capacity)?;
             if instance.try_ref() {
                 instance.last_used.store(self.now(), Ordering::Relaxed);
                 return Ok(Lease {
@@ -637,6 +685,18 @@ impl HostInner {
         tenant: &str,
         on_demand: bool,
     ) -> Result<Arc<Instance>, HostError> {
+        self.get_or_create_as(tenant, on_demand, Capacity::Bundle)
+    }
+
+    /// `get_or_create`, with the capacity a new instance counts against:
+    /// a push-only tenant is capped by the push limits (checked by the
+    /// push) and never evicts anything to make room.
+    pub(crate) fn get_or_create_as(
+        self: &Arc<Self>,
+        tenant: &str,
+        on_demand: bool,
+        capacity: Capacity,
+    ) -> Result<Arc<Instance>, HostError> {
         if let Some(i) = self.lookup(tenant) {
             if !i.is_collected() {
                 return Ok(i);
@@ -647,7 +707,9 @@ impl HostInner {
                 .remove_if(tenant, |_, v| Arc::ptr_eq(v, &i));
         }
         validate_tenant(tenant)?;
-        self.make_room(tenant)?;
+        if capacity == Capacity::Bundle {
+            self.make_room(tenant)?;
+        }
         let name: Arc<str> = tenant.into();
         let mut labels = self.labels.clone();
         labels.insert("tenant".to_string(), tenant.to_string());
@@ -665,7 +727,7 @@ impl HostInner {
                 let dead = occupied.current.clone();
                 let _ = pin.remove_if(name.as_ref(), |_, v| Arc::ptr_eq(v, &dead));
                 drop(pin);
-                self.get_or_create(tenant, on_demand)
+                self.get_or_create_as(tenant, on_demand, capacity)
             }
             Ok(_) => {
                 tracing::info!(tenant, on_demand, "instance created");
@@ -677,28 +739,37 @@ impl HostInner {
     }
 
     /// Evicts unreferenced instances, least recently used first, until a new
-    /// one fits under `max_instances` and the memory budget.
+    /// one fits under `max_instances` and the memory budget. Push-only
+    /// tenants count against the push limits instead (quota.rs), so pushes
+    /// can neither fill these limits nor make bundle tenants be evicted.
     fn make_room(&self, tenant: &str) -> Result<(), HostError> {
         let config = &self.config;
-        while self.instances.len() >= config.max_instances {
+        let bundle_instances = || {
+            self.instances
+                .len()
+                .saturating_sub(self.push_only_tenants().len())
+        };
+        while self.instances.len() >= config.max_instances
+            && bundle_instances() >= config.max_instances
+        {
             if !self.evict_one(tenant) {
                 return Err(HostError::CapacityExceeded {
                     tenant: tenant.to_string(),
                     reason: format!(
                         "{} instances exist (max_instances) and all are referenced",
-                        self.instances.len()
+                        bundle_instances()
                     ),
                 });
             }
         }
         if config.memory_budget != u64::MAX {
-            while self.approx_memory() >= config.memory_budget {
+            while self.bundle_memory() >= config.memory_budget {
                 if !self.evict_one(tenant) {
                     return Err(HostError::CapacityExceeded {
                         tenant: tenant.to_string(),
                         reason: format!(
                             "approximate memory {} B is over the budget of {} B and all instances are referenced",
-                            self.approx_memory(),
+                            self.bundle_memory(),
                             config.memory_budget
                         ),
                     });
@@ -732,11 +803,23 @@ impl HostInner {
         false
     }
 
-    fn approx_memory(&self) -> u64 {
+    /// Approximate memory of every instance (pushed content included: it
+    /// is compiled into the tenant's policy).
+    pub(crate) fn approx_memory(&self) -> u64 {
+        self.memory_of(&BTreeSet::new())
+    }
+
+    /// Approximate memory of the instances that are not push-only: what the
+    /// memory budget evicts and refuses bundle tenants by.
+    fn bundle_memory(&self) -> u64 {
+        self.memory_of(&self.push_only_tenants())
+    }
+
+    fn memory_of(&self, skip: &BTreeSet<Arc<str>>) -> u64 {
         let pin = self.instances.pin();
         let mut policies: HashMap<String, u64> = HashMap::new();
         let mut own = 0;
-        for (_, i) in pin.iter() {
+        for (_, i) in pin.iter().filter(|(t, _)| !skip.contains(*t)) {
             own += i.own_bytes();
             if let Some(a) = i.current().as_ref() {
                 policies
@@ -780,7 +863,7 @@ impl HostInner {
         }
         drop(pin);
         if self.config.memory_budget != u64::MAX {
-            while self.approx_memory() > self.config.memory_budget && self.evict_one("") {}
+            while self.bundle_memory() > self.config.memory_budget && self.evict_one("") {}
         }
     }
 
@@ -865,9 +948,14 @@ impl HostInner {
             Err(e) => {
                 let missing = matches!(&e, BundleError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
                 instance.missing.store(missing, Ordering::Release);
-                if missing && self.push_only(&instance.tenant) {
-                    // A tenant fed by pushes alone: no bundle is its normal
-                    // state, not a failure.
+                // A tenant fed by pushes alone: no bundle is its normal
+                // state, not a failure — also once its pushed content was
+                // deleted (it is then collected like any unreferenced
+                // tenant), as long as no bundle ever activated.
+                let pushes_only = self.push_only(&instance.tenant)
+                    || (instance.current().is_some()
+                        && !instance.bundle_seen.load(Ordering::Acquire));
+                if missing && pushes_only {
                     Ok(None)
                 } else {
                     Err(format!("fetching from {}: {e}", instance.source.location()))
@@ -909,11 +997,13 @@ impl HostInner {
                 Ok(None)
             }
             Ok(Some((policy, _, _))) if restored.is_some() => {
+                instance.bundle_seen.store(true, Ordering::Release);
                 let revision = self.activate(instance, policy);
                 Err(self.restored(instance, restored, &revision))
             }
             Ok(Some((policy, version, raw))) => {
                 instance.missing.store(false, Ordering::Release);
+                instance.bundle_seen.store(true, Ordering::Release);
                 let revision = self.activate(instance, policy);
                 self.status(instance, |s| {
                     s.version = Some(version.clone());

@@ -82,6 +82,11 @@ pub(crate) struct Instance {
     pub(crate) failed: AtomicBool,
     /// The last fetch failed because the source has no bundle for the tenant.
     pub(crate) missing: AtomicBool,
+    /// A bundle from the source was activated at least once. Until then
+    /// the instance has served pushed content alone (or nothing), so a
+    /// source with no bundle is its normal state and a push may be laid
+    /// over an empty bundle; after, it would silently drop the bundle.
+    pub(crate) bundle_seen: AtomicBool,
     pub(crate) status: Mutex<LoadStatus>,
     /// Serialises loads of this instance (a reload never runs beside the
     /// initial load); decisions never touch it.
@@ -119,6 +124,7 @@ impl Instance {
             cache_hits: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             missing: AtomicBool::new(false),
+            bundle_seen: AtomicBool::new(false),
             status: Mutex::new(LoadStatus::default()),
             loading: tokio::sync::Mutex::new(()),
             ready: Notify::new(),

@@ -10,12 +10,14 @@
 
 mod cache;
 mod config;
+mod document;
 mod error;
 mod host;
 mod instance;
 mod overlay;
 mod persist;
 mod pool;
+mod quota;
 mod schedule;
 mod tenant;
 mod watch;

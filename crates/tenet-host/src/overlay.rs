@@ -8,19 +8,25 @@
 //! As in OPA, a bundle owns the paths under its manifest's roots: pushed
 //! data and pushed policies must stay outside them (a bundle without a
 //! manifest owns everything). A tenant with pushed content holds a reference
-//! on its instance, so it is never collected while the content exists.
+//! on its instance, so it is never collected while the content exists; once
+//! all of it is deleted, the instance is unreferenced and collected like any
+//! other. What pushes may hold host-wide is checked by quota.rs.
 //!
 //! This module parses neither HTTP nor JSON Patch documents; the server
-//! turns requests into [`DataWrite`]s.
+//! turns requests into [`DataWrite`]s. How a write changes the pushed JSON
+//! tree (OPA's storage rules) is document.rs.
 
-use crate::host::{Host, HostInner};
+use crate::document::{lookup, mirror_parents, patch, put, remove};
+use crate::host::{Capacity, Host, HostInner};
 use crate::instance::Instance;
+use crate::quota::{content_bytes, PushSize};
 use crate::{HostError, Lease};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tenet_bundle::{Bundle, BundleError, Fetched, Manifest, Module};
+use tenet_bundle::{Bundle, BundleError, BundleSource, Fetched, Manifest, Module, Verifier};
 use tenet_policy::Policy;
 
 /// What was pushed to one tenant, and the bundle it was last laid over.
@@ -28,6 +34,8 @@ pub(crate) struct Pushed {
     policies: BTreeMap<String, String>,
     data: Map<String, Value>,
     base: Arc<Bundle>,
+    /// `quota::content_bytes` of `policies` and `data`.
+    bytes: u64,
     /// Keeps the instance referenced while anything is pushed.
     _lease: Lease,
 }
@@ -35,6 +43,16 @@ pub(crate) struct Pushed {
 impl Pushed {
     fn is_empty(&self) -> bool {
         self.policies.is_empty() && self.data.is_empty()
+    }
+
+    /// Laid over the empty bundle: the tenant is fed by pushes alone.
+    pub(crate) fn is_push_only(&self) -> bool {
+        self.base.digest == empty_bundle_digest()
+    }
+
+    /// Bytes of pushed content, as the push limits count them.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 
@@ -227,29 +245,109 @@ impl Host {
         ) -> Result<WriteOutcome, HostError>,
     ) -> Result<WriteOutcome, HostError> {
         let inner = &self.inner;
-        let lease = inner.acquire(tenant)?;
+        let (lease, fetched, created) = inner.lease_for_push(tenant).await?;
         let instance = lease.instance().clone();
-        let _serial = instance.loading.lock().await;
-        let (base, mut state, held) = {
-            let pushed = inner.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        let result = {
+            let _serial = instance.loading.lock().await;
+            inner.push_locked(tenant, lease, fetched, change).await
+        };
+        // A refused first push leaves no instance behind: names pushed to in
+        // a flood must not pile up until the sweeper runs.
+        if result.is_err() && created {
+            inner.discard(&instance);
+        }
+        result
+    }
+}
+
+impl HostInner {
+    /// A reference for a push to `tenant`, the tenant's bundle when it had
+    /// to be fetched to tell, and whether the instance was created for it.
+    /// A tenant without an instance whose source has no bundle becomes
+    /// push-only: it must fit `max_pushed_tenants`, and its instance is
+    /// created without evicting anything (quota.rs).
+    async fn lease_for_push(
+        self: &Arc<Self>,
+        tenant: &str,
+    ) -> Result<(Lease, Option<Arc<Bundle>>, bool), HostError> {
+        crate::validate_tenant(tenant)?;
+        if self.lookup_live(tenant).is_some() {
+            return Ok((self.acquire(tenant)?, None, false));
+        }
+        let (source, verifier) = self.source_of(tenant);
+        let base = self
+            .fetch_base(tenant, source.as_ref(), verifier, false)
+            .await?;
+        let capacity = if base.digest == empty_bundle_digest() {
+            let size = PushSize {
+                push_only: true,
+                before: 0,
+                after: 1,
+            };
+            let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+            self.check_push_limits(&pushed, tenant, &size)?;
+            Capacity::PushOnly
+        } else {
+            Capacity::Bundle
+        };
+        let lease = self.acquire_as(tenant, capacity)?;
+        Ok((lease, Some(base), true))
+    }
+
+    /// The push itself, with the instance's loads held off by the caller.
+    async fn push_locked(
+        self: &Arc<Self>,
+        tenant: &str,
+        lease: Lease,
+        fetched: Option<Arc<Bundle>>,
+        change: impl FnOnce(
+            &Bundle,
+            &mut (BTreeMap<String, String>, Map<String, Value>),
+        ) -> Result<WriteOutcome, HostError>,
+    ) -> Result<WriteOutcome, HostError> {
+        let instance = lease.instance().clone();
+        // Read under the load lock, so a push that ran meanwhile is seen.
+        let (base, mut state, before) = {
+            let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
             match pushed.get(tenant) {
                 Some(p) => (
                     Some(p.base.clone()),
                     (p.policies.clone(), p.data.clone()),
-                    true,
+                    p.bytes,
                 ),
-                None => (None, Default::default(), false),
+                None => (None, Default::default(), 0),
             }
         };
-        let base = match base {
-            Some(base) => base,
-            None => inner.fetch_base(&instance).await?,
+        let held = base.is_some();
+        let base = match (base, fetched) {
+            (Some(base), _) => base,
+            (None, Some(fetched)) => fetched,
+            (None, None) => {
+                let seen = instance.bundle_seen.load(Ordering::Acquire);
+                self.fetch_base(
+                    tenant,
+                    instance.source.as_ref(),
+                    instance.verifier.clone(),
+                    seen,
+                )
+                .await?
+            }
         };
         if change(&base, &mut state)? == WriteOutcome::Exists {
             return Ok(WriteOutcome::Exists);
         }
+        let size = PushSize {
+            push_only: base.digest == empty_bundle_digest(),
+            before,
+            after: content_bytes(&state.0, &state.1),
+        };
+        {
+            let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+            self.check_push_limits(&pushed, tenant, &size)?;
+        }
+        self.check_push_memory(tenant, &size)?;
         let merged = merge(&base, &state.0, &state.1);
-        let compiler = inner.clone();
+        let compiler = self.clone();
         let policy = tokio::task::spawn_blocking(move || compiler.compiled_policy(&merged))
             .await
             .map_err(|e| HostError::LoadFailed {
@@ -265,21 +363,36 @@ impl Host {
         if let Some(rule) = conflicting_rule(&policy, &state.1) {
             return Err(conflict(tenant, rule));
         }
-        inner.activate(&instance, policy);
-        let mut pushed = inner.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        // Again under the lock that commits: pushes to other tenants may
+        // have taken the room since the first check.
+        self.check_push_limits(&pushed, tenant, &size)?;
+        self.activate(&instance, policy);
+        if !size.push_only {
+            instance.bundle_seen.store(true, Ordering::Release);
+        }
         let next = Pushed {
             policies: state.0,
             data: state.1,
             base,
+            bytes: size.after,
             _lease: lease,
         };
-        if next.is_empty() {
+        // Emptied: the entry (and with it the lease) goes, so the instance
+        // is collected after the grace period like any unreferenced one.
+        let emptied = next.is_empty();
+        let released = if emptied {
             pushed.remove(tenant);
+            Some(next)
         } else {
             pushed.insert(instance.tenant.clone(), next);
-        }
+            None
+        };
         drop(pushed);
-        if !held {
+        drop(released);
+        if emptied && held {
+            tracing::info!(tenant, "pushed content deleted; instance no longer kept");
+        } else if !held && !emptied {
             tracing::info!(tenant, "tenant has pushed content; instance kept");
         }
         Ok(WriteOutcome::Written)
@@ -298,27 +411,35 @@ impl HostInner {
         self.wait_ready(&instance).await
     }
 
-    /// The tenant's bundle as the source has it now; an empty bundle that
-    /// owns nothing when the source has none (a tenant fed only by pushes).
-    async fn fetch_base(&self, instance: &Instance) -> Result<Arc<Bundle>, HostError> {
+    /// The tenant's bundle as `source` has it now; an empty bundle that
+    /// owns nothing when the source has none (a tenant fed only by pushes),
+    /// unless a bundle from the source was activated before (`bundle_seen`).
+    async fn fetch_base(
+        &self,
+        tenant: &str,
+        source: &dyn BundleSource,
+        verifier: Option<Arc<Verifier>>,
+        bundle_seen: bool,
+    ) -> Result<Arc<Bundle>, HostError> {
         let failed = |reason: String| HostError::LoadFailed {
-            tenant: instance.tenant.to_string(),
+            tenant: tenant.to_string(),
             reason,
         };
-        let fetched =
-            tokio::time::timeout(self.config.fetch_timeout, instance.source.fetch(None)).await;
+        let fetched = tokio::time::timeout(self.config.fetch_timeout, source.fetch(None)).await;
         let payload = match fetched {
             Err(_) => return Err(failed("bundle fetch timed out".to_string())),
-            Ok(Err(BundleError::Io { source, .. }))
-                if source.kind() == std::io::ErrorKind::NotFound =>
+            Ok(Err(BundleError::Io { source: io, .. }))
+                if io.kind() == std::io::ErrorKind::NotFound =>
             {
                 // Only a tenant that never activated a bundle is fed by
-                // pushes alone; laying a push over nothing for an active
-                // tenant would silently drop its bundle's policies.
-                if instance.current().is_some() {
+                // pushes alone; laying a push over nothing for a tenant
+                // whose bundle was active would silently drop its bundle's
+                // policies. (Activating pushed content alone does not count:
+                // a push-only tenant emptied by deletes takes pushes again.)
+                if bundle_seen {
                     return Err(failed(format!(
                         "its bundle is no longer at {}; the push would replace its policies",
-                        instance.source.location()
+                        source.location()
                     )));
                 }
                 return Ok(Arc::new(empty_bundle()));
@@ -332,7 +453,6 @@ impl HostInner {
             Ok(Ok(Fetched::Bundle { payload, .. })) => payload,
         };
         let limits = self.config.bundle_limits.clone();
-        let verifier = instance.verifier.clone();
         tokio::task::spawn_blocking(move || {
             payload.into_bundle_verified(&limits, verifier.as_deref())
         })
@@ -402,9 +522,7 @@ impl HostInner {
     /// bundle for it): a missing bundle is then the normal state.
     pub(crate) fn push_only(&self, tenant: &str) -> bool {
         let pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
-        pushed
-            .get(tenant)
-            .is_some_and(|p| p.base.digest == empty_bundle_digest())
+        pushed.get(tenant).is_some_and(Pushed::is_push_only)
     }
 
     /// Keeps what `overlay` computed, once its revision compiled.
@@ -415,6 +533,7 @@ impl HostInner {
                 tracing::warn!(tenant, dropped = %what, "the bundle's roots now claim pushed content; dropped");
             }
             p.base = Arc::new(rebase.base);
+            p.bytes = content_bytes(&rebase.policies, &rebase.data);
             p.policies = rebase.policies;
             p.data = rebase.data;
             // Emptied by the bundle: the tenant no longer holds a reference
@@ -571,215 +690,6 @@ fn deep_merge(target: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
-/// True when a document exists at `path` in the bundle's data or the
-/// pushed data.
-fn lookup(base: &Value, pushed: &Map<String, Value>, path: &[String]) -> bool {
-    if path.is_empty() {
-        return true;
-    }
-    let mut in_base = Some(base);
-    for key in path {
-        in_base = in_base.and_then(|v| step(v, key));
-    }
-    in_base.is_some() || {
-        let mut at = pushed.get(&path[0]);
-        for key in &path[1..] {
-            at = at.and_then(|v| step(v, key));
-        }
-        at.is_some()
-    }
-}
-
-fn step<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
-    match value {
-        Value::Object(map) => map.get(key),
-        Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => None,
-    }
-}
-
-fn not_found(tenant: &str, path: &[String]) -> HostError {
-    HostError::DocumentNotFound {
-        tenant: tenant.to_string(),
-        path: format!("/{}", path.join("/")),
-    }
-}
-
-fn invalid(tenant: &str, reason: String) -> HostError {
-    HostError::InvalidWrite {
-        tenant: tenant.to_string(),
-        reason,
-    }
-}
-
-/// Creates, in the pushed tree, the empty objects on the way to `parents`
-/// that exist as objects only in the bundle's data (above its roots), so a
-/// patch can add beside the bundle's documents as it can in OPA's store.
-fn mirror_parents(base: &Value, pushed: &mut Map<String, Value>, parents: &[String]) {
-    let mut in_base = Some(base);
-    let mut at = pushed;
-    for key in parents {
-        in_base = in_base.and_then(|v| v.get(key.as_str()));
-        if !at.contains_key(key) {
-            if !in_base.is_some_and(Value::is_object) {
-                return;
-            }
-            at.insert(key.clone(), Value::Object(Map::new()));
-        }
-        match at.get_mut(key) {
-            Some(Value::Object(next)) => at = next,
-            _ => return,
-        }
-    }
-}
-
-/// OPA's PUT: replaces the document, creating missing parent objects.
-fn put(
-    tenant: &str,
-    root: &mut Map<String, Value>,
-    path: &[String],
-    value: Value,
-) -> Result<(), HostError> {
-    let Some((last, parents)) = path.split_last() else {
-        return match value {
-            Value::Object(map) => {
-                *root = map;
-                Ok(())
-            }
-            _ => Err(invalid(
-                tenant,
-                "the root data document must be an object".into(),
-            )),
-        };
-    };
-    let mut at = root;
-    for (i, key) in parents.iter().enumerate() {
-        let next = at
-            .entry(key.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        at = match next {
-            Value::Object(map) => map,
-            _ => {
-                return Err(HostError::WriteConflict {
-                    tenant: tenant.to_string(),
-                    path: format!("/{}", path[..=i].join("/")),
-                })
-            }
-        };
-    }
-    at.insert(last.clone(), value);
-    Ok(())
-}
-
-/// OPA's DELETE: removes the document, which must exist.
-fn remove(tenant: &str, root: &mut Map<String, Value>, path: &[String]) -> Result<(), HostError> {
-    let Some((last, parents)) = path.split_last() else {
-        if root.is_empty() {
-            return Err(not_found(tenant, path));
-        }
-        root.clear();
-        return Ok(());
-    };
-    if parents.is_empty() {
-        return match root.remove(last) {
-            Some(_) => Ok(()),
-            None => Err(not_found(tenant, path)),
-        };
-    }
-    let parent = parent_mut(root, parents).ok_or_else(|| not_found(tenant, path))?;
-    let removed = match parent {
-        Value::Object(map) => map.remove(last).is_some(),
-        Value::Array(items) => match last.parse::<usize>() {
-            Ok(i) if i < items.len() => {
-                items.remove(i);
-                true
-            }
-            _ => false,
-        },
-        _ => false,
-    };
-    if removed {
-        Ok(())
-    } else {
-        Err(not_found(tenant, path))
-    }
-}
-
-/// The value at `path` under `root` viewed as an object value.
-fn parent_mut<'a>(root: &'a mut Map<String, Value>, path: &[String]) -> Option<&'a mut Value> {
-    let (first, rest) = path.split_first()?;
-    let mut at = root.get_mut(first)?;
-    for key in rest {
-        at = match at {
-            Value::Object(map) => map.get_mut(key)?,
-            Value::Array(items) => items.get_mut(key.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(at)
-}
-
-/// One JSON Patch operation with OPA's storage semantics: the parent must
-/// exist; `add` sets an object member or inserts into an array (`-`
-/// appends); `remove` and `replace` need the target to exist.
-fn patch(
-    tenant: &str,
-    root: &mut Map<String, Value>,
-    path: &[String],
-    op: &PatchOp,
-) -> Result<(), HostError> {
-    let Some((last, parents)) = path.split_last() else {
-        return match op.kind {
-            PatchKind::Remove => remove(tenant, root, path),
-            PatchKind::Add | PatchKind::Replace => put(tenant, root, path, op.value.clone()),
-        };
-    };
-    if parents.is_empty() {
-        return match op.kind {
-            PatchKind::Add => {
-                root.insert(last.clone(), op.value.clone());
-                Ok(())
-            }
-            PatchKind::Replace => match root.get_mut(last) {
-                Some(slot) => {
-                    *slot = op.value.clone();
-                    Ok(())
-                }
-                None => Err(not_found(tenant, path)),
-            },
-            PatchKind::Remove => remove(tenant, root, path),
-        };
-    }
-    if op.kind == PatchKind::Remove {
-        return remove(tenant, root, path);
-    }
-    let parent = parent_mut(root, parents).ok_or_else(|| not_found(tenant, path))?;
-    match (parent, op.kind) {
-        (Value::Object(map), PatchKind::Add) => {
-            map.insert(last.clone(), op.value.clone());
-        }
-        (Value::Object(map), PatchKind::Replace) => match map.get_mut(last) {
-            Some(slot) => *slot = op.value.clone(),
-            None => return Err(not_found(tenant, path)),
-        },
-        (Value::Array(items), kind) => {
-            let index = if last == "-" && kind == PatchKind::Add {
-                items.len()
-            } else {
-                last.parse::<usize>()
-                    .map_err(|_| invalid(tenant, format!("{last:?} is not an array index")))?
-            };
-            match kind {
-                PatchKind::Add if index <= items.len() => items.insert(index, op.value.clone()),
-                PatchKind::Replace if index < items.len() => items[index] = op.value.clone(),
-                _ => return Err(not_found(tenant, path)),
-            }
-        }
-        _ => return Err(not_found(tenant, path)),
-    }
-    Ok(())
-}
-
 impl Lease {
     pub(crate) fn instance(&self) -> &Arc<Instance> {
         &self.instance
@@ -797,82 +707,6 @@ fn compile(bundle: &Bundle) -> Result<tenet_policy::Policy, tenet_policy::Policy
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn s(path: &str) -> Vec<String> {
-        path.split('/')
-            .filter(|c| !c.is_empty())
-            .map(String::from)
-            .collect()
-    }
-
-    #[test]
-    fn put_creates_parents_and_refuses_scalars_on_the_way() {
-        let mut root = Map::new();
-        put("t", &mut root, &s("a/b/c"), json!(1)).unwrap();
-        assert_eq!(Value::Object(root.clone()), json!({"a": {"b": {"c": 1}}}));
-        assert!(put("t", &mut root, &s("a/b/c/d"), json!(2)).is_err());
-    }
-
-    #[test]
-    fn patch_follows_opa_storage_rules() {
-        let mut root = Map::new();
-        put("t", &mut root, &s("a"), json!({"list": [1, 2]})).unwrap();
-        let op = |kind, path: &str, value| PatchOp {
-            kind,
-            path: s(path),
-            value,
-        };
-        patch(
-            "t",
-            &mut root,
-            &s("a/list/-"),
-            &op(PatchKind::Add, "", json!(3)),
-        )
-        .unwrap();
-        patch(
-            "t",
-            &mut root,
-            &s("a/list/0"),
-            &op(PatchKind::Replace, "", json!(0)),
-        )
-        .unwrap();
-        patch(
-            "t",
-            &mut root,
-            &s("a/x"),
-            &op(PatchKind::Add, "", json!("y")),
-        )
-        .unwrap();
-        assert_eq!(
-            Value::Object(root.clone()),
-            json!({"a": {"list": [0, 2, 3], "x": "y"}})
-        );
-        let missing = patch(
-            "t",
-            &mut root,
-            &s("a/nope/x"),
-            &op(PatchKind::Add, "", json!(1)),
-        );
-        assert_eq!(missing.unwrap_err().kind(), "document_not_found");
-        let missing = patch(
-            "t",
-            &mut root,
-            &s("a/zz"),
-            &op(PatchKind::Replace, "", json!(1)),
-        );
-        assert_eq!(missing.unwrap_err().kind(), "document_not_found");
-        patch(
-            "t",
-            &mut root,
-            &s("a/list/1"),
-            &op(PatchKind::Remove, "", Value::Null),
-        )
-        .unwrap();
-        assert_eq!(
-            Value::Object(root),
-            json!({"a": {"list": [0, 3], "x": "y"}})
-        );
-    }
 
     #[test]
     fn merged_bundles_compile_and_digest_their_content() {

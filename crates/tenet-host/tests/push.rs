@@ -211,3 +211,153 @@ async fn push_only_tenants_do_not_accumulate_failures() {
     assert!(snap.last_fetch.is_some(), "it kept polling: {snap:?}");
     assert_eq!(get(&h, "fresh", "fresh/hello").await, Some(json!("hi")));
 }
+
+/// A host over `root` with its own limits (polling off, on-demand loading).
+fn host_with(root: &Path, config: HostConfig) -> Host {
+    let template = format!("{}/{{tenant}}", root.display());
+    Host::new(
+        HostConfig {
+            eval_inline: true,
+            on_demand: true,
+            polling: PollingConfig {
+                enabled: false,
+                watch: false,
+                ..PollingConfig::default()
+            },
+            ..config
+        },
+        Arc::new(SourceTemplate::new(template, Default::default()).unwrap()),
+    )
+}
+
+const P1: &str = "package one\n\nx := 1\n";
+const P2: &str = "package two\n\ny := 2\n";
+
+/// #10 finding 7: a push-only tenant whose content was all deleted takes
+/// pushes again (it used to answer `tenant_not_ready` forever, as if its
+/// bundle had gone).
+#[tokio::test(start_paused = true)]
+async fn a_push_only_tenant_takes_pushes_after_its_content_was_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(tmp.path(), true);
+    h.put_policy("solo", "p1", P1.into()).await.unwrap();
+    h.delete_policy("solo", "p1").await.unwrap();
+    h.put_policy("solo", "p2", P2.into()).await.unwrap();
+    assert_eq!(get(&h, "solo", "two/y").await, Some(json!(2)));
+    assert_eq!(get(&h, "solo", "one/x").await, None);
+    // Data too, and after the scheduler polled the empty source meanwhile.
+    h.delete_policy("solo", "p2").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    h.write_data("solo", &path("cfg"), put(json!({"on": true})))
+        .await
+        .unwrap();
+    assert_eq!(get(&h, "solo", "cfg/on").await, Some(json!(true)));
+    let snap = h.tenant("solo").unwrap();
+    assert!(snap.last_error.is_none(), "{snap:?}");
+}
+
+/// #10 finding 6: a push-only tenant emptied by deletes is unreferenced and
+/// collected after the grace period like any other.
+#[tokio::test(start_paused = true)]
+async fn an_emptied_push_only_tenant_is_collected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host_with(
+        tmp.path(),
+        HostConfig {
+            grace_period: Duration::from_secs(1),
+            sweep_interval: Duration::from_millis(100),
+            ..HostConfig::default()
+        },
+    );
+    h.put_policy("gone", "p1", P1.into()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(h.tenant("gone").is_some(), "kept while it has content");
+    h.delete_policy("gone", "p1").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(h.tenant("gone").is_none(), "{:?}", h.tenant("gone"));
+    assert_eq!(h.stats().collected, 1);
+    // And the name can be pushed to again.
+    h.put_policy("gone", "p2", P2.into()).await.unwrap();
+    assert_eq!(get(&h, "gone", "two/y").await, Some(json!(2)));
+}
+
+/// #10 finding 6: push-only tenants are capped by `max_pushed_tenants`, not
+/// counted against `max_instances`, and never evict bundle tenants.
+#[tokio::test(start_paused = true)]
+async fn push_only_tenants_are_capped_apart_from_bundle_tenants() {
+    let tmp = tempfile::tempdir().unwrap();
+    for t in ["a", "b"] {
+        write_bundle(
+            &tmp.path().join(t),
+            json!({"roots": ["app"]}),
+            &[("app/policy.rego", APP)],
+        );
+    }
+    let h = host_with(
+        tmp.path(),
+        HostConfig {
+            max_instances: 2,
+            max_pushed_tenants: 3,
+            ..HostConfig::default()
+        },
+    );
+    let _a = h.acquire("a").unwrap();
+    for t in ["p0", "p1", "p2"] {
+        h.put_policy(t, "p", P1.into()).await.unwrap();
+    }
+    let err = h.put_policy("p3", "p", P1.into()).await.unwrap_err();
+    assert_eq!(err.kind(), "push_limit_exceeded", "{err}");
+    assert!(
+        h.tenant("p3").is_none(),
+        "a refused push leaves no instance"
+    );
+    // Pushes to an existing push-only tenant still work.
+    h.write_data("p0", &path("d"), put(json!(1))).await.unwrap();
+    // The second bundle tenant still fits under max_instances = 2.
+    let alice = Input::from_value(&json!({"user": "alice"}), &h.config().eval_limits).unwrap();
+    for t in ["a", "b"] {
+        let d = h.decide(t, "data.app.allow", &alice).await.unwrap();
+        assert_eq!(d.result, Some(json!(true)), "{t}");
+    }
+    assert_eq!(h.stats().evicted, 0);
+    // Emptying one push-only tenant frees its place.
+    h.delete_policy("p1", "p").await.unwrap();
+    h.put_policy("p3", "p", P1.into()).await.unwrap();
+}
+
+/// #10 finding 6: pushed content is counted: `max_pushed_bytes` bounds
+/// what all tenants hold together; a write that shrinks it always passes.
+#[tokio::test(start_paused = true)]
+async fn pushed_bytes_are_bounded_across_tenants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host_with(
+        tmp.path(),
+        HostConfig {
+            max_pushed_bytes: 10_000,
+            ..HostConfig::default()
+        },
+    );
+    let blob = |n: usize| put(json!("x".repeat(n)));
+    h.write_data("t1", &path("blob"), blob(6_000))
+        .await
+        .unwrap();
+    let err = h
+        .write_data("t2", &path("blob"), blob(6_000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "push_limit_exceeded", "{err}");
+    h.write_data("t2", &path("blob"), blob(3_000))
+        .await
+        .unwrap();
+    let err = h
+        .write_data("t1", &path("more"), blob(2_000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "push_limit_exceeded", "{err}");
+    h.write_data("t1", &path("blob"), DataWrite::Delete)
+        .await
+        .unwrap();
+    h.write_data("t1", &path("more"), blob(2_000))
+        .await
+        .unwrap();
+}

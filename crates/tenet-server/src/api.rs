@@ -4,6 +4,7 @@
 //! `http://host/tenants/{tenant}` works unchanged) and bare, with the tenant
 //! in a header (`X-Tenant-ID` by default). Parsing and error mapping only.
 
+use crate::auth::{Auth, Scope};
 use crate::input::{input_from_value, is_yaml, parse_input_document, parse_json};
 use crate::ApiError;
 use axum::body::Bytes;
@@ -31,10 +32,8 @@ pub struct AppState {
     pub default_decision: String,
     /// Largest request body, after gzip decoding, in bytes.
     pub max_body_bytes: usize,
-    /// Bearer token required on `/v1/tenants` (admin), if set.
-    pub admin_token: Option<String>,
-    /// Bearer token required on the decision API, if set.
-    pub decision_token: Option<String>,
+    /// Tokens, their scopes, and whether writes need one (auth.rs).
+    pub auth: Auth,
     /// Leases taken by `PUT /v1/tenants/{id}` (pins).
     pub pins: std::sync::Mutex<HashMap<String, tenet::Lease>>,
     /// Log every decision (console decision log) and give each a
@@ -49,16 +48,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The token guarding the admin API and `/metrics`: the admin token, or
-    /// when only a decision token is set, that one (setting any token must
-    /// never leave the admin API open).
-    pub fn admin_guard(&self) -> Option<&str> {
-        self.admin_token
-            .as_deref()
-            .or(self.decision_token.as_deref())
-    }
-
-    /// State with no tokens and no pins, and the default batch bounds.
+    /// State with no tokens and no pins. Policy and data writes are
+    /// refused until `auth` allows them (a token with the write scope, or
+    /// `Auth::new(true)`): an embedder opts in to open writes.
     pub fn new(
         host: Host,
         tenant_header: HeaderName,
@@ -70,8 +62,7 @@ impl AppState {
             tenant_header,
             default_decision,
             max_body_bytes,
-            admin_token: None,
-            decision_token: None,
+            auth: Auth::new(false),
             pins: std::sync::Mutex::new(HashMap::new()),
             decision_log: false,
             max_batch_inputs: crate::batch::MAX_BATCH_INPUTS,
@@ -212,47 +203,19 @@ async fn plain_rejection_as_json(response: Response) -> Response {
     ApiError::new(status, code, text.trim().to_string()).into_response()
 }
 
-/// Refuses a request without `Authorization: Bearer <token>` when a token
-/// is configured; compares in constant time.
-pub(crate) fn check_bearer(expected: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = expected else {
-        return Ok(());
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid bearer token",
-        ))
-    }
-}
-
 async fn admin_auth(
     State(state): State<Arc<AppState>>,
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
-    match check_bearer(state.admin_guard(), request.headers()) {
+    match state.auth.check(Scope::Admin, request.headers()) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
 }
 
-/// The decision API's token; writes (policy and data pushes change what
-/// the tenant decides) need the admin token instead when one is set.
+/// Decisions and reads need the `decide` scope; writes (policy and data
+/// pushes change what the tenant decides) the `write` scope (auth.rs).
 async fn decision_auth(
     State(state): State<Arc<AppState>>,
     request: axum::extract::Request,
@@ -262,11 +225,8 @@ async fn decision_auth(
         *request.method(),
         Method::PUT | Method::PATCH | Method::DELETE
     );
-    let token = match (&state.admin_token, writes) {
-        (Some(admin), true) => Some(admin.as_str()),
-        _ => state.decision_token.as_deref(),
-    };
-    match check_bearer(token, request.headers()) {
+    let scope = if writes { Scope::Write } else { Scope::Decide };
+    match state.auth.check(scope, request.headers()) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
@@ -376,9 +336,8 @@ async fn tenant_health(
 /// configured or the request carries the admin token; otherwise only their
 /// number is given, so tenant names do not leak to unauthenticated callers.
 async fn ready(State(state): State<Arc<AppState>>, headers: HeaderMap) -> AppResult {
-    let open = state.admin_token.is_none() && state.decision_token.is_none();
-    let admin =
-        state.admin_token.is_some() && check_bearer(state.admin_token.as_deref(), &headers).is_ok();
+    let open = !state.auth.any_token();
+    let admin = state.auth.grants(Scope::Admin, &headers);
     let waiting: Vec<String> = state
         .host
         .tenants()

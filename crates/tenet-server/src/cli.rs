@@ -103,6 +103,12 @@ struct ServeArgs {
     /// Bearer token required on the decision API.
     #[arg(long, env = "TENET_DECISION_TOKEN")]
     decision_token: Option<String>,
+    /// Accept policy and data writes without a token even when not
+    /// listening on a loopback address (by default they are accepted
+    /// without a token only on loopback, and never once a token grants
+    /// writes).
+    #[arg(long)]
+    allow_unauthenticated_writes: bool,
     /// Log every decision and return a `decision_id` with each.
     #[arg(long)]
     log_decisions: bool,
@@ -153,6 +159,9 @@ impl ServeArgs {
         }
         if self.decision_token.is_some() {
             server.decision_token = self.decision_token.clone();
+        }
+        if self.allow_unauthenticated_writes {
+            server.allow_unauthenticated_writes = Some(true);
         }
         if let (Some(cert_file), Some(private_key_file)) = (
             self.tls_cert_file.clone(),
@@ -275,6 +284,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             unknown_ttl: Duration::from_secs(h.unknown_ttl_seconds),
             max_instances: h.max_instances,
             memory_budget: h.memory_budget_bytes.unwrap_or(u64::MAX),
+            max_pushed_tenants: h.max_pushed_tenants,
+            max_pushed_bytes: h.max_pushed_bytes,
             load_concurrency: h.load_concurrency,
             labels: h.labels.clone(),
             evaluator: if h.evaluator == "vm" {
@@ -313,8 +324,29 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             config.server.default_decision.trim_matches('/').to_string(),
             config.server.max_body_bytes,
         );
-        state.admin_token = config.server.admin_token.clone();
-        state.decision_token = config.server.decision_token.clone();
+        // Bound first: whether writes need a token depends on the address
+        // actually listened on (a name such as `localhost` resolved).
+        let addr = &config.server.addr;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let listen = listener.local_addr()?.ip();
+        let open_writes = tenet_server::auth::unauthenticated_writes(
+            config.server.allow_unauthenticated_writes,
+            listen,
+        );
+        state.auth = config.server.tokens.iter().fold(
+            tenet_server::auth::Auth::new(open_writes).with_legacy(
+                config.server.admin_token.as_deref(),
+                config.server.decision_token.as_deref(),
+            ),
+            |auth, t| auth.with_token(t.token.clone(), t.scopes.iter().copied()),
+        );
+        if state.auth.writes_open() {
+            tracing::info!(%listen, "policy and data writes accepted without a token");
+        } else if state.auth.writes_disabled() {
+            tracing::warn!(%listen, "policy and data writes are disabled: no token grants writes and the address is not loopback (server.allow_unauthenticated_writes)");
+        }
         state.decision_log = config.decision_logs.console;
         state.max_batch_inputs = config.server.max_batch_inputs;
         state.max_batch_bytes = config.server.max_batch_bytes;
@@ -329,10 +361,6 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             }
         }
         let app = tenet_server::app(state);
-        let addr = &config.server.addr;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
         let server_options = tenet_server::ServeOptions {
             drain_timeout: Duration::from_secs(config.server.drain_seconds),
             read_header_timeout: Duration::from_secs(config.server.read_header_timeout_seconds),

@@ -103,6 +103,14 @@ pub struct ServerSection {
     pub admin_token: Option<String>,
     /// Bearer token for the decision API.
     pub decision_token: Option<String>,
+    /// Tokens with scopes (`decide`, `write`, `admin`), besides the two
+    /// above: e.g. one token for clients that send the same token on
+    /// reads and writes (opa-python-client, OPAL).
+    pub tokens: Vec<TokenSection>,
+    /// Accept policy and data writes without a token when no token grants
+    /// writes. `null` (the default): only when listening on a loopback
+    /// address.
+    pub allow_unauthenticated_writes: Option<bool>,
     /// HTTPS.
     pub tls: Option<TlsSection>,
 }
@@ -126,9 +134,21 @@ impl Default for ServerSection {
             http2_idle_timeout_seconds: 60,
             admin_token: None,
             decision_token: None,
+            tokens: Vec::new(),
+            allow_unauthenticated_writes: None,
             tls: None,
         }
     }
+}
+
+/// One entry of `server.tokens:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    /// The bearer token.
+    pub token: String,
+    /// What it grants.
+    pub scopes: Vec<crate::auth::Scope>,
 }
 
 /// `server.tls:`.
@@ -239,6 +259,11 @@ pub struct HostSection {
     pub max_instances: usize,
     /// Approximate memory budget for all activations, in bytes.
     pub memory_budget_bytes: Option<u64>,
+    /// Most tenants fed by pushes alone (no bundle); not counted against
+    /// `max_instances`.
+    pub max_pushed_tenants: usize,
+    /// Most bytes of pushed policies and data over all tenants.
+    pub max_pushed_bytes: u64,
     /// Most bundle loads at once.
     pub load_concurrency: usize,
     /// Evaluation deadline in milliseconds.
@@ -273,6 +298,8 @@ impl Default for HostSection {
             unknown_ttl_seconds: 10,
             max_instances: 100_000,
             memory_budget_bytes: None,
+            max_pushed_tenants: 1_000,
+            max_pushed_bytes: 64 << 20,
             load_concurrency: 8,
             deadline_ms: 1000,
             eval_memory_bytes: tenet::EvalLimits::default().max_memory_bytes,
@@ -405,6 +432,33 @@ impl Config {
                         .into(),
                 ));
             }
+        }
+        for (i, entry) in self.server.tokens.iter().enumerate() {
+            if entry.token.trim().is_empty() {
+                return Err(invalid(
+                    &format!("server.tokens[{i}].token"),
+                    "an empty token would let every request through".into(),
+                ));
+            }
+            if entry.scopes.is_empty() {
+                return Err(invalid(
+                    &format!("server.tokens[{i}].scopes"),
+                    "a token needs at least one of decide, write, admin".into(),
+                ));
+            }
+        }
+        let write_token = self
+            .server
+            .tokens
+            .iter()
+            .any(|t| t.scopes.contains(&crate::auth::Scope::Write))
+            || self.server.admin_token.is_some()
+            || self.server.decision_token.is_some();
+        if self.server.allow_unauthenticated_writes == Some(true) && write_token {
+            return Err(invalid(
+                "server.allow_unauthenticated_writes",
+                "a token grants writes; writes without one would bypass it".into(),
+            ));
         }
         if let Some((name, service)) = self
             .bundles

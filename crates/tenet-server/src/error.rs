@@ -76,6 +76,13 @@ impl From<HostError> for ApiError {
                 "capacity_exceeded",
                 message,
             ),
+            // A quota, not an outage: the client may retry once content
+            // was deleted elsewhere; bundle tenants are unaffected.
+            HostError::PushLimit { .. } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "push_limit_exceeded",
+                message,
+            ),
             HostError::OwnedByBundle { .. }
             | HostError::InvalidWrite { .. }
             | HostError::RootWrite { .. }

@@ -42,6 +42,7 @@
 //! router's (`api`). It has no connection limit of its own.
 
 mod api;
+pub mod auth;
 mod batch;
 pub mod config;
 mod error;

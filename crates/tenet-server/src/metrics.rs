@@ -140,7 +140,7 @@ pub(crate) fn instrument(router: Router, state: &Arc<AppState>) -> Router {
 }
 
 fn scrape(metrics: &Metrics, state: &AppState, headers: &HeaderMap) -> Response {
-    if let Err(e) = crate::api::check_bearer(state.admin_guard(), headers) {
+    if let Err(e) = state.auth.check(crate::auth::Scope::Admin, headers) {
         return e.into_response();
     }
     match metrics.encode() {
