@@ -40,18 +40,23 @@ fn input() -> Input {
     Input::from_json(&text, &Default::default()).unwrap()
 }
 
-fn host(rt: &tokio::runtime::Runtime) -> Host {
+/// A host on the example bundles. `eval_inline`: evaluate on the calling
+/// thread (what `decide_overhead` polls once) instead of the evaluation pool.
+fn host(rt: &tokio::runtime::Runtime, eval_inline: bool) -> Host {
     let _guard = rt.enter();
     let template = format!("{}/bundles/{{tenant}}", examples().display());
     Host::new(
-        HostConfig::default(),
+        HostConfig {
+            eval_inline,
+            ..HostConfig::default()
+        },
         Arc::new(SourceTemplate::new(template, Limits::default()).unwrap()),
     )
 }
 
 fn decide_overhead(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let host = host(&rt);
+    let host = host(&rt, true);
     let _lease = host.acquire("payments").unwrap();
     let input = input();
     let path = "data.payments.authz.allow";
@@ -84,7 +89,7 @@ fn cold_start(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 // A fresh host each time, so nothing is shared or cached.
-                let host = host(&rt);
+                let host = host(&rt, false);
                 let start = std::time::Instant::now();
                 let d = rt
                     .block_on(host.decide_on_demand_for_bench("payments", &input))
@@ -298,15 +303,41 @@ fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     if std::env::args().any(|a| a == "--bench") {
-        // TENET_BENCH_TENANTS=100000 for the large run.
+        // TENET_BENCH_TENANTS=100000 for the large run. TENET_BENCH_MEMORY
+        // names one pass (e.g. `own_small_rbac_each/trimmed`): run each in
+        // its own process, since a pass after another reuses the memory the
+        // first one freed and so under-reports its growth.
         let n = std::env::var("TENET_BENCH_TENANTS")
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(10_000);
-        memory(Tenants::OneSharedBundle, n, false);
-        memory(Tenants::OwnPaymentsEach, n.min(10_000), false);
-        memory(Tenants::OwnPaymentsEach, n.min(10_000), true);
-        memory(Tenants::OwnSmallRbacEach, n, false);
-        memory(Tenants::OwnSmallRbacEach, n, true);
+        let only = std::env::var("TENET_BENCH_MEMORY").ok();
+        let passes = [
+            ("one_shared_bundle", Tenants::OneSharedBundle, n, false),
+            (
+                "own_payments_each",
+                Tenants::OwnPaymentsEach,
+                n.min(10_000),
+                false,
+            ),
+            (
+                "own_payments_each/trimmed",
+                Tenants::OwnPaymentsEach,
+                n.min(10_000),
+                true,
+            ),
+            ("own_small_rbac_each", Tenants::OwnSmallRbacEach, n, false),
+            (
+                "own_small_rbac_each/trimmed",
+                Tenants::OwnSmallRbacEach,
+                n,
+                true,
+            ),
+        ];
+        for (name, tenants, n, trim) in passes {
+            if only.as_deref().is_none_or(|o| o == name) {
+                memory(tenants, n, trim);
+            }
+        }
     }
 }
