@@ -10,60 +10,18 @@ mod support;
 
 use serde_json::{json, Value};
 use std::io::Write;
-use std::time::Duration;
-use support::{root, Server};
+use support::{alice, client, still_answers, Server, ALLOW};
 
 /// Most a hostile request may add to the server's resident memory. Every
 /// attack here would add gigabytes; a refused request adds little.
 const RSS_GROWTH_KIB: u64 = 400 * 1024;
 
-const ALLOW: &str = "/tenants/payments/v1/data/payments/authz/allow";
-
-fn client() -> reqwest::Client {
-    // Generous: a request that is not refused up front runs for minutes,
-    // and the test must then fail rather than hang.
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
-}
-
-fn alice() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/inputs/payments/alice-refund.json"))
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 /// Starts the server, warms `payments` up, and returns it with its RSS.
 async fn start(c: &reqwest::Client, args: &[&str]) -> (Server, u64) {
     let mut server = Server::start(args);
-    healthy(c, &mut server, "start", 0).await;
+    still_answers(c, &mut server, "start", 0, RSS_GROWTH_KIB).await;
     let rss = server.rss_kib();
     (server, rss)
-}
-
-/// The process is alive, grew by less than [`RSS_GROWTH_KIB`] since
-/// `baseline` (0: not checked), and `payments` answers `true` for alice.
-async fn healthy(c: &reqwest::Client, server: &mut Server, after: &str, baseline: u64) {
-    assert!(server.alive(), "the server died after {after}");
-    if baseline > 0 {
-        let rss = server.rss_kib();
-        assert!(
-            rss < baseline + RSS_GROWTH_KIB,
-            "after {after}: RSS {rss} KiB, from {baseline} KiB"
-        );
-    }
-    let resp = c
-        .post(server.url(ALLOW))
-        .json(&json!({ "input": alice() }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("payments after {after}: {e}"));
-    assert_eq!(resp.status().as_u16(), 200, "payments after {after}");
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body, json!({"result": true}), "payments after {after}");
 }
 
 /// The status and the JSON body (`null` when not JSON).
@@ -92,7 +50,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// `max_input_bytes` as it builds, so it stops at 10 MiB with a 413.
 #[tokio::test]
 async fn yaml_alias_bombs_are_refused_while_parsing() {
-    let c = client();
+    let c = client(120);
     let (mut server, baseline) = start(&c, &[]).await;
     let anchor = format!("[{}]", "xxxxxxxx,".repeat(2_000));
     let refs = format!("[{}]", "*a,".repeat(10_000));
@@ -120,11 +78,12 @@ async fn yaml_alias_bombs_are_refused_while_parsing() {
             "{path}: {}",
             short(&answer)
         );
-        healthy(
+        still_answers(
             &c,
             &mut server,
             &format!("an alias bomb on {path}"),
             baseline,
+            RSS_GROWTH_KIB,
         )
         .await;
     }
@@ -135,7 +94,7 @@ async fn yaml_alias_bombs_are_refused_while_parsing() {
 /// at this size); the pre-scan refuses it in one pass, before the parser.
 #[tokio::test]
 async fn deep_yaml_is_refused_before_parsing() {
-    let c = client();
+    let c = client(120);
     let (mut server, baseline) = start(&c, &[]).await;
     let n = 1_000_000;
     for (form, nested) in [
@@ -164,7 +123,14 @@ async fn deep_yaml_is_refused_before_parsing() {
             "{form}: {}",
             short(&answer)
         );
-        healthy(&c, &mut server, &format!("deep {form}"), baseline).await;
+        still_answers(
+            &c,
+            &mut server,
+            &format!("deep {form}"),
+            baseline,
+            RSS_GROWTH_KIB,
+        )
+        .await;
     }
 }
 
@@ -174,7 +140,7 @@ async fn deep_yaml_is_refused_before_parsing() {
 /// still answered.
 #[tokio::test]
 async fn batches_are_bounded_before_the_work() {
-    let c = client();
+    let c = client(120);
     let (mut server, baseline) = start(&c, &[]).await;
     let batch = "/tenants/payments/v1/batch/data/payments/authz/allow";
     let inputs: serde_json::Map<String, Value> =
@@ -195,7 +161,14 @@ async fn batches_are_bounded_before_the_work() {
         "{}",
         short(&answer)
     );
-    healthy(&c, &mut server, "a batch past max_batch_bytes", baseline).await;
+    still_answers(
+        &c,
+        &mut server,
+        "a batch past max_batch_bytes",
+        baseline,
+        RSS_GROWTH_KIB,
+    )
+    .await;
 
     let (status, answer) = send(c.post(server.url(batch)).json(&json!({
         "inputs": { "a": alice(), "b": { "user": "nobody" } },
@@ -244,7 +217,7 @@ async fn batches_are_bounded_before_the_work() {
         .await;
         assert_eq!(status, 413, "{what}: {}", short(&answer));
     }
-    healthy(&c, &mut small, "a small config", 0).await;
+    still_answers(&c, &mut small, "a small config", 0, RSS_GROWTH_KIB).await;
 }
 
 /// #10 finding 5: a policy whose result holds 1,000 references to a 1 MB
@@ -253,7 +226,7 @@ async fn batches_are_bounded_before_the_work() {
 /// 50 MB of `print` output in one evaluation is cut to `max_print_bytes`.
 #[tokio::test]
 async fn results_are_bounded_before_they_are_written() {
-    let c = client();
+    let c = client(120);
     let (mut server, _) = start(&c, &[]).await;
     let policy = r#"package big
 
@@ -290,7 +263,14 @@ noisy if {
         "{}",
         short(&answer)
     );
-    healthy(&c, &mut server, "a result past max_result_bytes", baseline).await;
+    still_answers(
+        &c,
+        &mut server,
+        "a result past max_result_bytes",
+        baseline,
+        RSS_GROWTH_KIB,
+    )
+    .await;
 
     let (status, answer) = send(
         c.post(server.url("/tenants/amplify/v1/data/big/noisy"))
@@ -303,7 +283,14 @@ noisy if {
         "{}",
         short(&answer)
     );
-    healthy(&c, &mut server, "50 MB of print output", baseline).await;
+    still_answers(
+        &c,
+        &mut server,
+        "50 MB of print output",
+        baseline,
+        RSS_GROWTH_KIB,
+    )
+    .await;
 
     // The bound comes from the config: a 1 MB result passes the default
     // and not `max_result_bytes: 100000`.

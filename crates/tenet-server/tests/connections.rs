@@ -11,7 +11,7 @@ mod support;
 
 use hyper::body::{Body, Bytes, Frame};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -19,35 +19,7 @@ use std::pin::Pin;
 use std::process::Command;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use support::{root, Server};
-
-const ALLOW: &str = "/tenants/payments/v1/data/payments/authz/allow";
-
-fn alice() -> Value {
-    let text =
-        std::fs::read_to_string(root().join("examples/inputs/payments/alice-refund.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-/// The server is alive, its RSS grew less than `max_growth_mib` since
-/// `rss_before`, and the example tenant `payments` still decides correctly.
-async fn another_tenant_still_answers(server: &mut Server, rss_before: u64, max_growth_mib: u64) {
-    assert!(server.alive(), "the server died");
-    let grown = server.rss_kib().saturating_sub(rss_before) / 1024;
-    assert!(grown < max_growth_mib, "RSS grew {grown} MiB");
-    let c = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let resp = c
-        .post(server.url(ALLOW))
-        .json(&json!({ "input": alice() }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"result": true}));
-}
+use support::{alice, client, root, still_answers, write_config, Server, ALLOW};
 
 /// CPU seconds (user + system) the process has used, from
 /// `/proc/PID/stat` (or `/proc/PID/task/TID/stat` for one thread).
@@ -87,7 +59,14 @@ async fn connections_stalled_in_the_http2_preface_cost_no_cpu() {
         .collect();
     // The server has accepted and read every one once a request sent
     // after them has been answered (the accept queue is FIFO).
-    another_tenant_still_answers(&mut server, rss_before, 400).await;
+    still_answers(
+        &client(30),
+        &mut server,
+        "the connections above",
+        rss_before,
+        400 << 10,
+    )
+    .await;
     let stat = format!("/proc/{}/stat", server.child.id());
     let (cpu_before, wall_before) = (cpu_seconds(&stat), Instant::now());
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -98,7 +77,14 @@ async fn connections_stalled_in_the_http2_preface_cost_no_cpu() {
         "{} stalled connections used {cpu:.2} s of CPU in {wall:.2} s",
         stalled.len()
     );
-    another_tenant_still_answers(&mut server, rss_before, 400).await;
+    still_answers(
+        &client(30),
+        &mut server,
+        "the connections above",
+        rss_before,
+        400 << 10,
+    )
+    .await;
     drop(stalled);
 }
 
@@ -118,12 +104,6 @@ impl Body for ChannelBody {
             .poll_recv(cx)
             .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
     }
-}
-
-fn write_config(dir: &Path, yaml: &str) -> String {
-    let path = dir.join("tenet.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path.to_str().unwrap().to_string()
 }
 
 /// #10 finding 9: an HTTP/2 connection whose client answers (and sends)
@@ -177,7 +157,14 @@ async fn an_idle_http2_connection_that_answers_pings_is_closed() {
         "the idle HTTP/2 connection is still open 30 s after its last request"
     );
     assert!(sender.is_closed());
-    another_tenant_still_answers(&mut server, rss_before, 400).await;
+    still_answers(
+        &client(30),
+        &mut server,
+        "the connections above",
+        rss_before,
+        400 << 10,
+    )
+    .await;
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -263,7 +250,13 @@ fn sigterm_serves_the_backlog_and_exits_by_the_drain_deadline_while_evaluations_
     let pid = server.child.id();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let rss_before = server.rss_kib();
-    runtime.block_on(another_tenant_still_answers(&mut server, rss_before, 400));
+    runtime.block_on(still_answers(
+        &client(30),
+        &mut server,
+        "the connections above",
+        rss_before,
+        400 << 10,
+    ));
 
     // Occupy both evaluation threads.
     let slow: Vec<_> = (0..2)

@@ -9,45 +9,16 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::time::Duration;
-use support::{root, Server};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn payments_still_answers(c: &reqwest::Client, server: &mut Server, after: &str) {
-    assert!(
-        server.child.try_wait().unwrap().is_none(),
-        "the server died after {after}"
-    );
-    let input: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/inputs/payments/alice-refund.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let resp = c
-        .post(server.url("/tenants/payments/v1/data/payments/authz/allow"))
-        .json(&json!({ "input": input }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("payments after {after}: {e}"));
-    assert_eq!(resp.status().as_u16(), 200, "payments after {after}");
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body, json!({"result": true}), "payments after {after}");
-}
+use support::{client, root, still_answers, Server};
 
 #[tokio::test]
 async fn every_hostile_policy_fails_alone_and_the_server_keeps_answering() {
     let mut server = Server::start(&["--deadline-ms", "300"]);
-    let c = client();
+    let c = client(30);
     let dir = root().join("fixtures/policies/hostile");
     let expected: serde_json::Map<String, Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    payments_still_answers(&c, &mut server, "start").await;
+    still_answers(&c, &mut server, "start", 0, 0).await;
     let mut names: Vec<&String> = expected.keys().collect();
     names.sort();
     for name in names {
@@ -93,7 +64,7 @@ async fn every_hostile_policy_fails_alone_and_the_server_keeps_answering() {
                 }
             }
         }
-        payments_still_answers(&c, &mut server, name).await;
+        still_answers(&c, &mut server, name, 0, 0).await;
     }
 }
 
@@ -111,8 +82,8 @@ async fn an_evaluation_past_its_memory_budget_fails_alone() {
     )
     .unwrap();
     let mut server = Server::start(&["--config", config.to_str().unwrap()]);
-    let c = client();
-    payments_still_answers(&c, &mut server, "start").await;
+    let c = client(30);
+    still_answers(&c, &mut server, "start", 0, 0).await;
     let before = server.rss_kib();
     let source =
         std::fs::read_to_string(root().join("fixtures/policies/hostile/memory-many-strings.rego"))
@@ -141,5 +112,5 @@ async fn an_evaluation_past_its_memory_budget_fails_alone() {
     }
     let grown = server.rss_kib().saturating_sub(before);
     assert!(grown < 512 * 1024, "RSS grew by {grown} KiB");
-    payments_still_answers(&c, &mut server, "the memory attack").await;
+    still_answers(&c, &mut server, "the memory attack", 0, 0).await;
 }

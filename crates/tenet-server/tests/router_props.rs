@@ -21,18 +21,12 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tower::ServiceExt;
 
-fn root() -> PathBuf {
-    // Canonical: a bundle template may not contain `..`.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+mod support;
+use support::{alice, root};
 
 /// One runtime and one router for every case: the state a case leaves
 /// (pushed policies and data, tenants created) is part of what the next
@@ -204,12 +198,6 @@ fn json_value() -> impl Strategy<Value = Value> {
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
-}
-
-fn alice() -> Value {
-    let text =
-        std::fs::read_to_string(root().join("examples/inputs/payments/alice-refund.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
 }
 
 /// A body before any content encoding.

@@ -8,7 +8,7 @@
 
 mod support;
 
-use support::{root, Server};
+use support::{alice, root, Server, ALLOW};
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -18,14 +18,6 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn alice() -> Value {
-    let text =
-        std::fs::read_to_string(root().join("examples/inputs/payments/alice-refund.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-const ALLOW: &str = "/tenants/payments/v1/data/payments/authz/allow";
 
 /// A CA, and a certificate for 127.0.0.1 and localhost that it signed,
 /// written as PEM files into `dir`. Returns the CA certificate's PEM.

@@ -12,43 +12,7 @@ mod support;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-use support::{root, Server};
-
-/// Generous: a request never waits on anything slower than a compile.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-/// A config file in `dir` with `yaml`; its path, for `--config`.
-fn config(dir: &Path, yaml: &str) -> String {
-    let path = dir.join("tenet.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    path.display().to_string()
-}
-
-/// Proves the process is alive, grew less than `max_growth_kib` since
-/// `rss_before`, and that `payments` still decides correctly.
-async fn payments_still_answers(c: &reqwest::Client, server: &mut Server, rss_before: u64) {
-    assert!(server.alive(), "the server died");
-    let grown = server.rss_kib().saturating_sub(rss_before);
-    assert!(grown < 400 << 10, "RSS grew by {grown} KiB");
-    let input: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("examples/inputs/payments/alice-refund.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let resp = c
-        .post(server.url("/tenants/payments/v1/data/payments/authz/allow"))
-        .json(&json!({ "input": input }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"result": true}));
-}
+use support::{client, root, still_answers, write_config, Server};
 
 async fn put_policy(
     c: &reqwest::Client,
@@ -101,15 +65,15 @@ async fn read_ok(
 /// the address rule itself is unit-tested in `auth.rs`). Reads stay open.
 #[tokio::test]
 async fn writes_without_a_token_follow_the_write_policy() {
-    let c = client();
+    let c = client(60);
     let mut open = Server::start(&[]);
     let rss = open.rss_kib();
     let (status, body) = put_policy(&c, &open, "w-open", "p", None).await;
     assert_eq!(status, 200, "{body}");
-    payments_still_answers(&c, &mut open, rss).await;
+    still_answers(&c, &mut open, "the requests above", rss, 400 << 10).await;
 
     let tmp = tempfile::tempdir().unwrap();
-    let file = config(
+    let file = write_config(
         tmp.path(),
         "server:\n  allow_unauthenticated_writes: false\n",
     );
@@ -138,7 +102,7 @@ async fn writes_without_a_token_follow_the_write_policy() {
         404,
         "the refused write created nothing"
     );
-    payments_still_answers(&c, &mut closed, rss).await;
+    still_answers(&c, &mut closed, "the requests above", rss, 400 << 10).await;
 }
 
 /// #10 finding 6: pushes to new names stop at `host.max_pushed_tenants`
@@ -148,12 +112,12 @@ async fn writes_without_a_token_follow_the_write_policy() {
 #[tokio::test]
 async fn pushed_tenants_are_capped_and_bundle_tenants_keep_answering() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = config(
+    let file = write_config(
         tmp.path(),
         "host:\n  max_instances: 3\n  max_pushed_tenants: 20\n",
     );
     let mut server = Server::start(&["--config", &file]);
-    let c = client();
+    let c = client(60);
     let rss = server.rss_kib();
     let mut refused = 0;
     for i in 0..40 {
@@ -175,7 +139,7 @@ async fn pushed_tenants_are_capped_and_bundle_tenants_keep_answering() {
         let resp = c.get(server.url(path)).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 200, "{tenant}");
     }
-    payments_still_answers(&c, &mut server, rss).await;
+    still_answers(&c, &mut server, "the requests above", rss, 400 << 10).await;
 }
 
 /// #10 finding 7: PUT p1 → DELETE p1 → PUT p2 on a tenant fed by pushes
@@ -183,7 +147,7 @@ async fn pushed_tenants_are_capped_and_bundle_tenants_keep_answering() {
 #[tokio::test]
 async fn a_push_only_tenant_takes_pushes_after_its_content_was_deleted() {
     let mut server = Server::start(&[]);
-    let c = client();
+    let c = client(60);
     let rss = server.rss_kib();
     assert_eq!(put_policy(&c, &server, "again", "p1", None).await.0, 200);
     assert_eq!(delete_policy(&c, &server, "again", "p1").await, 200);
@@ -193,7 +157,7 @@ async fn a_push_only_tenant_takes_pushes_after_its_content_was_deleted() {
         read_ok(&c, &server, "again", "p2").await,
         (200, json!({"result": true}))
     );
-    payments_still_answers(&c, &mut server, rss).await;
+    still_answers(&c, &mut server, "the requests above", rss, 400 << 10).await;
 }
 
 /// #10 finding 6: a push-only tenant whose content was all deleted is
@@ -201,7 +165,7 @@ async fn a_push_only_tenant_takes_pushes_after_its_content_was_deleted() {
 #[tokio::test]
 async fn an_emptied_push_only_tenant_is_collected() {
     let mut server = Server::start(&["--grace-period-secs", "1"]);
-    let c = client();
+    let c = client(60);
     let rss = server.rss_kib();
     assert_eq!(put_policy(&c, &server, "emptied", "p", None).await.0, 200);
     let listed = |c: reqwest::Client, url: String| async move {
@@ -220,7 +184,7 @@ async fn an_emptied_push_only_tenant_is_collected() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(gone, "the emptied tenant was never collected");
-    payments_still_answers(&c, &mut server, rss).await;
+    still_answers(&c, &mut server, "the requests above", rss, 400 << 10).await;
 }
 
 /// Copies a bundle directory (regular files and directories only).
@@ -264,7 +228,7 @@ async fn linked_tenant_directories_and_files_are_refused() {
 
     let template = format!("{}/{{tenant}}", bundles.display());
     let mut server = Server::start(&["--bundles", &template]);
-    let c = client();
+    let c = client(60);
     let rss = server.rss_kib();
     for tenant in ["via-symlink", "via-hardlink"] {
         let resp = c
@@ -301,7 +265,7 @@ async fn linked_tenant_directories_and_files_are_refused() {
     assert_eq!(status, 502, "{body}");
     assert!(body["message"].to_string().contains("hard link"), "{body}");
     assert_eq!(v(c.clone(), url).await, (200, json!({"result": 1})));
-    payments_still_answers(&c, &mut server, rss).await;
+    still_answers(&c, &mut server, "the requests above", rss, 400 << 10).await;
 }
 
 /// #10 one-token clients (opa-python-client, OPAL): a `server.tokens`
@@ -310,12 +274,12 @@ async fn linked_tenant_directories_and_files_are_refused() {
 #[tokio::test]
 async fn one_token_reads_and_writes() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = config(
+    let file = write_config(
         tmp.path(),
         "server:\n  admin_token: adm\n  decision_token: dec\n  tokens:\n    - token: opal\n      scopes: [decide, write]\n",
     );
     let mut server = Server::start(&["--config", &file]);
-    let c = client();
+    let c = client(60);
     let rss = server.rss_kib();
     let (status, body) = put_policy(&c, &server, "one", "p", Some("opal")).await;
     assert_eq!(status, 200, "{body}");

@@ -3,13 +3,73 @@
 //! process is killed when the handle drops, so nothing outlives a test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// The workspace root (where `examples/` and `fixtures/` live).
+/// The workspace root (where `examples/` and `fixtures/` live), canonical:
+/// a bundle template may not contain `..`.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The example tenant's decision that tests use to prove a server still
+/// answers.
+pub const ALLOW: &str = "/tenants/payments/v1/data/payments/authz/allow";
+
+/// The payments example's input for alice's refund, which `ALLOW` allows.
+pub fn alice() -> Value {
+    let text =
+        std::fs::read_to_string(root().join("examples/inputs/payments/alice-refund.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A client whose timeout turns a hung request into a failed test.
+pub fn client(timeout_secs: u64) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(timeout_secs))
+        .build()
+        .unwrap()
+}
+
+/// Writes `yaml` to `dir/tenet.yaml`; its path, for `--config`.
+pub fn write_config(dir: &Path, yaml: &str) -> String {
+    let path = dir.join("tenet.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path.display().to_string()
+}
+
+/// After `after`: the process is alive, its RSS grew by less than
+/// `max_growth_kib` since `rss_before` (not checked when `rss_before` is 0),
+/// and `payments` still allows alice's refund.
+pub async fn still_answers(
+    c: &reqwest::Client,
+    server: &mut Server,
+    after: &str,
+    rss_before: u64,
+    max_growth_kib: u64,
+) {
+    assert!(server.alive(), "the server died after {after}");
+    if rss_before > 0 {
+        let grown = server.rss_kib().saturating_sub(rss_before);
+        assert!(
+            grown < max_growth_kib,
+            "after {after}: RSS grew by {grown} KiB"
+        );
+    }
+    let resp = c
+        .post(server.url(ALLOW))
+        .json(&json!({ "input": alice() }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("payments after {after}: {e}"));
+    assert_eq!(resp.status().as_u16(), 200, "payments after {after}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"result": true}), "payments after {after}");
 }
 
 /// A running `tenet serve`.
