@@ -97,6 +97,8 @@ pub fn app(state: AppState) -> Router {
                 &format!("{prefix}/v1/batch/data/{{*path}}"),
                 post(crate::batch::batch),
             )
+            .route(&format!("{prefix}/v1/status"), get(crate::status::status))
+            .route(&format!("{prefix}/v1/config"), get(crate::status::config))
             .route(&format!("{prefix}/v1/policies"), get(crate::push::list))
             .route(&format!("{prefix}/v1/policies/{{*id}}"), policy_methods());
     }

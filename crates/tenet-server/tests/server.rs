@@ -483,3 +483,37 @@ async fn a_very_deep_data_path_is_refused_and_the_server_survives() {
     .await;
     assert_eq!((s, body), (200, json!({"result": true})));
 }
+
+/// #10, "`/v1/status` and `/v1/config` answer 404 per tenant": OPA's status
+/// report (active revision, bundle plugin state) and redacted configuration
+/// per tenant, by path and by header; an unknown tenant is a 404.
+#[tokio::test]
+async fn status_and_config_per_tenant_in_opas_shapes() {
+    let server = Server::start(&[]);
+    let c = client();
+    let (status, body) = call(c.get(server.url("/tenants/payments/v1/status"))).await;
+    assert_eq!(status, 200, "{body}");
+    let report = &body["result"];
+    assert_eq!(report["labels"]["id"], "payments");
+    assert_eq!(report["plugins"]["bundle"]["state"], "OK");
+    let bundle = &report["bundles"]["payments"];
+    assert_eq!(bundle["name"], "payments");
+    assert!(bundle["active_revision"].is_string(), "{body}");
+    assert!(bundle["last_successful_activation"].is_string(), "{body}");
+
+    let (status, body) = call(
+        c.get(server.url("/v1/config"))
+            .header("X-Tenant-ID", "payments"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let config = &body["result"];
+    assert_eq!(config["labels"]["id"], "payments");
+    assert_eq!(config["default_decision"], "/system/main");
+    let resource = config["bundles"]["payments"]["resource"].as_str().unwrap();
+    assert!(resource.ends_with("bundles/payments"), "{resource}");
+
+    let (status, body) = call(c.get(server.url("/tenants/nobody/v1/status"))).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["code"], "tenant_not_found", "{body}");
+}
