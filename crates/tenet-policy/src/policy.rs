@@ -19,7 +19,7 @@ use crate::output::{cap_prints, result_size};
 use crate::pool::Pool;
 use crate::scan::{self, NONDETERMINISTIC};
 use crate::{extensions, EvalLimits, Input, PolicyError, QueryPath};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::{Program, RegoVM};
 use regorus::utils::limits::{BuiltinLimits, ExecutionTimerConfig};
@@ -80,8 +80,12 @@ struct Inner {
     revision: String,
     digest: String,
     /// The analysed engine every prepared query clones from; shared, since
-    /// a clone of a regorus engine costs kilobytes.
-    template: Arc<Engine>,
+    /// a clone of a regorus engine costs kilobytes. Dropped by `trim` (it is
+    /// the largest part of a small policy, and the RVM does not need it to
+    /// decide) and rebuilt from `modules` on the next need.
+    template: ArcSwapOption<Engine>,
+    /// Whether each of `modules` is Rego v0, to rebuild `template`.
+    modules_v0: Vec<bool>,
     data: Value,
     options: CompileOptions,
     calls: BTreeSet<String>,
@@ -131,39 +135,77 @@ fn compile_error(file: &str, e: impl std::fmt::Display) -> PolicyError {
     }
 }
 
+/// An analysed engine for `modules` and `data`: tenet's extensions, the
+/// limits of `options`, and regorus's analysis run (so type errors surface
+/// here, and clones of the engine are cheap).
+fn build_engine(
+    modules: &[(String, Arc<str>)],
+    v0: &[bool],
+    data: &Value,
+    options: &CompileOptions,
+) -> Result<Engine, PolicyError> {
+    let mut engine = Engine::new();
+    engine.set_strict_builtin_errors(false);
+    engine.set_gather_prints(true);
+    engine.set_execution_timer_config(timer(&options.limits));
+    extensions::register(&mut engine, false).map_err(|e| compile_error("<extensions>", e))?;
+    engine.set_builtin_limits(builtin_limits(&options.limits));
+    engine.set_memory_budget_config(memory_budget(&options.limits));
+    for ((path, source), v0) in modules.iter().zip(v0) {
+        engine.set_rego_v0(*v0);
+        engine
+            .add_policy(path.clone(), source.to_string())
+            .map_err(|e| compile_error(path, e))?;
+    }
+    engine.set_rego_v0(false);
+    engine
+        .add_data(data.clone())
+        .map_err(|e| compile_error("data", e))?;
+    engine
+        .eval_query("true".to_string(), false)
+        .map_err(|e| compile_error("bundle", e))?;
+    Ok(engine)
+}
+
+impl Inner {
+    /// The analysed engine, rebuilt if `trim` dropped it.
+    fn template(&self) -> Result<Arc<Engine>, PolicyError> {
+        if let Some(engine) = self.template.load_full() {
+            return Ok(engine);
+        }
+        // Two callers may rebuild at once; the last one stored wins and both
+        // are equivalent.
+        let engine = Arc::new(
+            build_engine(&self.modules, &self.modules_v0, &self.data, &self.options).map_err(
+                |e| PolicyError::Internal {
+                    message: format!("rebuilding the analysed engine: {e}"),
+                },
+            )?,
+        );
+        self.template.store(Some(engine.clone()));
+        Ok(engine)
+    }
+}
+
 impl Policy {
     /// Compiles `bundle`: parses every module, loads the data, registers
     /// tenet's extensions and bounded builtins, and type-checks the whole.
     pub fn compile(bundle: &Bundle, options: CompileOptions) -> Result<Self, PolicyError> {
-        let mut engine = Engine::new();
-        engine.set_strict_builtin_errors(false);
-        engine.set_gather_prints(true);
-        engine.set_execution_timer_config(timer(&options.limits));
-        extensions::register(&mut engine, false).map_err(|e| compile_error("<extensions>", e))?;
-        engine.set_builtin_limits(builtin_limits(&options.limits));
-        engine.set_memory_budget_config(memory_budget(&options.limits));
-        let mut calls = BTreeSet::new();
-        let mut source_bytes = 0;
-        for m in &bundle.modules {
-            engine.set_rego_v0(m.rego_version == 0);
-            engine
-                .add_policy(m.path.clone(), m.source.clone())
-                .map_err(|e| compile_error(&m.path, e))?;
-            calls.extend(scan::calls(&m.source));
-            source_bytes += m.source.len();
-        }
-        engine.set_rego_v0(false);
+        let modules: Vec<(String, Arc<str>)> = bundle
+            .modules
+            .iter()
+            .map(|m| (m.path.clone(), Arc::from(m.source.as_str())))
+            .collect();
+        let modules_v0: Vec<bool> = bundle.modules.iter().map(|m| m.rego_version == 0).collect();
+        let calls: BTreeSet<String> = bundle
+            .modules
+            .iter()
+            .flat_map(|m| scan::calls(&m.source))
+            .collect();
+        let source_bytes: usize = bundle.modules.iter().map(|m| m.source.len()).sum();
         let data: Value =
             serde_json::from_value(bundle.data.clone()).map_err(|e| compile_error("data", e))?;
-        engine
-            .add_data(data.clone())
-            .map_err(|e| compile_error("data", e))?;
-        // Runs regorus's analysis now, so that type errors surface at compile
-        // time and engine clones are cheap (a clone of an unprepared engine
-        // redoes the analysis on every use).
-        engine
-            .eval_query("true".to_string(), false)
-            .map_err(|e| compile_error("bundle", e))?;
+        let mut engine = build_engine(&modules, &modules_v0, &data, &options)?;
         let rule_paths = rule_paths(&mut engine);
         let deterministic = !NONDETERMINISTIC.iter().any(|b| calls.contains(*b));
         let data_json = bundle
@@ -175,15 +217,12 @@ impl Policy {
             inner: Arc::new(Inner {
                 revision: bundle.manifest.revision.clone(),
                 digest: bundle.digest.clone(),
-                template: Arc::new(engine),
+                template: ArcSwapOption::from_pointee(engine),
+                modules_v0,
                 data,
                 options,
                 calls,
-                modules: bundle
-                    .modules
-                    .iter()
-                    .map(|m| (m.path.clone(), Arc::from(m.source.as_str())))
-                    .collect(),
+                modules,
                 rule_paths,
                 deterministic,
                 // Calibrated on the payments example (10,000 tenants, one
@@ -302,10 +341,13 @@ impl Policy {
         Ok(slot.ready.get_or_init(|| prepared).clone())
     }
 
-    /// Drops the idle evaluators pooled by every prepared query: a policy
-    /// that is not deciding keeps only its compiled form. The next decision
-    /// on a path builds an evaluator again (the RVM's costs microseconds).
+    /// Drops the idle evaluators pooled by every prepared query, and the
+    /// analysed engine: a policy that is not deciding keeps only its
+    /// compiled queries. The next decision on a path builds an evaluator
+    /// again (the RVM's costs microseconds); the next new path, fallback or
+    /// located error report rebuilds the engine (a compile).
     pub fn trim(&self) {
+        self.inner.template.store(None);
         for slot in self.inner.queries.load().values() {
             if let Some(query) = slot.ready.get() {
                 query.trim();
@@ -346,7 +388,8 @@ impl Policy {
         let tail = path.components()[split..].to_vec();
         let path = &QueryPath::from_components(path.components()[..split].to_vec());
         let rego = path.to_rego();
-        let mut engine = Engine::clone(&inner.template);
+        let template = inner.template()?;
+        let mut engine = Engine::clone(&template);
         let pool_size = std::thread::available_parallelism()
             .map_or(4, |n| n.get() * 2)
             .max(4);
@@ -371,10 +414,10 @@ impl Policy {
                         program,
                         data: inner.data.clone(),
                         pool: Pool::new(pool_size),
-                        template: inner.template.clone(),
+                        policy: Arc::downgrade(&self.inner),
                     },
                     None => Kind::Rule {
-                        template: inner.template.clone(),
+                        template: template.clone(),
                         pool: Pool::new(pool_size),
                     },
                 }
@@ -385,7 +428,7 @@ impl Policy {
                     fallback = Some("not a rule: package and data paths run as queries".into());
                 }
                 Kind::Query {
-                    template: inner.template.clone(),
+                    template: template.clone(),
                     pool: Pool::new(pool_size),
                 }
             }
@@ -396,7 +439,7 @@ impl Policy {
             kind,
             fallback,
             limits: inner.options.limits.clone(),
-            pattern_cache: inner.template.get_pattern_cache(),
+            pattern_cache: template.get_pattern_cache(),
         })
     }
 }
@@ -474,8 +517,9 @@ enum Kind {
         program: Arc<Program>,
         data: Value,
         pool: Pool<RegoVM>,
-        /// For error reports only (see `evaluate`).
-        template: Arc<Engine>,
+        /// For error reports only (see `evaluate`): the policy, whose
+        /// analysed engine re-runs a failed evaluation.
+        policy: std::sync::Weak<Inner>,
     },
     Rule {
         template: Arc<Engine>,
@@ -536,7 +580,7 @@ impl PreparedQuery {
                 program,
                 data,
                 pool,
-                template,
+                policy,
             } => {
                 let mut vm = match pool.pop() {
                     Some(vm) => vm,
@@ -555,7 +599,11 @@ impl PreparedQuery {
                     // limits (deadline, depth, builtin sizes) are reported
                     // as they are.
                     Err(e @ PolicyError::Evaluation { .. }) => {
-                        let mut engine = Engine::clone(template);
+                        let Some(template) = policy.upgrade().and_then(|p| p.template().ok())
+                        else {
+                            return Err(e);
+                        };
+                        let mut engine = Engine::clone(&template);
                         engine.set_input(input.0.clone());
                         return Err(match guarded(|| engine.eval_rule(self.rego.clone())) {
                             Err(located) => self.map_error(located),

@@ -317,6 +317,46 @@ fn rules_with_several_definitions_run_on_the_vm_and_conflicts_are_errors() {
     );
 }
 
+/// #9, memory per tenant: a trimmed policy drops its pooled evaluators and
+/// its analysed engine, and rebuilds what it needs: it still decides,
+/// prepares new paths (on both evaluators) and reports an RVM conflict with
+/// the interpreter's located message.
+#[test]
+fn a_trimmed_policy_rebuilds_what_it_needs() {
+    let b = bundle(&[(
+        "p.rego",
+        "package p\n\nallow if input.a == 1\n\nx = 1 if input.a == 1\n\nx = 2 if input.b == 1\n",
+    )]);
+    let p = compile(&b, Evaluator::Vm, EvalLimits::default());
+    let a = input(json!({"a": 1}));
+    assert_eq!(p.evaluate("data.p.allow", &a).unwrap(), Some(json!(true)));
+    let conflict = p
+        .evaluate("data.p.x", &input(json!({"a": 1, "b": 1})))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(p.idle_evaluators(), 1);
+
+    p.trim();
+    assert_eq!(p.idle_evaluators(), 0);
+    assert_eq!(p.evaluate("data.p.allow", &a).unwrap(), Some(json!(true)));
+    p.trim();
+    // A new path: compiled from a rebuilt engine; a package path runs on
+    // the interpreter.
+    assert_eq!(p.evaluate("data.p.x", &a).unwrap(), Some(json!(1)));
+    p.trim();
+    assert_eq!(
+        p.evaluate("data.p", &a).unwrap(),
+        Some(json!({"allow": true, "x": 1}))
+    );
+    p.trim();
+    assert_eq!(
+        p.evaluate("data.p.x", &input(json!({"a": 1, "b": 1})))
+            .unwrap_err()
+            .to_string(),
+        conflict
+    );
+}
+
 /// regorus 0.14.1's RVM puts `"<undefined>"` into a comprehension when a
 /// lookup inside it is undefined; OPA skips the element. The default
 /// evaluator must give OPA's answer.
