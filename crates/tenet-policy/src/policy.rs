@@ -95,6 +95,8 @@ struct Inner {
     rule_paths: BTreeSet<Vec<String>>,
     deterministic: bool,
     approx_bytes: usize,
+    /// `approx_bytes` once `trim` has dropped the engine and evaluators.
+    approx_trimmed_bytes: usize,
     queries: ArcSwap<HashMap<QueryPath, Arc<QuerySlot>>>,
     prepared_builds: AtomicU64,
 }
@@ -230,6 +232,10 @@ impl Policy {
                 // as regorus values ~7x its JSON, the analysed and pooled
                 // engines ~24x the Rego source, plus a fixed 64 KiB.
                 approx_bytes: data_json * 7 + source_bytes * 24 + 64 * 1024,
+                // Calibrated on trimmed tenants (BENCHMARKS.md: 23.8 KiB for
+                // a ~1 KB RBAC bundle, 52.5 KiB for payments): the compiled
+                // RVM queries ~4x the Rego source, plus a fixed 20 KiB.
+                approx_trimmed_bytes: data_json * 7 + source_bytes * 4 + 20 * 1024,
                 queries: ArcSwap::from_pointee(HashMap::new()),
                 prepared_builds: AtomicU64::new(0),
             }),
@@ -274,9 +280,14 @@ impl Policy {
         &self.inner.calls
     }
 
-    /// Rough heap size of this policy (data dominates), for memory budgets.
+    /// Rough heap size of this policy, for memory budgets: smaller while
+    /// it is trimmed (see [`Policy::trim`]).
     pub fn approx_bytes(&self) -> usize {
-        self.inner.approx_bytes
+        if self.inner.template.load().is_some() {
+            self.inner.approx_bytes
+        } else {
+            self.inner.approx_trimmed_bytes
+        }
     }
 
     /// The limits every evaluation runs under.
