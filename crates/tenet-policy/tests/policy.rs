@@ -339,7 +339,11 @@ fn a_trimmed_policy_rebuilds_what_it_needs() {
 
     p.trim();
     assert_eq!(p.idle_evaluators(), 0);
-    assert!(p.approx_bytes() < busy / 2, "{} of {busy}", p.approx_bytes());
+    assert!(
+        p.approx_bytes() < busy / 2,
+        "{} of {busy}",
+        p.approx_bytes()
+    );
     assert_eq!(p.evaluate("data.p.allow", &a).unwrap(), Some(json!(true)));
     p.trim();
     // A new path: compiled from a rebuilt engine; a package path runs on
