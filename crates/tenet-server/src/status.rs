@@ -98,9 +98,10 @@ fn status_report(s: &TenantSnapshot) -> Value {
         bundle.insert("code".into(), json!("bundle_error"));
         bundle.insert("message".into(), json!(error));
     }
-    let plugin_state = match (s.state, &s.last_error) {
-        (InstanceState::Active, None) => "OK",
-        (InstanceState::Active, Some(_)) => "ERROR",
+    // As OPA's bundle plugin: OK once a revision is active, even while a
+    // later download fails (that error is reported on the bundle).
+    let plugin_state = match s.state {
+        InstanceState::Active => "OK",
         _ => "NOT_READY",
     };
     json!({
