@@ -15,7 +15,8 @@
 //!   from the network must not let anyone replace every tenant's policy.
 //! - `admin` (`/v1/tenants`, `/metrics`, tenant names in readiness): open
 //!   only while no token at all is configured, so setting any token never
-//!   leaves the admin API open.
+//!   leaves the admin API open; while it is open, the router holds its
+//!   changes (pin, unpin, reload) to the `write` rule as well.
 //!
 //! `server.admin_token` is a token with `admin` and `write`;
 //! `server.decision_token` one with `decide` (plus `write` and `admin` when

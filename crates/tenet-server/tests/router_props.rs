@@ -510,3 +510,43 @@ fn regression_the_tenants_prefix_without_a_tenant() {
         assert_eq!(response.headers()["location"], "/tenants", "{method}");
     }
 }
+
+/// A gap found while hardening (#10 finding 6): with no token configured,
+/// the admin API's changes (pin, unpin, reload) follow the write rule, so
+/// where unauthenticated writes are not allowed (`AppState::new`'s default,
+/// as on a non-loopback address) nobody can pin a tenant without a bundle
+/// and hold `/health/ready` at 500. Reading the tenants stays open.
+#[test]
+fn admin_changes_without_a_token_follow_the_write_rule() {
+    let (runtime, app) = harness();
+    let send = |method: &str, path: &str| {
+        let case = Case {
+            method: method.into(),
+            path: path.into(),
+            headers: vec![],
+            body: vec![],
+        };
+        runtime.block_on(async {
+            let response = app.clone().oneshot(request(&case)).await.unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+            )
+        })
+    };
+    for (method, path) in [
+        ("PUT", "/v1/tenants/pinned-by-anyone"),
+        ("DELETE", "/v1/tenants/payments"),
+        ("POST", "/v1/tenants/payments/reload"),
+    ] {
+        let (status, body) = send(method, path);
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        assert_eq!(body["code"], "writes_disabled", "{method} {path}: {body}");
+    }
+    let (status, body) = send("GET", "/v1/tenants");
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
