@@ -582,7 +582,7 @@ impl PreparedQuery {
         }
     }
 
-    /// Evaluates with `input`. The evaluator is taken from a lock-free pool
+    /// Evaluates with `input`. The evaluator is taken from the query's pool
     /// and returned after success; after an error it is dropped, so no state
     /// of a failed evaluation can leak into the next.
     pub fn evaluate(&self, input: &Input) -> Result<Evaluation, PolicyError> {
