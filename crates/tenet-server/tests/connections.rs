@@ -14,12 +14,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::pin::Pin;
 use std::process::Command;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use support::{alice, client, root, still_answers, write_config, Server, ALLOW};
+use support::{alice, client, copy_dir, root, still_answers, write_config, Server, ALLOW};
 
 /// CPU seconds (user + system) the process has used, from
 /// `/proc/PID/stat` (or `/proc/PID/task/TID/stat` for one thread).
@@ -165,19 +164,6 @@ async fn an_idle_http2_connection_that_answers_pings_is_closed() {
         400 << 10,
     )
     .await;
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The pids' threads named `tenet-eval-*`, with their `stat` paths.

@@ -10,9 +10,8 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
-use support::{client, root, still_answers, write_config, Server};
+use support::{client, copy_dir, root, still_answers, write_config, Server};
 
 async fn put_policy(
     c: &reqwest::Client,
@@ -185,20 +184,6 @@ async fn an_emptied_push_only_tenant_is_collected() {
     }
     assert!(gone, "the emptied tenant was never collected");
     still_answers(&c, &mut server, "the requests above", rss, 400 << 10).await;
-}
-
-/// Copies a bundle directory (regular files and directories only).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// #10 finding 11: a tenant directory that is a symbolic link (here to a

@@ -72,6 +72,20 @@ pub async fn still_answers(
     assert_eq!(body, json!({"result": true}), "payments after {after}");
 }
 
+/// Copies a bundle directory (regular files and directories only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 /// A running `tenet serve`.
 pub struct Server {
     pub child: Child,
