@@ -82,6 +82,12 @@ pub struct HostConfig {
     /// while its sources are down (OPA's `persist`). Default `None`: nothing
     /// is written.
     pub persist_dir: Option<PathBuf>,
+    /// Where pushed policies and data are kept (`{dir}/{tenant}/pushed.json`,
+    /// usually the same directory as `persist_dir`), so a restarted host
+    /// serves them again after [`crate::Host::restore_pushed`]; OPA loses
+    /// them. A push answers only once its content is on disk. Default
+    /// `None`: pushed content lives in memory only.
+    pub persist_pushed_dir: Option<PathBuf>,
     /// Threads that run evaluations (the evaluation pool), so a policy that
     /// runs to its deadline never holds an async worker. Zero means one per
     /// available core. Default 0.
@@ -152,6 +158,7 @@ impl Default for HostConfig {
             decision_cache: DecisionCacheConfig::default(),
             polling: PollingConfig::default(),
             persist_dir: None,
+            persist_pushed_dir: None,
             eval_threads: 0,
             eval_stack_bytes: 8 << 20,
             eval_inline: false,

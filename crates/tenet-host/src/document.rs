@@ -224,6 +224,37 @@ pub(crate) fn patch(
     Ok(())
 }
 
+/// Most levels the pushed data tree may have, counting its top-level
+/// members as level 1. OPA has no bound; without one, repeated patches could
+/// deepen the tree a hundred levels per request until serializing it (every
+/// push measures it) overflowed the stack. Bundles' data files are bounded
+/// by serde_json's nesting limit of 128 already; this stays under it, so a
+/// persisted copy (persist.rs) always reads back.
+pub(crate) const MAX_PUSHED_DEPTH: usize = 120;
+
+/// Refuses a pushed data tree deeper than [`MAX_PUSHED_DEPTH`]. Iterative,
+/// so the tree's own depth cannot overflow the stack here.
+pub(crate) fn check_depth(tenant: &str, data: &Map<String, Value>) -> Result<(), HostError> {
+    let mut stack: Vec<(&Value, usize)> = data.values().map(|v| (v, 1)).collect();
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(map) => Box::new(map.values()),
+            Value::Array(items) => Box::new(items.iter()),
+            _ => continue,
+        };
+        for child in children {
+            if depth + 1 > MAX_PUSHED_DEPTH {
+                return Err(invalid(
+                    tenant,
+                    format!("pushed data would be more than {MAX_PUSHED_DEPTH} levels deep"),
+                ));
+            }
+            stack.push((child, depth + 1));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -235,6 +266,21 @@ mod tests {
             .filter(|c| !c.is_empty())
             .map(String::from)
             .collect()
+    }
+
+    #[test]
+    fn pushed_data_deeper_than_the_bound_is_refused() {
+        let mut root = Map::new();
+        let at_bound = vec!["k".to_string(); MAX_PUSHED_DEPTH];
+        put("t", &mut root, &at_bound, json!(1)).unwrap();
+        check_depth("t", &root).unwrap();
+        put("t", &mut root, &at_bound, json!([{}])).unwrap();
+        assert!(matches!(
+            check_depth("t", &root),
+            Err(HostError::InvalidWrite { .. })
+        ));
+        put("t", &mut root, &at_bound, json!([])).unwrap();
+        check_depth("t", &root).unwrap();
     }
 
     #[test]

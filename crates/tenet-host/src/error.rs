@@ -56,6 +56,10 @@ pub enum HostError {
     /// A data write cannot apply (a scalar in the way, a bad array index).
     #[error("tenant {tenant:?}: invalid write: {reason}")]
     InvalidWrite { tenant: String, reason: String },
+    /// Pushed content could not be written to disk (`persist_pushed_dir`);
+    /// the push was not applied.
+    #[error("tenant {tenant:?}: cannot persist pushed content: {reason}")]
+    PersistFailed { tenant: String, reason: String },
     /// The evaluation failed.
     #[error("tenant {tenant:?}: {source}")]
     Policy {
@@ -82,6 +86,7 @@ impl HostError {
             Self::WriteConflict { .. } => "write_conflict",
             Self::RootWrite { .. } => "root_write",
             Self::DataConflict { .. } => "data_conflict",
+            Self::PersistFailed { .. } => "persist_failed",
             Self::Policy { source, .. } => source.kind(),
         }
     }

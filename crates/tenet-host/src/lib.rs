@@ -17,6 +17,7 @@ mod instance;
 mod overlay;
 mod persist;
 mod pool;
+mod pushed_file;
 mod quota;
 mod schedule;
 mod tenant;

@@ -16,7 +16,7 @@
 //! turns requests into [`DataWrite`]s. How a write changes the pushed JSON
 //! tree (OPA's storage rules) is document.rs.
 
-use crate::document::{lookup, mirror_parents, patch, put, remove};
+use crate::document::{check_depth, lookup, mirror_parents, patch, put, remove};
 use crate::host::{Capacity, Host, HostInner};
 use crate::instance::Instance;
 use crate::quota::{content_bytes, PushSize};
@@ -48,6 +48,11 @@ impl Pushed {
     /// Laid over the empty bundle: the tenant is fed by pushes alone.
     pub(crate) fn is_push_only(&self) -> bool {
         self.base.digest == empty_bundle_digest()
+    }
+
+    /// The content as its persisted file holds it.
+    pub(crate) fn json(&self) -> Vec<u8> {
+        crate::persist::pushed_json(&self.policies, &self.data)
     }
 
     /// Bytes of pushed content, as the push limits count them.
@@ -133,7 +138,7 @@ impl Host {
     /// Creates or replaces the pushed policy `id` of `tenant` (creating the
     /// instance if needed) and activates the result.
     pub async fn put_policy(&self, tenant: &str, id: &str, raw: String) -> Result<(), HostError> {
-        self.push(tenant, |base, pushed| {
+        self.push(tenant, true, |base, pushed| {
             if base.modules.iter().any(|m| m.path == id) {
                 return Err(owned(&base.manifest, tenant, id.to_string()));
             }
@@ -157,7 +162,7 @@ impl Host {
     /// Deletes the pushed policy `id` of `tenant` and activates the result.
     pub async fn delete_policy(&self, tenant: &str, id: &str) -> Result<(), HostError> {
         self.inner.ready(tenant).await?;
-        self.push(tenant, |base, pushed| {
+        self.push(tenant, true, |base, pushed| {
             if pushed.0.remove(id).is_some() {
                 Ok(WriteOutcome::Written)
             } else if let Some(m) = base.modules.iter().find(|m| m.path == id) {
@@ -184,7 +189,7 @@ impl Host {
         if !matches!(write, DataWrite::Put { .. }) {
             self.inner.ready(tenant).await?;
         }
-        self.push(tenant, |base, pushed| {
+        self.push(tenant, true, |base, pushed| {
             let claimed = |p: &[String]| {
                 if p.is_empty()
                     && !base.manifest.owns_everything()
@@ -235,10 +240,13 @@ impl Host {
 
     /// One push: with the instance's loads held off, applies `change` to a
     /// copy of the pushed state, compiles the merged bundle and activates
-    /// it; only then does the copy replace the pushed state.
-    async fn push(
+    /// it; only then does the copy replace the pushed state. With `persist`
+    /// (and `persist_pushed_dir` set), the new state is on disk before it
+    /// is committed.
+    pub(crate) async fn push(
         &self,
         tenant: &str,
+        persist: bool,
         change: impl FnOnce(
             &Bundle,
             &mut (BTreeMap<String, String>, Map<String, Value>),
@@ -249,7 +257,9 @@ impl Host {
         let instance = lease.instance().clone();
         let result = {
             let _serial = instance.loading.lock().await;
-            inner.push_locked(tenant, lease, fetched, change).await
+            inner
+                .push_locked(tenant, lease, fetched, persist, change)
+                .await
         };
         // A refused first push leaves no instance behind: names pushed to in
         // a flood must not pile up until the sweeper runs.
@@ -300,6 +310,7 @@ impl HostInner {
         tenant: &str,
         lease: Lease,
         fetched: Option<Arc<Bundle>>,
+        persist: bool,
         change: impl FnOnce(
             &Bundle,
             &mut (BTreeMap<String, String>, Map<String, Value>),
@@ -336,6 +347,7 @@ impl HostInner {
         if change(&base, &mut state)? == WriteOutcome::Exists {
             return Ok(WriteOutcome::Exists);
         }
+        check_depth(tenant, &state.1)?;
         let size = PushSize {
             push_only: base.digest == empty_bundle_digest(),
             before,
@@ -363,32 +375,59 @@ impl HostInner {
         if let Some(rule) = conflicting_rule(&policy, &state.1) {
             return Err(conflict(tenant, rule));
         }
-        let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+        // On disk before it is committed: a push that was answered is never
+        // lost. No other push to this tenant runs meanwhile (the caller
+        // holds its load lock), so the file and the state stay in step.
+        let dir = self.config.persist_pushed_dir.clone().filter(|_| persist);
+        if let Some(dir) = &dir {
+            let emptied = state.0.is_empty() && state.1.is_empty();
+            let json = (!emptied).then(|| crate::persist::pushed_json(&state.0, &state.1));
+            self.write_pushed_file(tenant, dir.clone(), json).await?;
+        }
         // Again under the lock that commits: pushes to other tenants may
         // have taken the room since the first check.
-        self.check_push_limits(&pushed, tenant, &size)?;
-        self.activate(&instance, policy);
-        if !size.push_only {
-            instance.bundle_seen.store(true, Ordering::Release);
-        }
-        let next = Pushed {
-            policies: state.0,
-            data: state.1,
-            base,
-            bytes: size.after,
-            _lease: lease,
+        let committed = {
+            let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
+            match self.check_push_limits(&pushed, tenant, &size) {
+                Ok(()) => {
+                    self.activate(&instance, policy);
+                    if !size.push_only {
+                        instance.bundle_seen.store(true, Ordering::Release);
+                    }
+                    let next = Pushed {
+                        policies: state.0,
+                        data: state.1,
+                        base,
+                        bytes: size.after,
+                        _lease: lease,
+                    };
+                    // Emptied: the entry (and with it the lease) goes, so the
+                    // instance is collected after the grace period like any
+                    // unreferenced one. It is dropped outside the lock.
+                    Ok(if next.is_empty() {
+                        pushed.remove(tenant);
+                        Some(next)
+                    } else {
+                        pushed.insert(instance.tenant.clone(), next);
+                        None
+                    })
+                }
+                Err(refused) => Err((refused, pushed.get(tenant).map(Pushed::json))),
+            }
         };
-        // Emptied: the entry (and with it the lease) goes, so the instance
-        // is collected after the grace period like any unreferenced one.
-        let emptied = next.is_empty();
-        let released = if emptied {
-            pushed.remove(tenant);
-            Some(next)
-        } else {
-            pushed.insert(instance.tenant.clone(), next);
-            None
+        let released = match committed {
+            Ok(released) => released,
+            Err((refused, on_disk)) => {
+                if let Some(dir) = dir {
+                    // Put the committed state back on disk.
+                    if let Err(e) = self.write_pushed_file(tenant, dir, on_disk).await {
+                        tracing::error!(tenant, error = %e, "cannot put the pushed content on disk back");
+                    }
+                }
+                return Err(refused);
+            }
         };
-        drop(pushed);
+        let emptied = released.is_some();
         drop(released);
         if emptied && held {
             tracing::info!(tenant, "pushed content deleted; instance no longer kept");
@@ -473,27 +512,10 @@ impl HostInner {
         let Some(p) = pushed.get(tenant) else {
             return (bundle, None);
         };
-        let mut dropped = Vec::new();
         let mut policies = p.policies.clone();
-        policies.retain(|id, raw| {
-            let package = tenet_bundle::package_path(raw).unwrap_or_default();
-            let keep =
-                !bundle.modules.iter().any(|m| &m.path == id) && !bundle.manifest.claims(&package);
-            if !keep {
-                dropped.push(format!("policy {id}"));
-            }
-            keep
-        });
         let mut data = p.data.clone();
-        // Each pass removes the shallowest owned path; bounded by the
-        // number of documents in the pushed tree.
-        while let Some(path) = data
-            .iter()
-            .find_map(|(k, v)| first_owned(&bundle.manifest, std::slice::from_ref(k), v))
-        {
-            let _ = remove(tenant, &mut data, &path);
-            dropped.push(format!("data /{}", path.join("/")));
-        }
+        drop(pushed);
+        let dropped = retain_unowned(tenant, &bundle, &mut policies, &mut data);
         let merged = merge(&bundle, &policies, &data);
         (
             merged,
@@ -525,22 +547,33 @@ impl HostInner {
         pushed.get(tenant).is_some_and(Pushed::is_push_only)
     }
 
-    /// Keeps what `overlay` computed, once its revision compiled.
+    /// Keeps what `overlay` computed, once its revision compiled. Blocking
+    /// when content was dropped and pushed content is persisted (the file
+    /// is rewritten): call from a blocking thread.
     pub(crate) fn rebase(&self, tenant: &str, rebase: Rebase) {
         let mut pushed = self.pushed.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = pushed.get_mut(tenant) {
-            for what in &rebase.dropped {
-                tracing::warn!(tenant, dropped = %what, "the bundle's roots now claim pushed content; dropped");
-            }
-            p.base = Arc::new(rebase.base);
-            p.bytes = content_bytes(&rebase.policies, &rebase.data);
-            p.policies = rebase.policies;
-            p.data = rebase.data;
-            // Emptied by the bundle: the tenant no longer holds a reference
-            // for pushed content.
-            if p.is_empty() {
-                pushed.remove(tenant);
-            }
+        let Some(p) = pushed.get_mut(tenant) else {
+            return;
+        };
+        for what in &rebase.dropped {
+            tracing::warn!(tenant, dropped = %what, "the bundle's roots now claim pushed content; dropped");
+        }
+        p.base = Arc::new(rebase.base);
+        p.bytes = content_bytes(&rebase.policies, &rebase.data);
+        p.policies = rebase.policies;
+        p.data = rebase.data;
+        let json = (!p.is_empty()).then(|| p.json());
+        // Emptied by the bundle: the tenant no longer holds a reference
+        // for pushed content.
+        let released = if p.is_empty() {
+            pushed.remove(tenant)
+        } else {
+            None
+        };
+        drop(pushed);
+        drop(released);
+        if !rebase.dropped.is_empty() {
+            self.rewrite_pushed_file(tenant, json);
         }
     }
 }
@@ -551,6 +584,37 @@ pub(crate) struct Rebase {
     policies: BTreeMap<String, String>,
     data: Map<String, Value>,
     dropped: Vec<String>,
+}
+
+/// Drops the pushed policies and data that `bundle` owns (its modules' ids,
+/// the packages and data paths under its roots), returning what was
+/// dropped: as in OPA, the bundle wins.
+pub(crate) fn retain_unowned(
+    tenant: &str,
+    bundle: &Bundle,
+    policies: &mut BTreeMap<String, String>,
+    data: &mut Map<String, Value>,
+) -> Vec<String> {
+    let mut dropped = Vec::new();
+    policies.retain(|id, raw| {
+        let package = tenet_bundle::package_path(raw).unwrap_or_default();
+        let keep =
+            !bundle.modules.iter().any(|m| &m.path == id) && !bundle.manifest.claims(&package);
+        if !keep {
+            dropped.push(format!("policy {id}"));
+        }
+        keep
+    });
+    // Each pass removes the shallowest owned path; bounded by the number of
+    // documents in the pushed tree.
+    while let Some(path) = data
+        .iter()
+        .find_map(|(k, v)| first_owned(&bundle.manifest, std::slice::from_ref(k), v))
+    {
+        let _ = remove(tenant, data, &path);
+        dropped.push(format!("data /{}", path.join("/")));
+    }
+    dropped
 }
 
 /// The shallowest path at or under `path` (holding `value`) that the

@@ -9,11 +9,20 @@
 //! file or directory can disappear or be half-rewritten too, and one rule
 //! is simpler to reason about than two.
 //!
+//! Pushed content (opt-in, `HostConfig::persist_pushed`) lives beside it in
+//! `{dir}/{tenant}/pushed.json`: the tenant's pushed policies and data as
+//! one JSON document, rewritten the same atomic way on every push that
+//! changes them and removed when all of it is deleted. On start, the host
+//! pushes each file's content again (overlay.rs), through the same checks
+//! as any push.
+//!
 //! Blocking file I/O: call from a blocking thread. This module never
-//! validates a bundle (the host does, as for any fetch) and never deletes
-//! anything but its own temporary files.
+//! validates a bundle or pushed content (the host does, as for any fetch or
+//! push) and never deletes anything but its own files.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tenet_bundle::{Payload, VersionTag};
@@ -175,11 +184,168 @@ pub(crate) fn read(
     Ok(Some(Persisted { archive, version }))
 }
 
+/// A tenant's pushed content as it is kept on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PushedFile {
+    /// Pushed policies: id to Rego text.
+    pub(crate) policies: BTreeMap<String, String>,
+    /// The pushed data tree (members of `data`).
+    pub(crate) data: Map<String, Value>,
+}
+
+const PUSHED_FILE: &str = "pushed.json";
+
+/// `policies` and `data` as `pushed.json` holds them.
+pub(crate) fn pushed_json(
+    policies: &BTreeMap<String, String>,
+    data: &Map<String, Value>,
+) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Borrowed<'a> {
+        policies: &'a BTreeMap<String, String>,
+        data: &'a Map<String, Value>,
+    }
+    // String keys and JSON values only: serializing cannot fail.
+    serde_json::to_vec(&Borrowed { policies, data }).unwrap_or_default()
+}
+
+/// Writes `tenant`'s pushed content (`pushed_json`), replacing what was
+/// there.
+pub(crate) fn write_pushed(dir: &Path, tenant: &str, json: &[u8]) -> Result<(), PersistError> {
+    let dir = tenant_dir(dir, tenant);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    write_atomic(&dir.join(PUSHED_FILE), json)?;
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Removes `tenant`'s pushed content; nothing there is not an error.
+pub(crate) fn remove_pushed(dir: &Path, tenant: &str) -> Result<(), PersistError> {
+    let path = tenant_dir(dir, tenant).join(PUSHED_FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Reads `tenant`'s pushed content, if any, refusing a file larger than
+/// `max_bytes` or one that is not a regular file (a link is not followed).
+pub(crate) fn read_pushed(
+    dir: &Path,
+    tenant: &str,
+    max_bytes: u64,
+) -> Result<Option<PushedFile>, PersistError> {
+    let path = tenant_dir(dir, tenant).join(PUSHED_FILE);
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    if !meta.file_type().is_file() {
+        return Err(io(&path)(std::io::Error::other("not a regular file")));
+    }
+    if meta.len() > max_bytes {
+        return Err(PersistError::TooLarge {
+            path,
+            size: meta.len(),
+            limit: max_bytes,
+        });
+    }
+    let bytes = std::fs::read(&path).map_err(io(&path))?;
+    // serde_json's nesting bound (128) holds: pushed data is kept shallower
+    // (document::MAX_PUSHED_DEPTH).
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| PersistError::Meta { path, source })
+}
+
+/// Tenants with pushed content under `dir`, in name order: entries that are
+/// real directories named as valid tenant ids and hold a `pushed.json`.
+pub(crate) fn pushed_tenants(dir: &Path) -> Result<Vec<String>, PersistError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut tenants = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io(dir))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir
+            && crate::validate_tenant(&name).is_ok()
+            && entry.path().join(PUSHED_FILE).exists()
+        {
+            tenants.push(name);
+        }
+    }
+    tenants.sort();
+    Ok(tenants)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use tenet_bundle::BundleFile;
+
+    #[test]
+    fn pushed_content_round_trips_and_is_listed_only_for_real_tenant_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut content = PushedFile {
+            policies: BTreeMap::new(),
+            data: Map::new(),
+        };
+        content
+            .policies
+            .insert("p".into(), "package p\n\nx := 1\n".into());
+        content
+            .data
+            .insert("cfg".into(), serde_json::json!({"on": true}));
+        let json = pushed_json(&content.policies, &content.data);
+        write_pushed(tmp.path(), "t1", &json).unwrap();
+        write_pushed(tmp.path(), "t0", &json).unwrap();
+        assert_eq!(
+            read_pushed(tmp.path(), "t1", 1 << 20).unwrap(),
+            Some(content.clone())
+        );
+        assert_eq!(read_pushed(tmp.path(), "none", 1 << 20).unwrap(), None);
+        assert!(matches!(
+            read_pushed(tmp.path(), "t1", 10),
+            Err(PersistError::TooLarge { .. })
+        ));
+        // Not tenants: a bad name, a plain file, a directory without pushed
+        // content, a link to a tenant's directory.
+        std::fs::create_dir(tmp.path().join("bad name")).unwrap();
+        std::fs::write(tmp.path().join("bad name").join(PUSHED_FILE), b"{}").unwrap();
+        std::fs::write(tmp.path().join("file"), b"").unwrap();
+        std::fs::create_dir(tmp.path().join("empty")).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(tmp.path().join("t1"), tmp.path().join("link")).unwrap();
+        assert_eq!(pushed_tenants(tmp.path()).unwrap(), ["t0", "t1"]);
+        remove_pushed(tmp.path(), "t1").unwrap();
+        remove_pushed(tmp.path(), "t1").unwrap();
+        assert_eq!(pushed_tenants(tmp.path()).unwrap(), ["t0"]);
+        // A pushed.json that is a link is refused, not followed.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(
+                tmp.path().join("t0").join(PUSHED_FILE),
+                tmp.path().join("empty").join(PUSHED_FILE),
+            )
+            .unwrap();
+            assert!(read_pushed(tmp.path(), "empty", 1 << 20).is_err());
+        }
+        assert_eq!(
+            pushed_tenants(&tmp.path().join("missing")).unwrap(),
+            Vec::<String>::new()
+        );
+    }
 
     #[test]
     fn an_archive_without_its_meta_file_is_never_restored() {

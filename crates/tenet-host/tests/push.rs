@@ -368,3 +368,181 @@ async fn pushed_bytes_are_bounded_across_tenants() {
         .await
         .unwrap();
 }
+
+/// A host over `root` whose pushed content is kept in `persist`.
+fn persisting_host(root: &Path, persist: &Path) -> Host {
+    host_with(
+        root,
+        HostConfig {
+            persist_pushed_dir: Some(persist.to_path_buf()),
+            ..HostConfig::default()
+        },
+    )
+}
+
+/// #10, "pushed content is lost on restart": with `persist_pushed_dir`, a
+/// new host restores what the last one had pushed (policies and data, to a
+/// push-only tenant and over a bundle), and a deletion is not restored.
+#[tokio::test(start_paused = true)]
+async fn persisted_pushed_content_survives_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, persist) = (tmp.path().join("bundles"), tmp.path().join("persist"));
+    write_bundle(
+        &root.join("a"),
+        json!({"roots": ["app"]}),
+        &[("app/policy.rego", APP)],
+    );
+    let first = persisting_host(&root, &persist);
+    first.put_policy("solo", "p1", P1.into()).await.unwrap();
+    first
+        .write_data("solo", &path("cfg"), put(json!({"on": true})))
+        .await
+        .unwrap();
+    first
+        .write_data("a", &path("extra"), put(json!([1, 2])))
+        .await
+        .unwrap();
+    first.put_policy("gone", "p2", P2.into()).await.unwrap();
+    first.delete_policy("gone", "p2").await.unwrap();
+    drop(first);
+
+    let second = persisting_host(&root, &persist);
+    let restored = second.restore_pushed().await;
+    let names: Vec<_> = restored
+        .iter()
+        .map(|(t, r)| (t.as_str(), r.is_ok()))
+        .collect();
+    assert_eq!(names, [("a", true), ("solo", true)], "{restored:?}");
+    assert_eq!(get(&second, "solo", "one/x").await, Some(json!(1)));
+    assert_eq!(get(&second, "solo", "cfg/on").await, Some(json!(true)));
+    assert_eq!(get(&second, "a", "extra").await, Some(json!([1, 2])));
+    let alice = Input::from_value(&json!({"user": "alice"}), &Default::default()).unwrap();
+    let allowed = second.decide("a", "app/allow", &alice).await.unwrap();
+    assert_eq!(allowed.result, Some(json!(true)), "the bundle still serves");
+    second.delete_policy("solo", "p1").await.unwrap();
+    second
+        .write_data("solo", &path("cfg"), DataWrite::Delete)
+        .await
+        .unwrap();
+    drop(second);
+
+    let third = persisting_host(&root, &persist);
+    let restored = third.restore_pushed().await;
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert_eq!(get(&third, "a", "extra").await, Some(json!([1, 2])));
+}
+
+/// Restored content the tenant's bundle now owns is dropped (the bundle
+/// wins, as when a new revision claims it), and the file keeps the rest.
+#[tokio::test(start_paused = true)]
+async fn restored_content_under_the_bundles_new_roots_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, persist) = (tmp.path().join("bundles"), tmp.path().join("persist"));
+    write_bundle(
+        &root.join("a"),
+        json!({"roots": ["app"]}),
+        &[("app/policy.rego", APP)],
+    );
+    let first = persisting_host(&root, &persist);
+    for key in ["mine", "keep"] {
+        first
+            .write_data("a", &path(key), put(json!(key)))
+            .await
+            .unwrap();
+    }
+    drop(first);
+    write_bundle(
+        &root.join("a"),
+        json!({"roots": ["app", "mine"]}),
+        &[("app/policy.rego", APP), ("mine/data.json", r#"{"v": 1}"#)],
+    );
+    let second = persisting_host(&root, &persist);
+    let restored = second.restore_pushed().await;
+    assert!(restored.iter().all(|(_, r)| r.is_ok()), "{restored:?}");
+    assert_eq!(get(&second, "a", "mine").await, Some(json!({"v": 1})));
+    assert_eq!(get(&second, "a", "keep").await, Some(json!("keep")));
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(persist.join("a/pushed.json")).unwrap()).unwrap();
+    assert_eq!(file["data"], json!({"keep": "keep"}));
+}
+
+/// A new revision that claims persisted pushed content rewrites the file,
+/// so the next start does not bring the dropped content back.
+#[tokio::test(start_paused = true)]
+async fn a_revision_that_claims_pushed_content_rewrites_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, persist) = (tmp.path().join("bundles"), tmp.path().join("persist"));
+    write_bundle(
+        &root.join("a"),
+        json!({"revision": "1", "roots": ["app"]}),
+        &[("app/policy.rego", APP)],
+    );
+    let h = persisting_host(&root, &persist);
+    for key in ["mine", "keep"] {
+        h.write_data("a", &path(key), put(json!(key)))
+            .await
+            .unwrap();
+    }
+    write_bundle(
+        &root.join("a"),
+        json!({"revision": "2", "roots": ["app", "mine"]}),
+        &[("app/policy.rego", APP)],
+    );
+    h.reload("a").await.unwrap();
+    assert_eq!(h.tenant("a").unwrap().revision.as_deref(), Some("2"));
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(persist.join("a/pushed.json")).unwrap()).unwrap();
+    assert_eq!(file["data"], json!({"keep": "keep"}));
+}
+
+/// A push whose content cannot be written to disk is refused and changes
+/// nothing: the answer to a push means the content is kept.
+#[tokio::test(start_paused = true)]
+async fn a_push_that_cannot_be_persisted_is_not_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let persist = tmp.path().join("persist");
+    std::fs::create_dir_all(&persist).unwrap();
+    let h = persisting_host(tmp.path(), &persist);
+    h.put_policy("t", "p1", P1.into()).await.unwrap();
+    // The tenant's directory becomes a file: nothing can be written there.
+    std::fs::remove_dir_all(persist.join("t")).unwrap();
+    std::fs::write(persist.join("t"), b"").unwrap();
+    let refused = h.put_policy("t", "p2", P2.into()).await.unwrap_err();
+    assert_eq!(refused.kind(), "persist_failed", "{refused}");
+    assert_eq!(get(&h, "t", "two/y").await, None);
+    assert_eq!(get(&h, "t", "one/x").await, Some(json!(1)));
+}
+
+/// Pushed data is bounded in depth (path and value together), so repeated
+/// patches cannot deepen it until walking it overflows the stack.
+#[tokio::test(start_paused = true)]
+async fn pushed_data_is_bounded_in_depth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(tmp.path(), false);
+    let deep = vec!["k".to_string(); 100];
+    h.write_data("d", &deep, put(json!({"a": {"b": 1}})))
+        .await
+        .unwrap();
+    let mut nested = json!(1);
+    for _ in 0..30 {
+        nested = json!({ "n": nested });
+    }
+    let refused = h.write_data("d", &deep, put(nested)).await.unwrap_err();
+    assert_eq!(refused.kind(), "invalid_write", "{refused}");
+    let mut listed = json!(1);
+    for _ in 0..25 {
+        listed = json!([listed]);
+    }
+    let op = PatchOp {
+        kind: PatchKind::Add,
+        path: path("a/c"),
+        value: listed,
+    };
+    let refused = h
+        .write_data("d", &deep, DataWrite::Patch(vec![op]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), "invalid_write", "{refused}");
+    let kept = get(&h, "d", &format!("{}/a/b", deep.join("/"))).await;
+    assert_eq!(kept, Some(json!(1)));
+}

@@ -306,6 +306,11 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             } else {
                 None
             },
+            persist_pushed_dir: if h.persist_pushed {
+                h.persist_dir.clone()
+            } else {
+                None
+            },
             eval_limits: EvalLimits {
                 deadline: Duration::from_millis(h.deadline_ms),
                 max_input_bytes: config.server.max_body_bytes,
@@ -360,6 +365,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 pins.insert(tenant.clone(), lease);
             }
         }
+        restore_pushed(&host).await;
         let app = tenet_server::app(state);
         let server_options = tenet_server::ServeOptions {
             drain_timeout: Duration::from_secs(config.server.drain_seconds),
@@ -400,6 +406,31 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
     // joining them.
     runtime.shutdown_background();
     served
+}
+
+/// Pushes the content persisted by the last run again (`host.persist_pushed`)
+/// before the first request is served, so a client never sees a tenant
+/// without what it pushed. A tenant that fails is logged and skipped; its
+/// file stays for the next start.
+async fn restore_pushed(host: &tenet::Host) {
+    let started = std::time::Instant::now();
+    let restored = host.restore_pushed().await;
+    if restored.is_empty() {
+        return;
+    }
+    let mut failed = 0;
+    for (tenant, result) in &restored {
+        if let Err(e) = result {
+            failed += 1;
+            tracing::error!(tenant = %tenant, error = %e, "cannot restore pushed content");
+        }
+    }
+    tracing::info!(
+        tenants = restored.len(),
+        failed,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "restored pushed content"
+    );
 }
 
 /// How long past the drain deadline the watchdog waits before it ends the

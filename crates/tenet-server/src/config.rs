@@ -279,8 +279,12 @@ pub struct HostSection {
     /// Seconds without a decision after which a tenant drops its pooled
     /// evaluators.
     pub trim_after_seconds: u64,
-    /// Directory for persisted bundles (with `bundles.persist`).
+    /// Directory for persisted bundles (with `bundles.persist`) and pushed
+    /// content (with `host.persist_pushed`).
     pub persist_dir: Option<PathBuf>,
+    /// Keep pushed policies and data in `persist_dir` and push them again
+    /// on start (OPA keeps them in memory only).
+    pub persist_pushed: bool,
     /// Per-instance decision cache.
     pub decision_cache: tenet::DecisionCacheConfig,
     /// Labels added to every instance.
@@ -307,6 +311,7 @@ impl Default for HostSection {
             eval_threads: 0,
             trim_after_seconds: 10,
             persist_dir: None,
+            persist_pushed: false,
             decision_cache: tenet::DecisionCacheConfig::default(),
             labels: BTreeMap::new(),
         }
@@ -526,6 +531,12 @@ impl Config {
             return Err(invalid(
                 "bundles.persist",
                 "persisting bundles needs host.persist_dir".into(),
+            ));
+        }
+        if self.host.persist_pushed && self.host.persist_dir.is_none() {
+            return Err(invalid(
+                "host.persist_pushed",
+                "persisting pushed content needs host.persist_dir".into(),
             ));
         }
         for (i, tenant) in self.tenants.iter().enumerate() {

@@ -186,6 +186,50 @@ async fn an_emptied_push_only_tenant_is_collected() {
     still_answers(&c, &mut server, "the requests above", rss, 400 << 10).await;
 }
 
+/// #10, "pushed content is lost on restart": with `host.persist_pushed`, a
+/// server killed without warning (SIGKILL) and started again serves what
+/// was pushed to it, policies and data, before its first request; OPAL and
+/// other clients that do not push again find their tenant as they left it.
+#[tokio::test]
+async fn pushed_content_survives_a_kill_and_restart_when_persisted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(
+        tmp.path(),
+        &format!(
+            "host:\n  persist_dir: {}\n  persist_pushed: true\n",
+            tmp.path().join("persist").display()
+        ),
+    );
+    let c = client(60);
+    let server = Server::start(&["--config", &config]);
+    assert_eq!(put_policy(&c, &server, "kept", "p1", None).await.0, 200);
+    let resp = c
+        .put(server.url("/tenants/kept/v1/data/settings"))
+        .json(&json!({"mode": "strict"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    drop(server);
+
+    let mut server = Server::start(&["--config", &config]);
+    let rss = server.rss_kib();
+    assert_eq!(
+        read_ok(&c, &server, "kept", "p1").await,
+        (200, json!({"result": true}))
+    );
+    let body: Value = c
+        .get(server.url("/tenants/kept/v1/data/settings/mode"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"result": "strict"}));
+    still_answers(&c, &mut server, "the restart", rss, 400 << 10).await;
+}
+
 /// #10 finding 11: a tenant directory that is a symbolic link (here to a
 /// directory outside the bundles directory) is not served, and a bundle
 /// with a hard-linked file is refused — for a new tenant and, keeping its
