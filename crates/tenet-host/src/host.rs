@@ -9,25 +9,24 @@
 //! instances stay warm for the grace period and are then collected by a
 //! sweeper (and leave the scheduler and the watcher); capacity limits evict
 //! unreferenced instances, least recently used first. Tenants whose
-//! bundles are identical share one compiled policy.
+//! bundles are identical share one compiled policy. How one instance is
+//! loaded is load.rs; what the host reports about instances, snapshot.rs.
 //!
 //! The host must not parse HTTP or know where requests come from; it must
 //! never block a caller that changes references on a load.
 
-use crate::cache::DecisionCache;
-use crate::instance::NO_FETCH;
-use crate::instance::{Activation, Instance, InstanceState};
+use crate::instance::{Activation, Instance};
 use crate::pool::{EvalPool, PoolClosed};
-use crate::schedule::{self, PollOutcome, Scheduler, Timing};
+use crate::schedule::{self, Scheduler, Timing};
+use crate::snapshot::Counters;
 use crate::watch::Watch;
 use crate::{validate_tenant, HostConfig, HostError, SourceFactory};
-use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
-use tenet_bundle::{Bundle, BundleError, Fetched};
-use tenet_policy::{CompileOptions, Evaluator, Input, Policy, PolicyError, QueryPath, WeakPolicy};
+use std::time::Duration;
+use tenet_bundle::Bundle;
+use tenet_policy::{Evaluator, Input, PolicyError, QueryPath, WeakPolicy};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -51,104 +50,6 @@ pub struct Decision {
     pub cached: bool,
     /// The evaluator that decided (`None` for a cached decision).
     pub evaluator: Option<Evaluator>,
-}
-
-/// Counters over the host's life, for tests, metrics and benchmarks.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct HostStats {
-    /// Bundle fetches started.
-    pub fetches: u64,
-    /// Bundles compiled (a shared compile is not counted).
-    pub compiles: u64,
-    /// Activations that reused another tenant's compiled policy.
-    pub shared_compiles: u64,
-    /// Revisions activated.
-    pub activations: u64,
-    /// Loads that failed (fetch, bundle or compile error).
-    pub activation_failures: u64,
-    /// Instances collected after their grace period.
-    pub collected: u64,
-    /// Instances evicted for capacity before their grace period ended.
-    pub evicted: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    fetches: AtomicU64,
-    compiles: AtomicU64,
-    shared_compiles: AtomicU64,
-    activations: AtomicU64,
-    activation_failures: AtomicU64,
-    collected: AtomicU64,
-    evicted: AtomicU64,
-}
-
-/// What one instance looks like now; the admin API and metrics read this.
-#[derive(Debug, Clone, Serialize)]
-pub struct TenantSnapshot {
-    /// The tenant id.
-    pub tenant: String,
-    /// `tenant=<id>` plus the configured labels.
-    pub labels: BTreeMap<String, String>,
-    /// Lifecycle state.
-    pub state: InstanceState,
-    /// Leases and route references held.
-    pub references: usize,
-    /// Created by an on-demand decision.
-    pub on_demand: bool,
-    /// How long it has been unreferenced, if it is (seconds in JSON).
-    #[serde(serialize_with = "as_secs")]
-    pub idle_for: Option<Duration>,
-    /// Active revision.
-    pub revision: Option<String>,
-    /// Content digest of the active bundle.
-    pub digest: Option<String>,
-    /// Where the bundle comes from.
-    pub source: String,
-    /// Last fetch attempt.
-    #[serde(serialize_with = "as_rfc3339")]
-    pub last_fetch: Option<SystemTime>,
-    /// Next scheduled fetch (polling, a retry, or a file change). `None`
-    /// while a fetch runs and when none is scheduled (polling off after
-    /// the first activation).
-    #[serde(serialize_with = "as_rfc3339")]
-    pub next_fetch: Option<SystemTime>,
-    /// Last successful download of a new bundle.
-    #[serde(serialize_with = "as_rfc3339")]
-    pub last_download: Option<SystemTime>,
-    /// Last successful activation.
-    #[serde(serialize_with = "as_rfc3339")]
-    pub last_activation: Option<SystemTime>,
-    /// Last load error, cleared by a successful load.
-    pub last_error: Option<String>,
-    /// Failed loads since the last success.
-    pub consecutive_failures: u32,
-    /// Approximate bytes: the compiled policy (possibly shared) plus the
-    /// instance's own state.
-    pub approx_bytes: u64,
-    /// Evaluators pooled for the next decisions (dropped once the instance
-    /// has made no decision for `trim_after`).
-    pub idle_evaluators: usize,
-    /// Decisions answered.
-    pub decisions: u64,
-    /// Decisions that failed.
-    pub decision_errors: u64,
-    /// Decisions answered from the cache.
-    pub cache_hits: u64,
-}
-
-fn as_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64(d.as_secs_f64()),
-        None => s.serialize_none(),
-    }
-}
-
-fn as_rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string()),
-        None => s.serialize_none(),
-    }
 }
 
 /// What `set_references` changed.
@@ -208,27 +109,27 @@ pub struct Host {
 pub(crate) struct HostInner {
     pub(crate) config: HostConfig,
     sources: Arc<dyn SourceFactory>,
-    instances: papaya::HashMap<Arc<str>, Arc<Instance>>,
+    pub(crate) instances: papaya::HashMap<Arc<str>, Arc<Instance>>,
     /// Compiled policies by bundle digest, for sharing; load path only. The
     /// per-digest mutex makes concurrent loads of one bundle compile once.
-    compiled: Mutex<HashMap<String, Arc<Mutex<WeakPolicy>>>>,
+    pub(crate) compiled: Mutex<HashMap<String, Arc<Mutex<WeakPolicy>>>>,
     /// On-demand tenants the source had no bundle for, with the host-clock
     /// nanos until which they are answered `TenantNotFound` at once.
     unknown: papaya::HashMap<Arc<str>, u64>,
     /// Route references held by `set_references`; not on the decision path.
     routes: Mutex<HashMap<Arc<str>, Lease>>,
-    load_permits: Arc<Semaphore>,
+    pub(crate) load_permits: Arc<Semaphore>,
     /// The polling scheduler (schedule.rs): every fetch but `reload` goes
     /// through it.
     pub(crate) scheduler: Scheduler,
     /// The file watcher for local sources (watch.rs), unless disabled.
-    watch: Option<Watch>,
+    pub(crate) watch: Option<Watch>,
     /// Policies and data pushed through the API, per tenant (overlay.rs);
     /// taken by pushes and loads, never by decisions.
     pub(crate) pushed: Mutex<HashMap<Arc<str>, crate::overlay::Pushed>>,
     epoch: Instant,
     runtime: tokio::runtime::Handle,
-    counters: Counters,
+    pub(crate) counters: Counters,
     labels: BTreeMap<String, String>,
     /// Threads that run evaluations (pool.rs), off the async runtime.
     pool: EvalPool,
@@ -464,23 +365,6 @@ impl Host {
         Ok(self.inner.activate(&instance, policy))
     }
 
-    /// A snapshot of every instance.
-    pub fn tenants(&self) -> Vec<TenantSnapshot> {
-        let pin = self.inner.instances.pin();
-        let mut out: Vec<TenantSnapshot> = pin
-            .iter()
-            .filter(|(_, i)| !i.is_collected())
-            .map(|(_, i)| self.inner.snapshot(i))
-            .collect();
-        out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
-        out
-    }
-
-    /// A snapshot of one instance.
-    pub fn tenant(&self, tenant: &str) -> Option<TenantSnapshot> {
-        self.inner.lookup(tenant).map(|i| self.inner.snapshot(&i))
-    }
-
     /// Number of live instances.
     pub fn len(&self) -> usize {
         self.inner.instances.len()
@@ -489,21 +373,6 @@ impl Host {
     /// True when no instance exists.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Lifetime counters.
-    pub fn stats(&self) -> HostStats {
-        let c = &self.inner.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        HostStats {
-            fetches: get(&c.fetches),
-            compiles: get(&c.compiles),
-            shared_compiles: get(&c.shared_compiles),
-            activations: get(&c.activations),
-            activation_failures: get(&c.activation_failures),
-            collected: get(&c.collected),
-            evicted: get(&c.evicted),
-        }
     }
 
     /// Evaluation threads, and evaluations waiting for one of them.
@@ -555,11 +424,11 @@ fn evaluate(
 }
 
 impl HostInner {
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         nanos_since(self.epoch)
     }
 
-    fn lookup(&self, tenant: &str) -> Option<Arc<Instance>> {
+    pub(crate) fn lookup(&self, tenant: &str) -> Option<Arc<Instance>> {
         self.instances.pin().get(tenant).cloned()
     }
 
@@ -627,7 +496,7 @@ impl HostInner {
 
     /// Puts `tenant` in the negative cache. Bounded: past 100,000 names the
     /// expired ones go, and if that is not enough, all of them.
-    fn remember_unknown(&self, tenant: &Arc<str>) {
+    pub(crate) fn remember_unknown(&self, tenant: &Arc<str>) {
         const MAX_UNKNOWN: usize = 100_000;
         let ttl = self.config.unknown_ttl;
         if ttl.is_zero() {
@@ -865,456 +734,5 @@ impl HostInner {
         if self.config.memory_budget != u64::MAX {
             while self.bundle_memory() > self.config.memory_budget && self.evict_one("") {}
         }
-    }
-
-    pub(crate) async fn wait_ready(
-        &self,
-        instance: &Instance,
-    ) -> Result<Arc<Activation>, HostError> {
-        let timeout = self.config.startup_timeout;
-        let now = Instant::now();
-        let deadline = now.checked_add(timeout).unwrap_or(now);
-        loop {
-            let notified = instance.ready.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(a) = instance.activation.load_full() {
-                return Ok(a);
-            }
-            if instance.failed.load(Ordering::Acquire) || instance.is_collected() {
-                if instance.missing.load(Ordering::Acquire) {
-                    return Err(HostError::TenantNotFound {
-                        tenant: instance.tenant.to_string(),
-                    });
-                }
-                let reason = instance
-                    .status
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .last_error
-                    .clone()
-                    .unwrap_or_default();
-                return Err(HostError::LoadFailed {
-                    tenant: instance.tenant.to_string(),
-                    reason,
-                });
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(HostError::NotReady {
-                    tenant: instance.tenant.to_string(),
-                    waited: timeout,
-                });
-            }
-        }
-    }
-
-    /// One load: fetch (with the last version tag), validate and compile off
-    /// the async runtime, activate. Serialised per instance and bounded by
-    /// `load_concurrency` across the host. Returns the new revision, or
-    /// `None` when the bundle did not change.
-    async fn load(
-        self: &Arc<Self>,
-        instance: &Arc<Instance>,
-    ) -> Result<Option<Arc<str>>, HostError> {
-        let _serial = instance.loading.lock().await;
-        let _permit = self.load_permits.acquire().await.ok();
-        let known = self.status(instance, |s| {
-            s.last_fetch = Some(SystemTime::now());
-            s.version.clone()
-        });
-        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
-        let fetch_timeout = self.config.fetch_timeout;
-        let fetched = tokio::time::timeout(fetch_timeout, instance.source.fetch(known.as_ref()))
-            .await
-            .unwrap_or_else(|_| {
-                Err(BundleError::Io {
-                    path: instance.source.location().into(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no answer within {fetch_timeout:?}"),
-                    ),
-                })
-            });
-        // A new instance whose source fails starts from its persisted copy
-        // (the failure is still reported).
-        let (fetched, restored) = match fetched {
-            Err(e) => match self.restore(instance, &e).await {
-                Some((bundle, restored)) => (Ok(bundle), Some(restored)),
-                None => (Err(e), None),
-            },
-            fetched => (fetched, None),
-        };
-        let outcome = match fetched {
-            Err(e) => {
-                let missing = matches!(&e, BundleError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
-                instance.missing.store(missing, Ordering::Release);
-                // A tenant fed by pushes alone: no bundle is its normal
-                // state, not a failure — also once its pushed content was
-                // deleted (it is then collected like any unreferenced
-                // tenant), as long as no bundle ever activated.
-                let pushes_only = self.push_only(&instance.tenant)
-                    || (instance.current().is_some()
-                        && !instance.bundle_seen.load(Ordering::Acquire));
-                if missing && pushes_only {
-                    Ok(None)
-                } else {
-                    Err(format!("fetching from {}: {e}", instance.source.location()))
-                }
-            }
-            Ok(Fetched::NotModified) => Ok(None),
-            Ok(Fetched::Bundle { payload, version }) => {
-                let raw = (self.config.persist_dir.is_some() && restored.is_none())
-                    .then(|| payload.clone());
-                let inner = self.clone();
-                let limits = self.config.bundle_limits.clone();
-                let tenant = instance.tenant.clone();
-                let verifier = instance.verifier.clone();
-                let compiled = tokio::task::spawn_blocking(move || {
-                    let bundle = payload
-                        .into_bundle_verified(&limits, verifier.as_deref())
-                        .map_err(|e| e.to_string())?;
-                    // Pushed policies and data are laid over every revision.
-                    let (bundle, rebase) = inner.overlay(&tenant, bundle);
-                    let policy = inner.compiled_policy(&bundle).map_err(|e| e.to_string())?;
-                    if let Some(rebase) = rebase {
-                        inner.check_pushed_data(&rebase, &policy)?;
-                        inner.rebase(&tenant, rebase);
-                    }
-                    Ok(policy)
-                })
-                .await
-                .unwrap_or_else(|e| Err(format!("compile task failed: {e}")));
-                compiled.map(|policy| Some((policy, version, raw)))
-            }
-        };
-        let result = match outcome {
-            Ok(None) => {
-                self.status(instance, |s| {
-                    s.consecutive_failures = 0;
-                    s.last_error = None;
-                });
-                instance.failed.store(false, Ordering::Release);
-                Ok(None)
-            }
-            Ok(Some((policy, _, _))) if restored.is_some() => {
-                instance.bundle_seen.store(true, Ordering::Release);
-                let revision = self.activate(instance, policy);
-                Err(self.restored(instance, restored, &revision))
-            }
-            Ok(Some((policy, version, raw))) => {
-                instance.missing.store(false, Ordering::Release);
-                instance.bundle_seen.store(true, Ordering::Release);
-                let revision = self.activate(instance, policy);
-                self.status(instance, |s| {
-                    s.version = Some(version.clone());
-                    s.last_download = Some(SystemTime::now());
-                });
-                if let Some(raw) = raw {
-                    self.persist(instance, raw, version, &revision).await;
-                }
-                Ok(Some(revision))
-            }
-            Err(reason) => {
-                let reason = match &restored {
-                    Some(r) => format!("{}; the persisted bundle failed too: {reason}", r.reason),
-                    None => reason,
-                };
-                self.counters
-                    .activation_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                self.status(instance, |s| {
-                    s.consecutive_failures += 1;
-                    s.last_error = Some(reason.clone());
-                });
-                if instance.current().is_none() {
-                    instance.failed.store(true, Ordering::Release);
-                }
-                tracing::warn!(tenant = %instance.tenant, error = %reason, "activation failed");
-                Err(HostError::LoadFailed {
-                    tenant: instance.tenant.to_string(),
-                    reason,
-                })
-            }
-        };
-        instance.ready.notify_waiters();
-        result
-    }
-
-    fn status<T>(
-        &self,
-        instance: &Instance,
-        f: impl FnOnce(&mut crate::instance::LoadStatus) -> T,
-    ) -> T {
-        f(&mut instance.status.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Compiles `bundle`, or reuses the compiled policy of another tenant
-    /// whose bundle has the same digest. Runs on a blocking thread: loads of
-    /// the same digest wait on that digest's slot, so however many tenants
-    /// load one bundle at once, it is compiled once.
-    pub(crate) fn compiled_policy(&self, bundle: &Bundle) -> Result<Policy, PolicyError> {
-        let slot = {
-            let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
-            compiled.retain(|_, slot| {
-                Arc::strong_count(slot) > 1
-                    || match slot.try_lock() {
-                        Ok(w) => w.upgrade().is_some(),
-                        // A compile panicked holding it: nothing to share.
-                        Err(std::sync::TryLockError::Poisoned(_)) => false,
-                        Err(std::sync::TryLockError::WouldBlock) => true,
-                    }
-            });
-            compiled.entry(bundle.digest.clone()).or_default().clone()
-        };
-        let mut weak = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(policy) = weak.upgrade() {
-            self.counters
-                .shared_compiles
-                .fetch_add(1, Ordering::Relaxed);
-            return Ok(policy);
-        }
-        let options = CompileOptions {
-            limits: self.config.eval_limits.clone(),
-            evaluator: self.config.evaluator,
-        };
-        let policy = Policy::compile(bundle, options)?;
-        self.counters.compiles.fetch_add(1, Ordering::Relaxed);
-        *weak = policy.downgrade();
-        Ok(policy)
-    }
-
-    /// Swaps in a new activation (with a fresh decision cache) atomically.
-    pub(crate) fn activate(&self, instance: &Instance, policy: Policy) -> Arc<str> {
-        let config = &self.config.decision_cache;
-        let cache =
-            (config.enabled && policy.is_deterministic()).then(|| DecisionCache::new(config));
-        let revision: Arc<str> = policy.revision().into();
-        instance.activation.store(Some(Arc::new(Activation {
-            policy,
-            revision: revision.clone(),
-            cache,
-        })));
-        instance.failed.store(false, Ordering::Release);
-        self.status(instance, |s| {
-            s.last_activation = Some(SystemTime::now());
-            s.consecutive_failures = 0;
-            s.last_error = None;
-        });
-        self.counters.activations.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(tenant = %instance.tenant, revision = %revision, "activated");
-        instance.ready.notify_waiters();
-        revision
-    }
-
-    fn snapshot(&self, i: &Instance) -> TenantSnapshot {
-        let now = self.now();
-        let status = i.status.lock().unwrap_or_else(|p| p.into_inner());
-        let current = i.current();
-        let references = i.references();
-        TenantSnapshot {
-            tenant: i.tenant.to_string(),
-            labels: i.labels.as_ref().clone(),
-            state: i.state(),
-            references,
-            on_demand: i.on_demand.load(Ordering::Relaxed),
-            idle_for: (references == 0).then(|| {
-                Duration::from_nanos(now.saturating_sub(i.idle_since.load(Ordering::Relaxed)))
-            }),
-            revision: current.as_ref().map(|a| a.revision.to_string()),
-            digest: current.as_ref().map(|a| a.policy.digest().to_string()),
-            source: i.source.location(),
-            last_fetch: status.last_fetch,
-            next_fetch: self.next_fetch(i),
-            last_download: status.last_download,
-            last_activation: status.last_activation,
-            last_error: status.last_error.clone(),
-            consecutive_failures: status.consecutive_failures,
-            approx_bytes: i.own_bytes()
-                + current
-                    .as_ref()
-                    .map_or(0, |a| a.policy.approx_bytes() as u64),
-            idle_evaluators: current.as_ref().map_or(0, |a| a.policy.idle_evaluators()),
-            decisions: i.decisions.load(Ordering::Relaxed),
-            decision_errors: i.decision_errors.load(Ordering::Relaxed),
-            cache_hits: i.cache_hits.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// A fetch that failed while the persisted copy was activated instead.
-struct Restored {
-    /// The fetch error, as the status reports it.
-    reason: String,
-    /// The persisted bundle's version tag, when its meta file matched.
-    version: Option<tenet_bundle::VersionTag>,
-}
-
-/// Polling, watching and persistence: how loads are started and what
-/// outlives the process.
-impl HostInner {
-    /// Starts polling (and, for a local source, watching) a new instance;
-    /// its first poll runs at once (for a watched source, as soon as the
-    /// watch is set up, so no change can slip between the two).
-    fn track(&self, instance: &Arc<Instance>) {
-        let watched = match (&self.watch, instance.source.watch_path()) {
-            (Some(watch), Some(path)) => watch.register(instance, path),
-            _ => false,
-        };
-        if !watched {
-            self.scheduler.add(instance);
-        }
-    }
-
-    /// Stops polling and watching a collected instance.
-    fn retire(&self, instance: &Instance) {
-        self.scheduler.forget(instance.id);
-        if let Some(watch) = &self.watch {
-            watch.unregister(instance.id);
-        }
-    }
-
-    /// One scheduled poll: a load, then (for an on-demand tenant whose
-    /// source has no bundle and that never activated) dropping the
-    /// instance, so unknown tenant names do not pile up retrying.
-    pub(crate) async fn poll_once(self: &Arc<Self>, instance: &Arc<Instance>) -> PollOutcome {
-        let ok = self.load(instance).await.is_ok();
-        let dropped = !ok
-            && instance.current().is_none()
-            && instance.on_demand.load(Ordering::Relaxed)
-            && instance.missing.load(Ordering::Acquire)
-            && instance.try_collect();
-        if dropped {
-            let _ = self
-                .instances
-                .pin()
-                .remove_if(instance.tenant.as_ref(), |_, v| Arc::ptr_eq(v, instance));
-            self.retire(instance);
-            self.remember_unknown(&instance.tenant);
-            tracing::info!(tenant = %instance.tenant, "no bundle for on-demand tenant; instance dropped");
-        }
-        PollOutcome {
-            ok,
-            dropped,
-            long_polls: instance.source.long_polls(),
-        }
-    }
-
-    /// The persisted copy of a never-activated instance's bundle, to load
-    /// in place of a failed fetch. Not for an on-demand tenant the source
-    /// does not know (it is dropped instead).
-    async fn restore(
-        &self,
-        instance: &Instance,
-        error: &BundleError,
-    ) -> Option<(Fetched, Restored)> {
-        let dir = self.config.persist_dir.clone()?;
-        if instance.current().is_some() {
-            return None;
-        }
-        let missing = matches!(error, BundleError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
-        if missing && instance.on_demand.load(Ordering::Relaxed) {
-            return None;
-        }
-        let (tenant, location) = (instance.tenant.clone(), instance.source.location());
-        let limit = self.config.bundle_limits.max_compressed_bytes;
-        let read = tokio::task::spawn_blocking(move || {
-            crate::persist::read(&dir, &tenant, &location, limit)
-        })
-        .await;
-        let persisted = match read {
-            Ok(Ok(Some(p))) => p,
-            Ok(Ok(None)) => return None,
-            Ok(Err(e)) => {
-                tracing::warn!(tenant = %instance.tenant, error = %e, "cannot read the persisted bundle");
-                return None;
-            }
-            Err(e) => {
-                tracing::warn!(tenant = %instance.tenant, error = %e, "cannot read the persisted bundle");
-                return None;
-            }
-        };
-        instance.missing.store(missing, Ordering::Release);
-        tracing::info!(tenant = %instance.tenant, error = %error, "fetch failed; activating the persisted bundle");
-        let bundle = Fetched::Bundle {
-            payload: tenet_bundle::Payload::Archive(persisted.archive),
-            // Not used: the status takes `Restored::version`.
-            version: tenet_bundle::VersionTag(String::new()),
-        };
-        let restored = Restored {
-            reason: format!("fetching from {}: {error}", instance.source.location()),
-            version: persisted.version,
-        };
-        Some((bundle, restored))
-    }
-
-    /// Records a load that activated the persisted bundle: the fetch
-    /// failed, so the status keeps its error and the scheduler retries.
-    fn restored(
-        &self,
-        instance: &Instance,
-        restored: Option<Restored>,
-        revision: &str,
-    ) -> HostError {
-        let Restored { reason, version } = restored.unwrap_or(Restored {
-            reason: String::new(),
-            version: None,
-        });
-        self.counters
-            .activation_failures
-            .fetch_add(1, Ordering::Relaxed);
-        self.status(instance, |s| {
-            s.version = version;
-            s.consecutive_failures += 1;
-            s.last_error = Some(reason.clone());
-        });
-        tracing::warn!(tenant = %instance.tenant, revision, error = %reason, "serving the persisted bundle");
-        HostError::LoadFailed {
-            tenant: instance.tenant.to_string(),
-            reason,
-        }
-    }
-
-    /// Writes a freshly activated bundle to `persist_dir`, off the async
-    /// runtime. A failure is logged: the bundle is active either way.
-    async fn persist(
-        &self,
-        instance: &Instance,
-        payload: tenet_bundle::Payload,
-        version: tenet_bundle::VersionTag,
-        revision: &str,
-    ) {
-        let Some(dir) = self.config.persist_dir.clone() else {
-            return;
-        };
-        let (tenant, source) = (instance.tenant.clone(), instance.source.location());
-        let revision_owned = revision.to_string();
-        let written = tokio::task::spawn_blocking(move || {
-            crate::persist::write(&dir, &tenant, payload, &version, &revision_owned, &source)
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(tenant = %instance.tenant, revision, error = %e, "cannot persist the bundle");
-            }
-            Err(e) => {
-                tracing::warn!(tenant = %instance.tenant, revision, error = %e, "cannot persist the bundle");
-            }
-        }
-    }
-
-    /// The instance's next scheduled fetch as a wall-clock time.
-    fn next_fetch(&self, instance: &Instance) -> Option<SystemTime> {
-        let at = instance.next_fetch.load(Ordering::Relaxed);
-        if at == NO_FETCH {
-            return None;
-        }
-        let now = self.now();
-        let wall = SystemTime::now();
-        Some(if at >= now {
-            wall + Duration::from_nanos(at - now)
-        } else {
-            wall - Duration::from_nanos(now - at)
-        })
     }
 }
