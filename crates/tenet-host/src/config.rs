@@ -100,6 +100,58 @@ pub struct HostConfig {
     /// their own, and for tests on tokio's paused clock (which jumps ahead
     /// while a task waits for another thread). Default false.
     pub eval_inline: bool,
+    /// How tenants share the evaluation threads.
+    pub fair_share: FairShareConfig,
+}
+
+/// How tenants share the evaluation threads (the evaluation pool), so one
+/// tenant's load cannot stall another's decisions in the same process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FairShareConfig {
+    /// Threads take evaluations by weighted round robin across tenants
+    /// (true), or in arrival order whatever the tenant (false, for
+    /// comparison). Default true.
+    pub enabled: bool,
+    /// Most evaluations one tenant may have waiting or running; past it a
+    /// decision fails at once with `HostError::TooManyRequests`. Default 1,024.
+    pub max_pending: usize,
+    /// Most evaluations one tenant may run at once. Zero (the default)
+    /// bounds only *heavy* tenants, whose recent evaluations average at
+    /// least `heavy_after` (or one of whose evaluations has run that long):
+    /// they run on background threads of their own, all threads but a
+    /// quarter as many (at least one), at a lower CPU priority, and take no
+    /// thread from the others. Cheap tenants may use every thread.
+    pub max_running: usize,
+    /// Average evaluation time from which a tenant counts as heavy.
+    /// Default 1 ms (the examples decide in 10 to 150 µs).
+    pub heavy_after: Duration,
+    /// Turns in a row per round, by tenant (default 1): a tenant of weight
+    /// 3 gets three evaluations to another's one while both have some
+    /// waiting. Clamped to 1..=1000.
+    pub weights: BTreeMap<String, u32>,
+}
+
+impl Default for FairShareConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_pending: 1024,
+            max_running: 0,
+            heavy_after: Duration::from_millis(1),
+            weights: BTreeMap::new(),
+        }
+    }
+}
+
+impl FairShareConfig {
+    /// `tenant`'s weight.
+    pub(crate) fn weight(&self, tenant: &str) -> u32 {
+        self.weights
+            .get(tenant)
+            .copied()
+            .unwrap_or(1)
+            .clamp(1, 1000)
+    }
 }
 
 impl HostConfig {
@@ -129,6 +181,8 @@ impl HostConfig {
         }
         self.eval_threads = self.eval_threads.clamp(1, 1024);
         self.eval_stack_bytes = self.eval_stack_bytes.clamp(256 << 10, 1 << 30);
+        self.fair_share.max_pending = self.fair_share.max_pending.max(1);
+        self.fair_share.heavy_after = self.fair_share.heavy_after.min(CENTURY);
         self
     }
 }
@@ -162,6 +216,7 @@ impl Default for HostConfig {
             eval_threads: 0,
             eval_stack_bytes: 8 << 20,
             eval_inline: false,
+            fair_share: FairShareConfig::default(),
         }
     }
 }

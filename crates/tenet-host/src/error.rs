@@ -56,6 +56,12 @@ pub enum HostError {
     /// A data write cannot apply (a scalar in the way, a bad array index).
     #[error("tenant {tenant:?}: invalid write: {reason}")]
     InvalidWrite { tenant: String, reason: String },
+    /// The tenant already has as many evaluations waiting or running as it
+    /// may (`FairShareConfig::max_pending`); other tenants are unaffected.
+    #[error(
+        "tenant {tenant:?} has {pending} evaluations waiting or running, its limit; retry later"
+    )]
+    TooManyRequests { tenant: String, pending: usize },
     /// Pushed content could not be written to disk (`persist_pushed_dir`);
     /// the push was not applied.
     #[error("tenant {tenant:?}: cannot persist pushed content: {reason}")]
@@ -87,6 +93,7 @@ impl HostError {
             Self::RootWrite { .. } => "root_write",
             Self::DataConflict { .. } => "data_conflict",
             Self::PersistFailed { .. } => "persist_failed",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::Policy { source, .. } => source.kind(),
         }
     }

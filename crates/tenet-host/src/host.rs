@@ -16,7 +16,7 @@
 //! never block a caller that changes references on a load.
 
 use crate::instance::{Activation, Instance};
-use crate::pool::{EvalPool, PoolClosed};
+use crate::pool::{EvalPool, RunError};
 use crate::schedule::{self, Scheduler, Timing};
 use crate::snapshot::Counters;
 use crate::watch::Watch;
@@ -162,7 +162,14 @@ impl Host {
         } else {
             config.eval_threads
         };
-        let pool = EvalPool::new(threads, config.eval_stack_bytes);
+        let fair = &config.fair_share;
+        let shares = crate::pool::Shares {
+            fair: fair.enabled,
+            max_pending: fair.max_pending,
+            max_running: fair.max_running,
+            heavy: fair.heavy_after,
+        };
+        let pool = EvalPool::new(threads, config.eval_stack_bytes, shares);
         let inner = Arc::new(HostInner {
             load_permits: Arc::new(Semaphore::new(config.load_concurrency.max(1))),
             scheduler,
@@ -255,9 +262,16 @@ impl Host {
         if inner.config.eval_inline {
             return job();
         }
-        match inner.pool.run(job).await {
+        match inner.pool.run(&instance.lane, job).await {
             Ok(decision) => decision,
-            Err(PoolClosed) => Err(evaluation_failed(
+            Err(RunError::Busy { pending }) => {
+                instance.decision_errors.fetch_add(1, Ordering::Relaxed);
+                Err(HostError::TooManyRequests {
+                    tenant: instance.tenant.to_string(),
+                    pending,
+                })
+            }
+            Err(RunError::Closed) => Err(evaluation_failed(
                 &instance,
                 PolicyError::Internal {
                     message: "the evaluation pool has shut down".into(),
@@ -589,6 +603,7 @@ impl HostInner {
             self.sources.verifier(tenant),
             self.now(),
             on_demand,
+            self.config.fair_share.weight(tenant),
         ));
         let pin = self.instances.pin();
         match pin.try_insert(name.clone(), fresh.clone()) {

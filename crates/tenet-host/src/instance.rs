@@ -65,6 +65,8 @@ pub(crate) struct Instance {
     /// Checks the signatures of every bundle the source returns, if set.
     pub(crate) verifier: Option<Arc<tenet_bundle::Verifier>>,
     pub(crate) activation: ArcSwapOption<Activation>,
+    /// Its lane in the evaluation pool (weight, recent cost, pending).
+    pub(crate) lane: Arc<crate::pool::Lane>,
     /// Lease and route references; `COLLECTED` once collected.
     pub(crate) refs: AtomicUsize,
     /// Created by an on-demand decision: referenced while recently used.
@@ -106,8 +108,10 @@ impl Instance {
         verifier: Option<Arc<tenet_bundle::Verifier>>,
         now: u64,
         on_demand: bool,
+        weight: u32,
     ) -> Self {
         Self {
+            lane: crate::pool::Lane::new(weight),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             tenant,
             labels,

@@ -25,7 +25,7 @@ mod snapshot;
 mod tenant;
 mod watch;
 
-pub use config::{DecisionCacheConfig, HostConfig, PollingConfig};
+pub use config::{DecisionCacheConfig, FairShareConfig, HostConfig, PollingConfig};
 pub use error::HostError;
 pub use host::{Decision, Host, Lease, ReferenceChange};
 pub use instance::InstanceState;

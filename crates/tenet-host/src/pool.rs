@@ -3,68 +3,235 @@
 //! and never a tokio worker (the accept loop and every other request keep
 //! their threads).
 //!
+//! Jobs arrive in *lanes*, one per tenant, and threads take them by
+//! weighted round robin across lanes, not in arrival order: a tenant with a
+//! thousand queued evaluations delays another tenant's next evaluation by
+//! at most one turn. A lane is *heavy* while its recent jobs average
+//! `Shares::heavy` or more, or one of its running jobs has run that long.
+//! Heavy lanes run only on *background threads*: all threads but a quarter
+//! as many (at least one), at a lower CPU priority (nice 10 on Linux). A
+//! tenant looping on a slow policy then takes no evaluation thread from the
+//! others and, when every core is busy, little of their CPU; with cores to
+//! spare it runs at full speed. Cheap lanes use every normal thread, so one
+//! busy tenant with fast policies loses nothing. With a fixed
+//! `Shares::max_running` there are no background threads: every lane runs
+//! on the normal threads, at most that many jobs at once. Each lane has a
+//! bound on the jobs it may have waiting or running (`max_pending`); past
+//! it a job is refused at once ([`RunError::Busy`]) instead of queueing
+//! without end.
+//!
 //! Hand-written rather than `rayon` or `tokio::task::spawn_blocking`:
 //! `spawn_blocking` grows to 512 threads under load (no bound on concurrent
-//! evaluations) and rayon's work-stealing gives no FIFO order; this pool is a
-//! bounded set of threads with a larger stack than tokio's 2 MiB, fed by one
-//! MPMC channel (crossbeam), answering through a oneshot. A job whose caller
-//! has gone away (client disconnected) is skipped, not evaluated.
+//! evaluations) and rayon's work-stealing knows no lanes or weights; this
+//! pool is a bounded set of threads with a larger stack than tokio's 2 MiB,
+//! fed under one mutex (held for a queue operation, never during a job),
+//! answering through a oneshot. A job whose caller has gone away (client
+//! disconnected) is skipped, not evaluated.
 //!
-//! This module knows nothing of tenants or policies: it runs closures.
+//! This module knows nothing of tenants or policies: it runs closures in
+//! named lanes.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// A fixed set of evaluation threads.
-pub(crate) struct EvalPool {
-    jobs: crossbeam_channel::Sender<Job>,
-    queued: Arc<AtomicUsize>,
-    threads: usize,
+/// How the pool shares its threads between lanes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Shares {
+    /// Take jobs by weighted round robin across lanes (true), or in arrival
+    /// order whatever their lane (false: no fairness, for comparison).
+    pub(crate) fair: bool,
+    /// Most jobs one lane may have waiting or running.
+    pub(crate) max_pending: usize,
+    /// Most jobs one lane may run at once; 0 for the automatic bound (every
+    /// normal thread while the lane is cheap, the background threads once
+    /// it is heavy).
+    pub(crate) max_running: usize,
+    /// Average job time from which a lane counts as heavy.
+    pub(crate) heavy: Duration,
 }
 
-/// The pool is gone (only while the process shuts down).
+impl Default for Shares {
+    fn default() -> Self {
+        Self {
+            fair: true,
+            max_pending: 1024,
+            max_running: 0,
+            heavy: Duration::from_millis(1),
+        }
+    }
+}
+
+/// One lane: a tenant's place in the pool, kept by its instance.
 #[derive(Debug)]
-pub(crate) struct PoolClosed;
+pub(crate) struct Lane {
+    /// Turns in a row this lane gets in the round robin (at least 1).
+    weight: u32,
+    /// Moving average of its jobs' run time, in nanoseconds.
+    cost_ns: AtomicU64,
+    /// Its jobs waiting or running.
+    pending: AtomicUsize,
+}
+
+impl Lane {
+    pub(crate) fn new(weight: u32) -> Arc<Self> {
+        Arc::new(Self {
+            weight: weight.max(1),
+            cost_ns: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+        })
+    }
+
+    /// The moving average of this lane's job times.
+    pub(crate) fn cost(&self) -> Duration {
+        Duration::from_nanos(self.cost_ns.load(Ordering::Relaxed))
+    }
+
+    /// Jobs of this lane waiting or running.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Folds one job's time into the average (a quarter of the way), so a
+    /// lane turns heavy within a few slow jobs and cheap again as fast.
+    fn record(&self, took: Duration) {
+        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.cost_ns.load(Ordering::Relaxed);
+        let new = if sample >= old {
+            old + (sample - old) / 4
+        } else {
+            old - (old - sample) / 4
+        };
+        // A lost update between two threads only skips one sample.
+        self.cost_ns.store(new, Ordering::Relaxed);
+    }
+}
+
+/// Why a job did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunError {
+    /// The pool is gone (only while the process shuts down).
+    Closed,
+    /// The lane already has `max_pending` jobs waiting or running.
+    Busy { pending: usize },
+}
+
+/// A lane's jobs in the queue, and how many of them run now.
+struct Entry {
+    lane: Arc<Lane>,
+    jobs: VecDeque<Job>,
+    running: usize,
+    /// When each running job started: a lane whose job has run past
+    /// `heavy` is heavy at once, before its average says so.
+    started: Vec<Instant>,
+    /// Turns left before the round robin moves past this lane.
+    credits: u32,
+}
+
+/// Which jobs a thread takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Every lane's, within its cap (no background threads), or only cheap
+    /// lanes' (with background threads).
+    Normal = 0,
+    /// Only heavy lanes', at a lower priority.
+    Background = 1,
+}
+
+#[derive(Default)]
+struct State {
+    /// Lanes with jobs or running jobs, by the address of their `Lane`.
+    entries: HashMap<usize, Entry>,
+    /// Lanes with waiting jobs, in round-robin order.
+    ring: VecDeque<usize>,
+    /// Threads of each kind waiting for a job.
+    idle: [usize; 2],
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// One per kind of thread, so a job wakes a thread that may take it.
+    work: [Condvar; 2],
+    queued: AtomicUsize,
+    shares: Shares,
+    /// Most jobs a heavy lane may run at once (automatic bound).
+    heavy_cap: usize,
+    /// Heavy lanes run on background threads (set once they started).
+    background: std::sync::atomic::AtomicBool,
+}
+
+/// A fixed set of evaluation threads.
+pub(crate) struct EvalPool {
+    shared: Arc<Shared>,
+    threads: usize,
+    /// The lane every job takes when the pool is not fair.
+    single: Arc<Lane>,
+}
 
 impl EvalPool {
     /// Starts `threads` threads with `stack_bytes` of stack each. The
     /// threads end when the pool is dropped. With none (zero asked for, or
     /// the OS refused every one, which is logged), jobs run on the caller's
     /// thread.
-    pub(crate) fn new(threads: usize, stack_bytes: usize) -> Self {
-        let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let mut started = 0;
-        for i in 0..threads {
-            let rx = rx.clone();
-            let queued = queued.clone();
+    pub(crate) fn new(threads: usize, stack_bytes: usize, shares: Shares) -> Self {
+        let reserve = (threads / 4).max(1);
+        let heavy_cap = threads.saturating_sub(reserve).max(1);
+        let background = shares.fair && shares.max_running == 0 && threads > 0;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: [Condvar::new(), Condvar::new()],
+            queued: AtomicUsize::new(0),
+            heavy_cap,
+            shares,
+            background: std::sync::atomic::AtomicBool::new(false),
+        });
+        let spawn = |name: String, kind: Kind| {
+            let shared = shared.clone();
             let spawned = std::thread::Builder::new()
-                .name(format!("tenet-eval-{i}"))
+                .name(name)
                 .stack_size(stack_bytes)
                 .spawn(move || {
-                    while let Ok(job) = rx.recv() {
-                        queued.fetch_sub(1, Ordering::Relaxed);
-                        job();
+                    if kind == Kind::Background {
+                        lower_priority();
                     }
+                    shared.work_loop(kind)
                 });
             match spawned {
-                Ok(_) => started += 1,
-                Err(e) => tracing::error!(error = %e, "cannot start an evaluation thread"),
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start an evaluation thread");
+                    false
+                }
             }
+        };
+        let started = (0..threads)
+            .filter(|i| spawn(format!("tenet-eval-{i}"), Kind::Normal))
+            .count();
+        // Heavy lanes keep to the background threads only when every one
+        // of them started; otherwise the normal threads bound them.
+        if background && started > 0 {
+            let all = (0..heavy_cap)
+                .filter(|i| spawn(format!("tenet-eval-bg-{i}"), Kind::Background))
+                .count()
+                == heavy_cap;
+            shared.background.store(all, Ordering::Release);
         }
         Self {
-            jobs,
-            queued,
+            shared,
             threads: started,
+            single: Lane::new(1),
         }
     }
 
-    /// Runs `f` on a pool thread and waits for its answer. If the returned
-    /// future is dropped before a thread takes the job, `f` never runs.
-    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, PoolClosed>
+    /// Runs `f` on a pool thread in `lane` and waits for its answer. If the
+    /// returned future is dropped before a thread takes the job, `f` never
+    /// runs.
+    pub(crate) async fn run<T, F>(&self, lane: &Arc<Lane>, f: F) -> Result<T, RunError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -73,23 +240,34 @@ impl EvalPool {
             return Ok(f());
         }
         let (tx, rx) = oneshot::channel();
+        let owner = lane.clone();
+        // The lane's accounting is done before the answer is sent, so a
+        // caller that got its answer sees its job no longer pending.
         let job: Job = Box::new(move || {
             if tx.is_closed() {
+                owner.pending.fetch_sub(1, Ordering::Relaxed);
                 return;
             }
-            let _ = tx.send(f());
+            let started = Instant::now();
+            let answer = f();
+            owner.record(started.elapsed());
+            owner.pending.fetch_sub(1, Ordering::Relaxed);
+            let _ = tx.send(answer);
         });
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.jobs.send(job).is_err() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            return Err(PoolClosed);
+        let shares = &self.shared.shares;
+        let queue = if shares.fair { lane } else { &self.single };
+        // The bound is the lane's own, whether or not the pool is fair.
+        let pending = lane.pending.load(Ordering::Relaxed);
+        if pending >= shares.max_pending {
+            return Err(RunError::Busy { pending });
         }
-        rx.await.map_err(|_| PoolClosed)
+        self.shared.submit(queue, lane, job)?;
+        rx.await.map_err(|_| RunError::Closed)
     }
 
     /// Jobs waiting for a thread.
     pub(crate) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.shared.queued.load(Ordering::Relaxed)
     }
 
     /// How many threads evaluate.
@@ -98,18 +276,209 @@ impl EvalPool {
     }
 }
 
+impl Drop for EvalPool {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        for work in &self.shared.work {
+            work.notify_all();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `job` in `queue`'s entry; `owner` is the lane whose pending
+    /// count it adds to (the same lane unless the pool is unfair; the job
+    /// itself takes it off).
+    fn submit(&self, queue: &Arc<Lane>, owner: &Lane, job: Job) -> Result<(), RunError> {
+        let key = Arc::as_ptr(queue) as usize;
+        let mut state = self.lock();
+        if state.closed {
+            return Err(RunError::Closed);
+        }
+        owner.pending.fetch_add(1, Ordering::Relaxed);
+        let entry = state.entries.entry(key).or_insert_with(|| Entry {
+            lane: queue.clone(),
+            jobs: VecDeque::new(),
+            running: 0,
+            started: Vec::new(),
+            credits: queue.weight,
+        });
+        entry.jobs.push_back(job);
+        if entry.jobs.len() == 1 {
+            entry.credits = entry.lane.weight;
+            state.ring.push_back(key);
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let kind = state
+            .entries
+            .get(&key)
+            .map_or(Kind::Normal, |entry| self.kind_for(entry)) as usize;
+        if state.idle[kind] > 0 {
+            self.work[kind].notify_one();
+        }
+        Ok(())
+    }
+
+    /// A lane is heavy while its recent jobs averaged `heavy` or more, or
+    /// one of its running jobs has run that long.
+    fn is_heavy(&self, entry: &Entry) -> bool {
+        let heavy = self.shares.heavy;
+        self.shares.fair
+            && (entry.lane.cost() >= heavy || entry.started.iter().any(|t| t.elapsed() >= heavy))
+    }
+
+    /// The kind of thread that takes `entry`'s jobs now.
+    fn kind_for(&self, entry: &Entry) -> Kind {
+        if self.background.load(Ordering::Relaxed) && self.is_heavy(entry) {
+            Kind::Background
+        } else {
+            Kind::Normal
+        }
+    }
+
+    /// Most jobs of `entry`'s lane that may run at once.
+    fn cap(&self, entry: &Entry) -> usize {
+        if !self.shares.fair {
+            usize::MAX
+        } else if self.shares.max_running > 0 {
+            self.shares.max_running
+        } else if self.is_heavy(entry) {
+            self.heavy_cap
+        } else {
+            usize::MAX
+        }
+    }
+
+    /// The next job for a thread of `kind` by weighted round robin,
+    /// skipping lanes at their cap and lanes for the other kind (which is
+    /// woken if it has an idle thread: a lane turns heavy or cheap while
+    /// its jobs wait).
+    fn pick(&self, state: &mut State, kind: Kind) -> Option<(usize, Instant, Job)> {
+        let mut other = false;
+        let picked = self.pick_for(state, kind, &mut other);
+        let theirs = match kind {
+            Kind::Normal => Kind::Background,
+            Kind::Background => Kind::Normal,
+        } as usize;
+        if other && state.idle[theirs] > 0 {
+            self.work[theirs].notify_one();
+        }
+        picked
+    }
+
+    fn pick_for(
+        &self,
+        state: &mut State,
+        kind: Kind,
+        other: &mut bool,
+    ) -> Option<(usize, Instant, Job)> {
+        let background = self.background.load(Ordering::Relaxed);
+        for at in 0..state.ring.len() {
+            let key = state.ring[at];
+            let entry = state.entries.get_mut(&key)?;
+            if background {
+                if self.kind_for(entry) != kind {
+                    *other = true;
+                    continue;
+                }
+            } else if entry.running >= self.cap(entry) {
+                continue;
+            }
+            let job = entry.jobs.pop_front()?;
+            entry.running += 1;
+            entry.started.push(Instant::now());
+            entry.credits = entry.credits.saturating_sub(1);
+            if entry.jobs.is_empty() {
+                state.ring.remove(at);
+            } else if entry.credits == 0 {
+                entry.credits = entry.lane.weight;
+                state.ring.remove(at);
+                state.ring.push_back(key);
+            }
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            let started = entry.started.last().copied().unwrap_or_else(Instant::now);
+            return Some((key, started, job));
+        }
+        None
+    }
+
+    fn work_loop(&self, kind: Kind) {
+        let me = kind as usize;
+        let mut state = self.lock();
+        loop {
+            if let Some((key, started, job)) = self.pick(&mut state, kind) {
+                drop(state);
+                job();
+                state = self.lock();
+                let done = state.entries.get_mut(&key).is_some_and(|entry| {
+                    entry.running -= 1;
+                    if let Some(at) = entry.started.iter().position(|t| *t == started) {
+                        entry.started.swap_remove(at);
+                    }
+                    entry.running == 0 && entry.jobs.is_empty()
+                });
+                if done {
+                    state.entries.remove(&key);
+                }
+                // A lane held at its cap may take a thread that waits.
+                if state.idle[me] > 0 && !state.ring.is_empty() {
+                    self.work[me].notify_one();
+                }
+                continue;
+            }
+            if state.closed && state.ring.is_empty() {
+                return;
+            }
+            state.idle[me] += 1;
+            state = self.work[me].wait(state).unwrap_or_else(|p| p.into_inner());
+            state.idle[me] -= 1;
+        }
+    }
+}
+
+/// Nice value of the background threads: a tenth of a normal thread's CPU
+/// share when both want the same core (Linux's weights: 110 against 1024).
+const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority (Linux: `setpriority` on the
+/// thread id, which changes that thread only). A failure is logged; the
+/// thread then runs at normal priority, still apart from the others.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), BACKGROUND_NICE) {
+            tracing::warn!(error = %e, "cannot lower the priority of a background evaluation thread");
+        }
+    }
+}
+
+/// The calling thread's nice value (Linux only), for tests.
+#[cfg(all(test, target_os = "linux"))]
+fn priority() -> i32 {
+    rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap_or(i32::MIN)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::sync::mpsc;
+
+    fn pool(threads: usize, shares: Shares) -> Arc<EvalPool> {
+        Arc::new(EvalPool::new(threads, 1 << 20, shares))
+    }
 
     #[tokio::test]
     async fn runs_jobs_off_the_caller_thread() {
-        let pool = EvalPool::new(2, 1 << 20);
+        let pool = pool(2, Shares::default());
         let caller = std::thread::current().id();
         let (name, id) = pool
-            .run(|| {
+            .run(&Lane::new(1), || {
                 let t = std::thread::current();
                 (t.name().map(String::from), t.id())
             })
@@ -122,14 +491,15 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_busy_thread_does_not_block_the_other() {
-        let pool = Arc::new(EvalPool::new(2, 1 << 20));
-        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let pool = pool(2, Shares::default());
+        let (release, blocked) = mpsc::channel::<()>();
+        let lane = Lane::new(1);
         let slow = {
-            let pool = pool.clone();
-            tokio::spawn(async move { pool.run(move || blocked.recv().is_ok()).await })
+            let (pool, lane) = (pool.clone(), lane.clone());
+            tokio::spawn(async move { pool.run(&lane, move || blocked.recv().is_ok()).await })
         };
         // The other thread still answers while the first is held.
-        let quick = tokio::time::timeout(Duration::from_secs(10), pool.run(|| 7))
+        let quick = tokio::time::timeout(Duration::from_secs(10), pool.run(&lane, || 7))
             .await
             .expect("second thread answers")
             .unwrap();
@@ -140,22 +510,30 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn without_threads_jobs_run_on_the_caller() {
-        let pool = EvalPool::new(0, 1 << 20);
+        let pool = pool(0, Shares::default());
         let caller = std::thread::current().id();
-        assert_eq!(
-            pool.run(move || std::thread::current().id()).await.unwrap(),
-            caller
-        );
+        let lane = Lane::new(1);
+        let id = pool.run(&lane, move || std::thread::current().id()).await;
+        assert_eq!(id.unwrap(), caller);
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_dropped_caller_skips_its_job() {
-        let pool = EvalPool::new(1, 1 << 20);
-        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        // One thread and no background thread: the held job's lane (heavy
+        // once it has run a millisecond) cannot go elsewhere.
+        let pool = pool(
+            1,
+            Shares {
+                max_running: 1,
+                ..Shares::default()
+            },
+        );
+        let lane = Lane::new(1);
+        let (release, blocked) = mpsc::channel::<()>();
         let ran = Arc::new(AtomicUsize::new(0));
         // Occupy the only thread, queue a job, drop its caller, then free
         // the thread: the queued job must not run.
-        let hold = pool.run(move || blocked.recv().is_ok());
+        let hold = pool.run(&lane, move || blocked.recv().is_ok());
         let mut hold = Box::pin(hold);
         assert!(
             tokio::time::timeout(Duration::from_millis(20), &mut hold)
@@ -165,7 +543,7 @@ mod tests {
         );
         {
             let ran = ran.clone();
-            let queued = pool.run(move || ran.fetch_add(1, Ordering::SeqCst));
+            let queued = pool.run(&lane, move || ran.fetch_add(1, Ordering::SeqCst));
             let mut queued = Box::pin(queued);
             assert!(tokio::time::timeout(Duration::from_millis(20), &mut queued)
                 .await
@@ -175,8 +553,290 @@ mod tests {
         release.send(()).unwrap();
         assert!(hold.await.unwrap());
         // A later job runs after the skipped one, so the skip has happened.
-        assert_eq!(pool.run(|| 1).await.unwrap(), 1);
+        assert_eq!(pool.run(&lane, || 1).await.unwrap(), 1);
         assert_eq!(ran.load(Ordering::SeqCst), 0);
         assert_eq!(pool.queued(), 0);
+        assert_eq!(lane.pending(), 0);
+    }
+
+    /// Queues `n` jobs in `lane` that record `tag` in `order` when they
+    /// run, returning their handles.
+    fn queue_tagged(
+        pool: &Arc<EvalPool>,
+        lane: &Arc<Lane>,
+        n: usize,
+        tag: char,
+        order: &Arc<Mutex<String>>,
+    ) -> Vec<tokio::task::JoinHandle<Result<(), RunError>>> {
+        (0..n)
+            .map(|_| {
+                let (pool, lane, order) = (pool.clone(), lane.clone(), order.clone());
+                tokio::spawn(async move {
+                    pool.run(&lane, move || order.lock().unwrap().push(tag))
+                        .await
+                })
+            })
+            .collect()
+    }
+
+    /// Holds the pool's only thread until the returned sender is used.
+    async fn hold_thread(pool: &Arc<EvalPool>) -> (mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (release, blocked) = mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel();
+        let pool2 = pool.clone();
+        let held = tokio::spawn(async move {
+            let _ = pool2
+                .run(&Lane::new(1), move || {
+                    let _ = started.send(());
+                    let _ = blocked.recv();
+                })
+                .await;
+        });
+        running.await.unwrap();
+        (release, held)
+    }
+
+    /// Ten jobs of lane A queued before two of lane B: B's run second and
+    /// fourth (round robin), not after all of A's (arrival order); with
+    /// weight 2, lane C takes two turns in a row.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lanes_take_turns_by_weight() {
+        for (fair, weight_c, expected) in [
+            (true, 1, "ABCABCAAAAAAAA"),
+            (true, 2, "ABCCABAAAAAAAA"),
+            (false, 1, "AAAAAAAAAABBCC"),
+        ] {
+            let pool = pool(
+                1,
+                Shares {
+                    fair,
+                    ..Shares::default()
+                },
+            );
+            let (release, held) = hold_thread(&pool).await;
+            let order = Arc::new(Mutex::new(String::new()));
+            let mut handles = Vec::new();
+            for (lane, n, tag) in [
+                (Lane::new(1), 10, 'A'),
+                (Lane::new(1), 2, 'B'),
+                (Lane::new(weight_c), 2, 'C'),
+            ] {
+                let before = pool.queued();
+                handles.extend(queue_tagged(&pool, &lane, n, tag, &order));
+                // Queued in this order: wait until they all are.
+                while pool.queued() < before + n {
+                    tokio::task::yield_now().await;
+                }
+            }
+            release.send(()).unwrap();
+            held.await.unwrap();
+            for h in handles {
+                h.await.unwrap().unwrap();
+            }
+            assert_eq!(*order.lock().unwrap(), expected, "fair: {fair}");
+        }
+    }
+
+    /// A lane past `max_pending` is refused at once, and takes jobs again
+    /// once its queue drains.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lane_past_its_pending_bound_is_refused() {
+        let pool = pool(
+            1,
+            Shares {
+                max_pending: 3,
+                ..Shares::default()
+            },
+        );
+        let (release, held) = hold_thread(&pool).await;
+        let lane = Lane::new(1);
+        let order = Arc::new(Mutex::new(String::new()));
+        let handles = queue_tagged(&pool, &lane, 3, 'x', &order);
+        while lane.pending() < 3 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            pool.run(&lane, || ()).await,
+            Err(RunError::Busy { pending: 3 })
+        );
+        // Another lane is not affected.
+        let other = Lane::new(1);
+        let other_job = {
+            let (pool, other) = (pool.clone(), other.clone());
+            tokio::spawn(async move { pool.run(&other, || 5).await })
+        };
+        release.send(()).unwrap();
+        held.await.unwrap();
+        assert_eq!(other_job.await.unwrap(), Ok(5));
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+        assert_eq!(pool.run(&lane, || 1).await, Ok(1));
+    }
+
+    /// Jobs of `lane` that block until released, recording the name and
+    /// nice value of the thread each ran on; returns their handles.
+    fn blocking_jobs(
+        pool: &Arc<EvalPool>,
+        lane: &Arc<Lane>,
+        n: usize,
+        blocked: &Arc<Mutex<mpsc::Receiver<()>>>,
+        running: &Arc<AtomicUsize>,
+    ) -> Vec<tokio::task::JoinHandle<Result<(String, i32), RunError>>> {
+        (0..n)
+            .map(|_| {
+                let (pool, lane) = (pool.clone(), lane.clone());
+                let (blocked, running) = (blocked.clone(), running.clone());
+                tokio::spawn(async move {
+                    pool.run(&lane, move || {
+                        running.fetch_add(1, Ordering::SeqCst);
+                        let t = std::thread::current();
+                        #[cfg(target_os = "linux")]
+                        let nice = priority();
+                        #[cfg(not(target_os = "linux"))]
+                        let nice = 0;
+                        let _ = blocked.lock().unwrap().recv();
+                        (t.name().unwrap_or_default().to_string(), nice)
+                    })
+                    .await
+                })
+            })
+            .collect()
+    }
+
+    /// A lane whose jobs took 20 ms (past `heavy`) with a 2-thread pool.
+    async fn heavy_lane(pool: &Arc<EvalPool>) -> Arc<Lane> {
+        let heavy = Lane::new(1);
+        for _ in 0..8 {
+            pool.run(&heavy, || std::thread::sleep(Duration::from_millis(20)))
+                .await
+                .unwrap();
+        }
+        assert!(
+            heavy.cost() >= Duration::from_millis(5),
+            "{:?}",
+            heavy.cost()
+        );
+        heavy
+    }
+
+    async fn until(counter: &AtomicUsize, n: usize) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while counter.load(Ordering::SeqCst) < n {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("jobs started");
+    }
+
+    /// Once a lane is heavy (its jobs take longer than `heavy`), it runs on
+    /// the background threads only (all threads but a quarter of them: one
+    /// of two), at a lower priority, and every normal thread stays free for
+    /// other lanes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_heavy_lane_runs_on_background_threads_only() {
+        let pool = pool(
+            2,
+            Shares {
+                heavy: Duration::from_millis(5),
+                ..Shares::default()
+            },
+        );
+        let heavy = heavy_lane(&pool).await;
+        let (release, blocked) = mpsc::channel::<()>();
+        let blocked = Arc::new(Mutex::new(blocked));
+        let running = Arc::new(AtomicUsize::new(0));
+        let mut handles = blocking_jobs(&pool, &heavy, 4, &blocked, &running);
+        until(&running, 1).await;
+        // Two jobs of a cheap lane run at once beside it: both normal
+        // threads are free.
+        handles.extend(blocking_jobs(&pool, &Lane::new(1), 2, &blocked, &running));
+        until(&running, 3).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(running.load(Ordering::SeqCst), 3, "one heavy job at a time");
+        for _ in 0..6 {
+            release.send(()).unwrap();
+        }
+        let mut threads = Vec::new();
+        for h in handles {
+            threads.push(h.await.unwrap().unwrap());
+        }
+        for (name, nice) in &threads[..4] {
+            assert_eq!(name, "tenet-eval-bg-0");
+            #[cfg(target_os = "linux")]
+            assert_eq!(*nice, BACKGROUND_NICE);
+            let _ = nice;
+        }
+        for (name, nice) in &threads[4..] {
+            assert!(
+                name.starts_with("tenet-eval-") && !name.contains("bg"),
+                "{name}"
+            );
+            assert_ne!(*nice, BACKGROUND_NICE);
+        }
+    }
+
+    /// With a fixed `max_running`, there are no background threads: every
+    /// lane runs on the normal threads, at most that many jobs at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fixed_bound_holds_every_lane_on_the_normal_threads() {
+        let pool = pool(
+            2,
+            Shares {
+                max_running: 1,
+                ..Shares::default()
+            },
+        );
+        let (release, blocked) = mpsc::channel::<()>();
+        let blocked = Arc::new(Mutex::new(blocked));
+        let running = Arc::new(AtomicUsize::new(0));
+        let lane = Lane::new(1);
+        let mut handles = blocking_jobs(&pool, &lane, 3, &blocked, &running);
+        until(&running, 1).await;
+        handles.extend(blocking_jobs(&pool, &Lane::new(1), 1, &blocked, &running));
+        until(&running, 2).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            running.load(Ordering::SeqCst),
+            2,
+            "one job per lane at a time"
+        );
+        for _ in 0..4 {
+            release.send(()).unwrap();
+        }
+        for h in handles {
+            let (name, _) = h.await.unwrap().unwrap();
+            assert!(!name.contains("bg"), "{name}");
+        }
+    }
+
+    /// A lane is heavy as soon as one of its jobs has run past `heavy`, not
+    /// only once that job has finished: its next jobs go to the background
+    /// threads while the first still holds a normal thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_running_past_heavy_makes_its_lane_heavy_at_once() {
+        let pool = pool(
+            2,
+            Shares {
+                heavy: Duration::from_millis(5),
+                ..Shares::default()
+            },
+        );
+        let (release, blocked) = mpsc::channel::<()>();
+        let blocked = Arc::new(Mutex::new(blocked));
+        let running = Arc::new(AtomicUsize::new(0));
+        let lane = Lane::new(1);
+        let mut handles = blocking_jobs(&pool, &lane, 1, &blocked, &running);
+        until(&running, 1).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        handles.extend(blocking_jobs(&pool, &lane, 1, &blocked, &running));
+        until(&running, 2).await;
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        let first = handles.remove(0).await.unwrap().unwrap().0;
+        let second = handles.remove(0).await.unwrap().unwrap().0;
+        assert!(!first.contains("bg"), "{first}");
+        assert_eq!(second, "tenet-eval-bg-0");
     }
 }

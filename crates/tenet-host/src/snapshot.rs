@@ -86,6 +86,12 @@ pub struct TenantSnapshot {
     /// Evaluators pooled for the next decisions (dropped once the instance
     /// has made no decision for `trim_after`).
     pub idle_evaluators: usize,
+    /// Its evaluations waiting for or running on an evaluation thread.
+    pub pending_evaluations: usize,
+    /// Moving average of its recent evaluation times, in microseconds
+    /// (what the evaluation pool's fair share calls heavy past
+    /// `FairShareConfig::heavy_after`).
+    pub evaluation_cost_us: u64,
     /// Decisions answered.
     pub decisions: u64,
     /// Decisions that failed.
@@ -186,6 +192,8 @@ impl HostInner {
                     .as_ref()
                     .map_or(0, |a| a.policy.approx_bytes() as u64),
             idle_evaluators: current.as_ref().map_or(0, |a| a.policy.idle_evaluators()),
+            pending_evaluations: i.lane.pending(),
+            evaluation_cost_us: u64::try_from(i.lane.cost().as_micros()).unwrap_or(u64::MAX),
             decisions: i.decisions.load(Ordering::Relaxed),
             decision_errors: i.decision_errors.load(Ordering::Relaxed),
             cache_hits: i.cache_hits.load(Ordering::Relaxed),

@@ -294,6 +294,13 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 Evaluator::Interpreter
             },
             decision_cache: h.decision_cache.clone(),
+            fair_share: tenet::FairShareConfig {
+                enabled: h.fair_share.enabled,
+                max_pending: h.fair_share.max_pending,
+                max_running: h.fair_share.max_running,
+                heavy_after: Duration::from_millis(h.fair_share.heavy_after_ms),
+                weights: h.fair_share.weights.clone(),
+            },
             eval_threads: h.eval_threads,
             trim_after: Duration::from_secs(h.trim_after_seconds),
             polling: tenet::PollingConfig {

@@ -287,6 +287,8 @@ pub struct HostSection {
     pub persist_pushed: bool,
     /// Per-instance decision cache.
     pub decision_cache: tenet::DecisionCacheConfig,
+    /// How tenants share the evaluation threads.
+    pub fair_share: FairShareSection,
     /// Labels added to every instance.
     pub labels: BTreeMap<String, String>,
 }
@@ -313,7 +315,39 @@ impl Default for HostSection {
             persist_dir: None,
             persist_pushed: false,
             decision_cache: tenet::DecisionCacheConfig::default(),
+            fair_share: FairShareSection::default(),
             labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// `host.fair_share:` (see `tenet::FairShareConfig`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FairShareSection {
+    /// Weighted round robin across tenants (false: arrival order).
+    pub enabled: bool,
+    /// Most evaluations one tenant may have waiting or running; 429 past it.
+    pub max_pending: usize,
+    /// Most evaluations one tenant runs at once; 0: only heavy tenants are
+    /// bounded (all threads but a quarter).
+    pub max_running: usize,
+    /// Average evaluation time, in milliseconds, from which a tenant is
+    /// heavy.
+    pub heavy_after_ms: u64,
+    /// Round-robin weight by tenant (default 1).
+    pub weights: BTreeMap<String, u32>,
+}
+
+impl Default for FairShareSection {
+    fn default() -> Self {
+        let d = tenet::FairShareConfig::default();
+        Self {
+            enabled: d.enabled,
+            max_pending: d.max_pending,
+            max_running: d.max_running,
+            heavy_after_ms: u64::try_from(d.heavy_after.as_millis()).unwrap_or(u64::MAX),
+            weights: d.weights,
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct ApiError {
     message: String,
     /// OPA's `errors` array (compile errors with their locations).
     errors: Option<Vec<serde_json::Value>>,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -40,7 +42,14 @@ impl ApiError {
             code,
             message: message.into(),
             errors: None,
+            retry_after: None,
         }
+    }
+
+    /// The same error with a `Retry-After` header of `seconds`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The same error with OPA's `errors` array.
@@ -78,6 +87,12 @@ impl From<HostError> for ApiError {
             ),
             // A quota, not an outage: the client may retry once content
             // was deleted elsewhere; bundle tenants are unaffected.
+            // One tenant at its bound of waiting evaluations: the others
+            // are served; this one may retry in a moment.
+            HostError::TooManyRequests { .. } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+                    .with_retry_after(1)
+            }
             HostError::PushLimit { .. } => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "push_limit_exceeded",
@@ -222,6 +237,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

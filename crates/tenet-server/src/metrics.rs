@@ -330,7 +330,7 @@ impl Collector for HostCollector {
                 ConstCounter::new(value(t)).encode(m.encode_family(&label)?)?;
             }
         }
-        let gauges: [PerTenant; 2] = [
+        let gauges: [PerTenant; 4] = [
             (
                 "tenet_tenant_approx_bytes",
                 "Approximate memory of the tenant's activation, per tenant",
@@ -340,6 +340,16 @@ impl Collector for HostCollector {
                 "tenet_tenant_references",
                 "Leases and route references held, per tenant",
                 |t| t.references as u64,
+            ),
+            (
+                "tenet_tenant_pending_evaluations",
+                "Evaluations waiting for or running on an evaluation thread, per tenant",
+                |t| t.pending_evaluations as u64,
+            ),
+            (
+                "tenet_tenant_evaluation_cost_microseconds",
+                "Moving average of recent evaluation times (the fair share's heavy measure), per tenant",
+                |t| t.evaluation_cost_us,
             ),
         ];
         for (name, help, value) in gauges {

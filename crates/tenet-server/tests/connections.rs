@@ -173,7 +173,9 @@ fn eval_threads(pid: u32) -> Vec<String> {
         .filter_map(|t| {
             let dir = t.ok()?.path();
             let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-            comm.starts_with("tenet-eval-")
+            // The normal evaluation threads, not the background ones that
+            // run only tenants already known to be slow.
+            (comm.starts_with("tenet-eval-") && !comm.starts_with("tenet-eval-bg"))
                 .then(|| dir.join("stat").to_str().unwrap().to_string())
         })
         .collect()

@@ -19,8 +19,8 @@ pub use tenet_bundle::{
     sign_files, KeyConfig, SignatureFailure, SigningKey, VerificationConfig, Verifier,
 };
 pub use tenet_host::{
-    validate_tenant, DataWrite, Decision, DecisionCacheConfig, Host, HostConfig, HostError,
-    HostStats, InstanceState, Lease, PatchKind, PatchOp, PolicyModule, PollingConfig,
+    validate_tenant, DataWrite, Decision, DecisionCacheConfig, FairShareConfig, Host, HostConfig,
+    HostError, HostStats, InstanceState, Lease, PatchKind, PatchOp, PolicyModule, PollingConfig,
     ReferenceChange, SourceFactory, SourceTemplate, TenantSnapshot, WriteOutcome,
 };
 pub use tenet_policy::{
