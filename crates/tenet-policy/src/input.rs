@@ -35,6 +35,15 @@ impl Input {
         Some(key)
     }
 
+    /// The input as a JSON document (for decision logs); `None` when there
+    /// is no input or it cannot be represented in JSON.
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        if self.is_none() {
+            return None;
+        }
+        serde_json::to_value(&self.0).ok()
+    }
+
     /// True when there is no input document.
     pub fn is_none(&self) -> bool {
         self.0 == regorus::Value::Undefined

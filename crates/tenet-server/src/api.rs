@@ -39,6 +39,12 @@ pub struct AppState {
     /// Log every decision (console decision log) and give each a
     /// `decision_id`, as OPA does when decision logging is on.
     pub decision_log: bool,
+    /// Decision-log buffers uploaded to a service (`decision_logs.service`):
+    /// every decision is recorded with its `decision_id`.
+    pub decision_logs: Option<tenet_telemetry::DecisionLogs>,
+    /// OPA's `labels` of decision-log events besides `tenant`: this
+    /// process's `id`, `version`, and the configured labels.
+    pub log_labels: serde_json::Map<String, Value>,
     /// Most inputs in one batch request; 413 past it.
     pub max_batch_inputs: usize,
     /// Most work in one batch request: the sizes of its merged inputs
@@ -65,6 +71,8 @@ impl AppState {
             auth: Auth::new(false),
             pins: std::sync::Mutex::new(HashMap::new()),
             decision_log: false,
+            decision_logs: None,
+            log_labels: serde_json::Map::new(),
             max_batch_inputs: crate::batch::MAX_BATCH_INPUTS,
             max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
         }
@@ -466,26 +474,47 @@ pub(crate) fn data_path(
 }
 
 /// With decision logging on, logs `decision` (tenant, path, revision,
-/// result) under a fresh decision id and returns the id.
+/// result) under a fresh decision id and returns the id: to the console
+/// (`decision_logs.console`) and into the tenant's decision-log buffer
+/// with its input (`decision_logs.service`; `input` is called only then).
 pub(crate) fn decision_log(
     state: &AppState,
     tenant: &str,
     path: &str,
     decision: &tenet::Decision,
+    input: impl FnOnce() -> Option<Value>,
 ) -> Option<String> {
-    if !state.decision_log {
+    if !state.decision_log && state.decision_logs.is_none() {
         return None;
     }
     let id = uuid::Uuid::new_v4().to_string();
-    tracing::info!(
-        target: "tenet::decision_log",
-        decision_id = %id,
-        tenant,
-        path,
-        revision = %decision.revision,
-        result = %decision.result.as_ref().map_or_else(|| "undefined".to_string(), |v| v.to_string()),
-        "decision"
-    );
+    if state.decision_log {
+        tracing::info!(
+            target: "tenet::decision_log",
+            decision_id = %id,
+            tenant,
+            path,
+            revision = %decision.revision,
+            result = %decision.result.as_ref().map_or_else(|| "undefined".to_string(), |v| v.to_string()),
+            "decision"
+        );
+    }
+    if let Some(logs) = &state.decision_logs {
+        let mut labels = state.log_labels.clone();
+        labels.insert("tenant".into(), Value::String(tenant.to_string()));
+        let mut event = tenet_telemetry::DecisionEvent::new(
+            labels,
+            id.clone(),
+            tenant,
+            &decision.revision,
+            // OPA's form: slash-separated, without `data`.
+            tenet::QueryPath::parse(path)
+                .map_or_else(|_| path.to_string(), |p| p.components().join("/")),
+        );
+        event.input = input();
+        event.result = decision.result.clone();
+        logs.record(tenant, &event);
+    }
     Some(id)
 }
 
@@ -629,7 +658,7 @@ async fn decide_data(
     let decision = state.host.decide(tenant, path, &input).await?;
     let evaluated = Instant::now();
     let mut out = Map::new();
-    if let Some(id) = decision_log(state, tenant, path, &decision) {
+    if let Some(id) = decision_log(state, tenant, path, &decision, || input.to_json()) {
         out.insert("decision_id".into(), Value::String(id));
     }
     if let Some(result) = decision.result {
@@ -684,7 +713,7 @@ async fn webhook(
     };
     let decision = state.host.decide(&tenant, path, &input).await?;
     // The answer is the bare document, so the id is only logged.
-    decision_log(&state, &tenant, path, &decision);
+    decision_log(&state, &tenant, path, &decision, || input.to_json());
     match decision.result {
         Some(result) => Ok(Json(result).into_response()),
         None => Err(undefined_document(&state, &tenant, path).await),
@@ -748,7 +777,9 @@ async fn decide_default(
         .host
         .decide(tenant, &state.default_decision, &input)
         .await?;
-    decision_log(state, tenant, &state.default_decision, &decision);
+    decision_log(state, tenant, &state.default_decision, &decision, || {
+        input.to_json()
+    });
     match decision.result {
         Some(result) => Ok(Json(result).into_response()),
         None => Err(undefined_document(state, tenant, &state.default_decision).await),

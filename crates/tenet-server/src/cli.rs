@@ -360,6 +360,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             tracing::warn!(%listen, "policy and data writes are disabled: no token grants writes and the address is not loopback (server.allow_unauthenticated_writes)");
         }
         state.decision_log = config.decision_logs.console;
+        let uploads = start_decision_logs(&config, &file, &mut state)?;
         state.max_batch_inputs = config.server.max_batch_inputs;
         state.max_batch_bytes = config.server.max_batch_bytes;
         // Configured tenants are pinned for the life of the process.
@@ -404,6 +405,14 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         println!("tenet listening on {}://{local}", server.scheme());
         tracing::info!(addr = %local, bundles = %template, "serving");
         server.run(app, shutdown).await.context("serving")?;
+        if let Some((logs, client, upload, task)) = uploads {
+            // What is still buffered goes out once more, within a bound.
+            task.abort();
+            let last = logs.upload_round(&client, &upload);
+            if tokio::time::timeout(DECISION_LOG_FLUSH, last).await.is_err() {
+                tracing::warn!("decision logs still buffered at exit were not all uploaded");
+            }
+        }
         Ok(())
     });
     // The drain is over (or cut off at its deadline): exit now, whatever is
@@ -438,6 +447,46 @@ async fn restore_pushed(host: &tenet::Host) {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "restored pushed content"
     );
+}
+
+/// How long the last decision-log upload may take at shutdown.
+const DECISION_LOG_FLUSH: Duration = Duration::from_secs(3);
+
+/// A running decision-log upload: the buffers, the client, where to, and
+/// the upload loop.
+type Uploads = (
+    tenet_telemetry::DecisionLogs,
+    tenet_source::HttpClient,
+    tenet_telemetry::UploadConfig,
+    tokio::task::JoinHandle<()>,
+);
+
+/// With `decision_logs.service`, the decision-log buffers in `state` and
+/// their upload loop; events carry OPA's labels (`id` of this process,
+/// `version`, the configured labels, and the tenant).
+fn start_decision_logs(
+    config: &Config,
+    file: &str,
+    state: &mut tenet_server::AppState,
+) -> Result<Option<Uploads>> {
+    let mut labels = serde_json::Map::new();
+    labels.insert("id".into(), uuid::Uuid::new_v4().to_string().into());
+    labels.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    for (k, v) in &config.host.labels {
+        labels.insert(k.clone(), v.clone().into());
+    }
+    state.log_labels = labels;
+    let Some((http, upload)) = config.decision_log_upload(file)? else {
+        return Ok(None);
+    };
+    let client = tenet_source::HttpClient::new(&http, tenet::Limits::default())
+        .context("decision_logs.service")?;
+    upload.url_for("tenant").context("decision_logs.service")?;
+    let logs = tenet_telemetry::DecisionLogs::new(config.decision_log_buffers());
+    let task = logs.start_upload(client.clone(), upload.clone());
+    state.decision_logs = Some(logs.clone());
+    tracing::info!(url = %upload.url, resource = %upload.resource, "uploading decision logs");
+    Ok(Some((logs, client, upload, task)))
 }
 
 /// How long past the drain deadline the watchdog waits before it ends the

@@ -221,12 +221,66 @@ impl Default for PollingSection {
     }
 }
 
-/// `decision_logs:`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `decision_logs:` (OPA's keys, plus tenet's bounds over all tenants).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DecisionLogsSection {
     /// Log every decision to the process log and return `decision_id`s.
     pub console: bool,
+    /// Name of a `services` entry to upload decision logs to.
+    pub service: Option<String>,
+    /// Path under the service's URL; `{tenant}` is the tenant. Default
+    /// `/logs`, as in OPA.
+    pub resource: String,
+    /// Buffer and upload settings (OPA's `reporting`).
+    pub reporting: ReportingSection,
+    /// Most bytes buffered over all tenants together.
+    pub max_total_bytes: u64,
+    /// Most uploads at once, over all tenants.
+    pub max_concurrent_uploads: usize,
+}
+
+impl Default for DecisionLogsSection {
+    fn default() -> Self {
+        Self {
+            console: false,
+            service: None,
+            resource: "/logs".into(),
+            reporting: ReportingSection::default(),
+            max_total_bytes: tenet_telemetry::DecisionLogConfig::default().max_total_bytes,
+            max_concurrent_uploads: tenet_telemetry::UploadConfig::default().max_concurrent,
+        }
+    }
+}
+
+/// `decision_logs.reporting:` (OPA's, applied per tenant).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportingSection {
+    /// Most events buffered per tenant.
+    pub buffer_size_limit_events: usize,
+    /// Most bytes buffered per tenant.
+    pub buffer_size_limit_bytes: u64,
+    /// Uncompressed bytes of events per upload.
+    pub upload_size_limit_bytes: u64,
+    /// Shortest delay between upload rounds.
+    pub min_delay_seconds: u64,
+    /// Longest delay between upload rounds (and longest retry delay).
+    pub max_delay_seconds: u64,
+}
+
+impl Default for ReportingSection {
+    fn default() -> Self {
+        let buffer = tenet_telemetry::DecisionLogConfig::default();
+        let upload = tenet_telemetry::UploadConfig::default();
+        Self {
+            buffer_size_limit_events: buffer.max_events,
+            buffer_size_limit_bytes: buffer.max_bytes,
+            upload_size_limit_bytes: upload.upload_size_limit_bytes,
+            min_delay_seconds: upload.min_delay.as_secs(),
+            max_delay_seconds: upload.max_delay.as_secs(),
+        }
+    }
 }
 
 /// `status:`.
@@ -567,6 +621,31 @@ impl Config {
                 "persisting bundles needs host.persist_dir".into(),
             ));
         }
+        if let Some(service) = &self.decision_logs.service {
+            match self.services.get(service) {
+                None => {
+                    return Err(invalid(
+                        "decision_logs.service",
+                        format!("no service named {service:?} under services"),
+                    ))
+                }
+                Some(s) if s.get("url").and_then(|u| u.as_str()).is_none() => {
+                    return Err(invalid(
+                        &format!("services.{service}.url"),
+                        "the decision-log service needs a url".into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if self.decision_logs.reporting.min_delay_seconds
+            > self.decision_logs.reporting.max_delay_seconds
+        {
+            return Err(invalid(
+                "decision_logs.reporting.min_delay_seconds",
+                "is larger than max_delay_seconds".into(),
+            ));
+        }
         if self.host.persist_pushed && self.host.persist_dir.is_none() {
             return Err(invalid(
                 "host.persist_pushed",
@@ -623,6 +702,51 @@ impl Config {
             options.s3 = section(file, "bundles.s3", s3.clone())?;
         }
         Ok(options)
+    }
+
+    /// The decision-log upload, when `decision_logs.service` is set: the
+    /// service's HTTP settings (as for bundles) and where and how often to
+    /// upload.
+    pub fn decision_log_upload(
+        &self,
+        file: &str,
+    ) -> Result<Option<(tenet_source::HttpOptions, tenet_telemetry::UploadConfig)>, ConfigError>
+    {
+        let Some(name) = &self.decision_logs.service else {
+            return Ok(None);
+        };
+        let mut service = self.services.get(name).cloned().unwrap_or_default();
+        let url = service
+            .get("url")
+            .and_then(|u| u.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if let Some(map) = service.as_object_mut() {
+            for key in ["url", "name", "type"] {
+                map.remove(key);
+            }
+        }
+        let http = section(file, &format!("services.{name}"), service)?;
+        let d = &self.decision_logs;
+        let upload = tenet_telemetry::UploadConfig {
+            url,
+            resource: d.resource.clone(),
+            upload_size_limit_bytes: d.reporting.upload_size_limit_bytes.max(1),
+            min_delay: std::time::Duration::from_secs(d.reporting.min_delay_seconds),
+            max_delay: std::time::Duration::from_secs(d.reporting.max_delay_seconds.max(1)),
+            max_concurrent: d.max_concurrent_uploads.max(1),
+        };
+        Ok(Some((http, upload)))
+    }
+
+    /// The decision-log buffers' bounds.
+    pub fn decision_log_buffers(&self) -> tenet_telemetry::DecisionLogConfig {
+        let d = &self.decision_logs;
+        tenet_telemetry::DecisionLogConfig {
+            max_events: d.reporting.buffer_size_limit_events,
+            max_bytes: d.reporting.buffer_size_limit_bytes,
+            max_total_bytes: d.max_total_bytes,
+        }
     }
 
     /// The signature verifier, when `bundles.signing` is set: its `keyid`,
@@ -831,6 +955,22 @@ mod tests {
         let f = write("bundles:\n  service: acme\n  resource: b/{tenant}\nservices:\n  acme: {}\n");
         let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
         assert!(e.contains("services.acme.url"), "{e}");
+
+        for (yaml, key) in [
+            ("decision_logs:\n  service: nope\n", "decision_logs.service"),
+            (
+                "decision_logs:\n  service: c\nservices:\n  c: {}\n",
+                "services.c.url",
+            ),
+            (
+                "decision_logs:\n  reporting:\n    min_delay_seconds: 9\n    max_delay_seconds: 1\n",
+                "min_delay_seconds",
+            ),
+        ] {
+            let f = write(yaml);
+            let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
 
         let f = write("- a\n- b\n");
         assert!(Config::load(Some(f.path()), []).is_err());

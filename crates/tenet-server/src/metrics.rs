@@ -94,7 +94,7 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn new(host: Host) -> Self {
+    fn new(host: Host, logs: Option<tenet_telemetry::DecisionLogs>) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -111,6 +111,9 @@ impl Metrics {
             durations.clone(),
         );
         registry.register_collector(Box::new(HostCollector { host }));
+        if let Some(logs) = logs {
+            registry.register_collector(Box::new(DecisionLogCollector { logs }));
+        }
         Self {
             registry,
             requests,
@@ -128,7 +131,10 @@ impl Metrics {
 /// Adds `GET /metrics` to `router` and the middleware that counts every
 /// request on it (including `/metrics` itself and the fallback).
 pub(crate) fn instrument(router: Router, state: &Arc<AppState>) -> Router {
-    let metrics = Arc::new(Metrics::new(state.host.clone()));
+    let metrics = Arc::new(Metrics::new(
+        state.host.clone(),
+        state.decision_logs.clone(),
+    ));
     let scrape = {
         let metrics = metrics.clone();
         let state = state.clone();
@@ -190,6 +196,56 @@ async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next
 #[derive(Debug)]
 struct HostCollector {
     host: Host,
+}
+
+/// Reads the decision-log buffers at scrape time.
+#[derive(Debug)]
+struct DecisionLogCollector {
+    logs: tenet_telemetry::DecisionLogs,
+}
+
+impl Collector for DecisionLogCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        gauge(
+            e,
+            "tenet_decision_log_buffered",
+            "Bytes of decision-log events waiting for an upload, all tenants",
+            Some(&Unit::Bytes),
+            clamp(self.logs.total_bytes()),
+        )?;
+        let stats = self.logs.stats();
+        type PerTenant = (
+            &'static str,
+            &'static str,
+            fn(&tenet_telemetry::TenantLogStats) -> u64,
+        );
+        let counters: [PerTenant; 2] = [
+            (
+                "tenet_decision_log_dropped",
+                "Decision-log events dropped (buffer full, too large), per tenant",
+                |s| s.dropped,
+            ),
+            (
+                "tenet_decision_log_uploaded",
+                "Decision-log events the service accepted, per tenant",
+                |s| s.uploaded,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut m = e.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for s in &stats {
+                let label = [("tenant", s.tenant.as_str())];
+                ConstCounter::new(value(s)).encode(m.encode_family(&label)?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn counter(

@@ -41,6 +41,8 @@ pub enum SourceError {
     #[error("invalid credentials: {reason}")]
     InvalidCredentials { reason: String },
     /// The HTTP client could not be built from the options.
+    #[error("upload to {url} failed: {reason}")]
+    Upload { url: String, reason: String },
     #[error("cannot build the HTTP client: {reason}")]
     HttpClient { reason: String },
     /// The S3 client for a bucket could not be built from the options.

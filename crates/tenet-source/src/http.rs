@@ -136,6 +136,61 @@ impl HttpClient {
     }
 }
 
+impl Shared {
+    /// The `Authorization` header for the bearer credentials, reading the
+    /// token file afresh.
+    async fn authorization(&self) -> Result<Option<HeaderValue>, String> {
+        let Some(bearer) = &self.bearer else {
+            return Ok(None);
+        };
+        let token = match (&bearer.token, &bearer.token_path) {
+            (Some(token), _) => token.expose().trim().to_string(),
+            (None, Some(path)) => tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| format!("cannot read bearer token file {path:?}: {e}"))?
+                .trim()
+                .to_string(),
+            (None, None) => return Ok(None),
+        };
+        let mut value = HeaderValue::from_str(&format!("{} {token}", bearer.scheme))
+            .map_err(|_| "bearer token is not a valid header value".to_string())?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+}
+
+impl HttpClient {
+    /// POSTs `body` to `url` with this client's credentials, headers and
+    /// timeouts, as OPA sends decision logs and status reports to a
+    /// service (`Content-Type: application/json`, and `Content-Encoding:
+    /// gzip` when `gzip`). Returns the answer's status; the answer's body is
+    /// not read.
+    pub async fn post(&self, url: Url, gzip: bool, body: Vec<u8>) -> Result<u16, SourceError> {
+        let failed = |reason: String| SourceError::Upload {
+            url: redacted(&url),
+            reason,
+        };
+        let mut request = self
+            .shared
+            .client
+            .post(url.clone())
+            .timeout(self.shared.total_timeout)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if gzip {
+            request = request.header(header::CONTENT_ENCODING, "gzip");
+        }
+        if let Some(value) = self.shared.authorization().await.map_err(failed)? {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let answer = tokio::time::timeout(self.shared.header_timeout, request.send())
+            .await
+            .map_err(|_| failed("no answer within the response header timeout".into()))?
+            .map_err(|e| failed(error_chain(&e)))?;
+        Ok(answer.status().as_u16())
+    }
+}
+
 fn read_tls_file(path: &PathBuf) -> Result<Vec<u8>, SourceError> {
     std::fs::read(path).map_err(|source| SourceError::TlsFile {
         path: path.clone(),
@@ -240,33 +295,11 @@ impl HttpSource {
 
     /// The `Authorization` header, reading the token file afresh.
     async fn authorization(&self) -> Result<Option<HeaderValue>, BundleError> {
-        let Some(bearer) = &self.shared.bearer else {
-            return Ok(None);
-        };
-        let token = match (&bearer.token, &bearer.token_path) {
-            (Some(token), _) => token.expose().trim().to_string(),
-            (None, Some(path)) => tokio::fs::read_to_string(path)
-                .await
-                // Not the NotFound kind: that would read as "no bundle".
-                .map_err(|e| {
-                    self.failure(
-                        ErrorKind::Other,
-                        format!("cannot read bearer token file {path:?}: {e}"),
-                    )
-                })?
-                .trim()
-                .to_string(),
-            (None, None) => return Ok(None),
-        };
-        let mut value =
-            HeaderValue::from_str(&format!("{} {token}", bearer.scheme)).map_err(|_| {
-                self.failure(
-                    ErrorKind::Other,
-                    "bearer token is not a valid header value".into(),
-                )
-            })?;
-        value.set_sensitive(true);
-        Ok(Some(value))
+        // Not the NotFound kind: that would read as "no bundle".
+        self.shared
+            .authorization()
+            .await
+            .map_err(|reason| self.failure(ErrorKind::Other, reason))
     }
 
     async fn download(&self, known: Option<&VersionTag>) -> Result<Fetched, BundleError> {

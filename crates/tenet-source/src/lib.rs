@@ -23,5 +23,6 @@ pub use options::{
     BearerCredentials, ClientTlsCredentials, Credentials, HttpOptions, S3Options, Secret,
     SourceOptions, TlsOptions,
 };
+pub use reqwest::Url;
 pub use s3::{S3Client, S3Source};
 pub use template::Template;

@@ -1,0 +1,112 @@
+//! Decision logs uploaded to a real decision-log service (an axum server on
+//! 127.0.0.1 speaking OPA's decision-log API) by the real binary: the
+//! `decision_id` a client gets is the event's, the event has OPA's fields
+//! with the tenant in its labels and bundles, the tenant is in the
+//! resource, the service's credentials are sent, and what is buffered at
+//! SIGTERM is uploaded before the process exits.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{alice, client, write_config, Server, ALLOW};
+
+type Received = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+async fn receive(
+    State(got): State<Received>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let auth = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    for event in serde_json::from_str::<Vec<Value>>(&text).unwrap() {
+        got.lock()
+            .unwrap()
+            .push((tenant.clone(), auth.clone(), event));
+    }
+    StatusCode::OK
+}
+
+#[tokio::test]
+async fn decisions_reach_the_decision_log_service_by_exit() {
+    let got: Received = Arc::default();
+    let app = axum::Router::new()
+        .route("/v1/logs/{tenant}", post(receive))
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let tmp = tempfile::tempdir().unwrap();
+    // Rounds far apart: what arrives is the upload at shutdown.
+    let config = write_config(
+        tmp.path(),
+        &format!(
+            "services:\n  collector:\n    url: http://{addr}/v1\n    credentials:\n      bearer:\n        token: logs-token\n\
+             decision_logs:\n  service: collector\n  resource: /logs/{{tenant}}\n  reporting:\n    min_delay_seconds: 600\n    max_delay_seconds: 900\n\
+             host:\n  labels:\n    env: test\n"
+        ),
+    );
+    let mut server = Server::start(&["--config", &config]);
+    let c = client(30);
+    let body: Value = c
+        .post(server.url(ALLOW))
+        .json(&json!({ "input": alice() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["result"], true, "{body}");
+    let id = body["decision_id"]
+        .as_str()
+        .expect("a decision_id")
+        .to_string();
+    assert!(got.lock().unwrap().is_empty());
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let until = Instant::now() + Duration::from_secs(30);
+    while server.alive() {
+        assert!(Instant::now() < until, "the server did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (tenant, auth, event) = &got[0];
+    assert_eq!(
+        (tenant.as_str(), auth.as_str()),
+        ("payments", "Bearer logs-token")
+    );
+    assert_eq!(event["decision_id"], json!(id));
+    assert_eq!(event["path"], "payments/authz/allow");
+    assert_eq!(event["input"], alice());
+    assert_eq!(event["result"], true);
+    assert_eq!(event["labels"]["tenant"], "payments");
+    assert_eq!(event["labels"]["env"], "test");
+    assert!(event["labels"]["id"].is_string() && event["labels"]["version"].is_string());
+    assert!(
+        event["bundles"]["payments"]["revision"].is_string(),
+        "{event}"
+    );
+    assert!(event["timestamp"].is_string());
+}
