@@ -117,7 +117,8 @@ pub struct FairShareConfig {
     pub max_pending: usize,
     /// Most evaluations one tenant may run at once. Zero (the default)
     /// bounds only *heavy* tenants, whose recent evaluations average at
-    /// least `heavy_after` (or one of whose evaluations has run that long):
+    /// least `heavy_after` (or one of whose evaluations has run four times
+    /// that long; both in wall time):
     /// they run on background threads of their own, all threads but a
     /// quarter as many (at least one), at a lower CPU priority, and take no
     /// thread from the others. Cheap tenants may use every thread.

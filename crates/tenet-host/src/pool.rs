@@ -7,7 +7,9 @@
 //! weighted round robin across lanes, not in arrival order: a tenant with a
 //! thousand queued evaluations delays another tenant's next evaluation by
 //! at most one turn. A lane is *heavy* while its recent jobs average
-//! `Shares::heavy` or more, or one of its running jobs has run that long.
+//! `Shares::heavy` or more, or one of its running jobs has run four times
+//! that long (both measured in wall time, so they are set well above the
+//! few milliseconds the OS may hold a cheap job off its core).
 //! Heavy lanes run only on *background threads*: all threads but a quarter
 //! as many (at least one), at a lower CPU priority (nice 10 on Linux). A
 //! tenant looping on a slow policy then takes no evaluation thread from the
@@ -96,15 +98,17 @@ impl Lane {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// Folds one job's time into the average (a quarter of the way), so a
-    /// lane turns heavy within a few slow jobs and cheap again as fast.
+    /// Folds one job's time into the average (an eighth of the way): a lane
+    /// turns heavy on its first job that takes 8 × `heavy`, within a few
+    /// slower ones otherwise, and one cheap job held off its core for a
+    /// few milliseconds does not make it heavy.
     fn record(&self, took: Duration) {
         let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let old = self.cost_ns.load(Ordering::Relaxed);
         let new = if sample >= old {
-            old + (sample - old) / 4
+            old + (sample - old) / 8
         } else {
-            old - (old - sample) / 4
+            old - (old - sample) / 8
         };
         // A lost update between two threads only skips one sample.
         self.cost_ns.store(new, Ordering::Relaxed);
@@ -125,8 +129,8 @@ struct Entry {
     lane: Arc<Lane>,
     jobs: VecDeque<Job>,
     running: usize,
-    /// When each running job started: a lane whose job has run past
-    /// `heavy` is heavy at once, before its average says so.
+    /// When each running job started: a lane whose job has run past four
+    /// times `heavy` is heavy at once, before its average says so.
     started: Vec<Instant>,
     /// Turns left before the round robin moves past this lane.
     credits: u32,
@@ -324,11 +328,15 @@ impl Shared {
     }
 
     /// A lane is heavy while its recent jobs averaged `heavy` or more, or
-    /// one of its running jobs has run that long.
+    /// one of its running jobs has run four times that long.
     fn is_heavy(&self, entry: &Entry) -> bool {
         let heavy = self.shares.heavy;
         self.shares.fair
-            && (entry.lane.cost() >= heavy || entry.started.iter().any(|t| t.elapsed() >= heavy))
+            && (entry.lane.cost() >= heavy
+                || entry
+                    .started
+                    .iter()
+                    .any(|t| t.elapsed() >= heavy.saturating_mul(4)))
     }
 
     /// The kind of thread that takes `entry`'s jobs now.
@@ -811,7 +819,7 @@ mod tests {
         }
     }
 
-    /// A lane is heavy as soon as one of its jobs has run past `heavy`, not
+    /// A lane is heavy as soon as one of its jobs has run past 4 × `heavy`, not
     /// only once that job has finished: its next jobs go to the background
     /// threads while the first still holds a normal thread.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -829,7 +837,7 @@ mod tests {
         let lane = Lane::new(1);
         let mut handles = blocking_jobs(&pool, &lane, 1, &blocked, &running);
         until(&running, 1).await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
         handles.extend(blocking_jobs(&pool, &lane, 1, &blocked, &running));
         until(&running, 2).await;
         release.send(()).unwrap();
