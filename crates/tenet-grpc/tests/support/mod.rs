@@ -261,6 +261,7 @@ pub fn host() -> tenet::Host {
     let template = format!("{}/bundles/{{tenant}}", fixtures().display());
     let sources = tenet::SourceTemplate::new(template, tenet::Limits::default()).unwrap();
     let config = tenet::HostConfig {
+        on_demand: true,
         startup_timeout: Duration::from_secs(20),
         eval_threads: 2,
         ..tenet::HostConfig::default()
