@@ -5,8 +5,8 @@
 //! maps it to a `CheckResponse`.
 //!
 //! What becomes what:
-//! - a request without a tenant, with an invalid tenant id, or that cannot
-//!   be read (bad path escape, malformed or too deep JSON body, body or
+//! - a request without a tenant, with an invalid or unknown tenant id, or
+//!   that cannot be read (bad path escape, malformed or too deep JSON body, body or
 //!   header count over the limits): a denial (`PERMISSION_DENIED` with a
 //!   `DeniedHttpResponse`: 403, or 400/413/431 with the reason as body) —
 //!   never a gRPC error, so Envoy's `failure_mode_allow` cannot let it in;
@@ -14,8 +14,8 @@
 //! - an undefined decision, an evaluation error or a decision of the wrong
 //!   shape: gRPC `UNKNOWN` (as opa-envoy-plugin, whose Go errors grpc-go
 //!   sends as `UNKNOWN`), so `failure_mode_allow` decides;
-//! - a tenant without a bundle: `NOT_FOUND`; one not loaded yet, failing to
-//!   load, or refused for capacity: `UNAVAILABLE`.
+//! - a tenant not loaded yet, failing to load, or refused for capacity:
+//!   `UNAVAILABLE`.
 //!
 //! Every answered decision carries a decision id in its dynamic metadata.
 //! This module knows no sockets (`server`) and no configuration files.
@@ -130,6 +130,11 @@ impl ExtAuthz {
         let decided = self.host.decide(tenant, path, &input).await;
         let result = match decided {
             Ok(d) => d.result,
+            // A tenant name may come from a header the client sets: naming
+            // one that does not exist must not reach failure_mode_allow.
+            Err(e @ HostError::TenantNotFound { .. }) => {
+                return Ok(response::denied(403, e.to_string()));
+            }
             Err(e) => {
                 tracing::debug!(%tenant, %path, %decision_id, error = %e, "ext_authz evaluation failed");
                 return Err(host_status(e));
@@ -168,7 +173,6 @@ impl ExtAuthz {
 fn host_status(e: HostError) -> Status {
     let message = e.to_string();
     match e {
-        HostError::TenantNotFound { .. } => Status::not_found(message),
         HostError::NotReady { .. }
         | HostError::LoadFailed { .. }
         | HostError::CapacityExceeded { .. } => Status::unavailable(message),
