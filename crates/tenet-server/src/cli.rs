@@ -132,6 +132,10 @@ struct ServeArgs {
     /// 0 disables. [default: 30]
     #[arg(long, env = "TENET_READ_BODY_TIMEOUT_SECS")]
     read_body_timeout_secs: Option<u64>,
+    /// Also serve Envoy's ext_authz gRPC API on this address
+    /// (`127.0.0.1:9191`; `127.0.0.1:0` picks a free port). [default: off]
+    #[arg(long, env = "TENET_GRPC_LISTEN")]
+    grpc_listen: Option<String>,
 }
 
 impl ServeArgs {
@@ -181,6 +185,9 @@ impl ServeArgs {
         flag!(grace_period_secs => c.host.grace_period_seconds);
         flag!(deadline_ms => c.host.deadline_ms);
         c.decision_logs.console |= self.log_decisions;
+        if let Some(listen) = self.grpc_listen.clone() {
+            c.grpc.listen = Some(listen);
+        }
         Ok(c)
     }
 }
@@ -374,6 +381,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             }
         }
         restore_pushed(&host).await;
+        let state_auth = state.auth.clone();
+        let log_labels = state.log_labels.clone();
         let app = tenet_server::app(state);
         let server_options = tenet_server::ServeOptions {
             drain_timeout: Duration::from_secs(config.server.drain_seconds),
@@ -393,18 +402,70 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         };
         let server =
             tenet_server::Server::new(listener, server_options).context("configuring TLS")?;
+        let grpc = match &config.grpc.listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding grpc.listen {addr}"))?,
+            ),
+            None => None,
+        };
         // Signal handlers before the announcement: a SIGTERM right after it
-        // must drain, not kill.
+        // must drain, not kill. Both servers watch the one signal.
         let signal = tenet_server::shutdown_signal();
-        let shutdown = async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             signal.await;
             exit_after(drain + WATCHDOG_MARGIN);
+            stop_tx.send_replace(true);
+        });
+        let stopped = move || {
+            let mut stop = stop_rx.clone();
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }
         };
         let local = server.local_addr()?;
         // The first line on stdout is the address, for scripts and tests.
         println!("tenet listening on {}://{local}", server.scheme());
         tracing::info!(addr = %local, bundles = %template, "serving");
-        server.run(app, shutdown).await.context("serving")?;
+        let grpc = match grpc {
+            Some(listener) => {
+                let grpc_local = listener.local_addr()?;
+                let auth = state_auth.clone();
+                let authorize: tenet_grpc::Authorize = std::sync::Arc::new(move |headers| {
+                    auth.check(tenet_server::auth::Scope::Decide, headers).is_ok()
+                });
+                let service = tenet_grpc::ExtAuthz::new(host.clone(), config.grpc.ext_authz.clone())
+                    .with_authorize(authorize)
+                    .with_decision_log(config.decision_logs.console);
+                let service = match &uploads {
+                    Some((logs, ..)) => service.with_decision_logs(logs.clone(), log_labels.clone()),
+                    None => service,
+                };
+                // The second line names the gRPC address (a closed stdout
+                // is no reason to stop serving).
+                {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "tenet grpc listening on {grpc_local}");
+                    let _ = out.flush();
+                }
+                tracing::info!(addr = %grpc_local, "serving Envoy ext_authz over gRPC");
+                let grpc_config = config.grpc.clone();
+                let shutdown = stopped();
+                Some(tokio::spawn(async move {
+                    tenet_grpc::serve(listener, &grpc_config, service, shutdown, drain)
+                        .await
+                        .inspect_err(|e| tracing::error!(error = %e, "the gRPC server stopped"))
+                }))
+            }
+            None => None,
+        };
+        server.run(app, stopped()).await.context("serving")?;
+        if let Some(grpc) = grpc {
+            grpc.await.context("gRPC server task")?.context("serving gRPC")?;
+        }
         if let Some((logs, client, upload, task)) = uploads {
             // What is still buffered goes out once more, within a bound.
             task.abort();

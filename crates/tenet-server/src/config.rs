@@ -1,6 +1,6 @@
 //! `tenet serve`'s configuration file: YAML with keys modelled on OPA's
 //! (`services`, `bundles`, `keys`, `decision_logs`, `status`) plus tenet's
-//! own (`server`, `host`, `tenants`, `isolation`), overridden by `TENET_*`
+//! own (`server`, `host`, `tenants`, `isolation`, `grpc`), overridden by `TENET_*`
 //! environment variables and then by command-line flags.
 //!
 //! Environment overrides name a key path with `__` between levels:
@@ -60,6 +60,8 @@ pub struct Config {
     pub host: HostSection,
     /// Process isolation between tenants.
     pub isolation: IsolationSection,
+    /// The gRPC front end (Envoy ext_authz); off unless `grpc.listen` is set.
+    pub grpc: tenet_grpc::GrpcConfig,
 }
 
 /// `server:`.
@@ -473,10 +475,19 @@ impl Config {
             // Secrets and names stay strings whatever they look like
             // (`TENET_SERVER__ADMIN_TOKEN=~` is the token "~", not null).
             let textual = [
-                "token", "addr", "header", "decision", "template", "resource", "url",
+                "token",
+                "addr",
+                "header",
+                "decision",
+                "template",
+                "resource",
+                "url",
+                "listen",
+                "default_tenant",
             ]
             .iter()
-            .any(|t| keys.last().is_some_and(|k| k.contains(t)));
+            .any(|t| keys.last().is_some_and(|k| k.contains(t)))
+                || keys.last().is_some_and(|k| k == "path");
             let parsed: serde_json::Value = if textual {
                 serde_json::Value::String(value.clone())
             } else {
@@ -567,6 +578,7 @@ impl Config {
                 ));
             }
         }
+        self.grpc.check().map_err(|e| invalid(&e.key, e.reason))?;
         if self.isolation.level != "none" {
             return Err(invalid(
                 "isolation.level",
@@ -871,6 +883,43 @@ mod tests {
             ),
             (5, 4096, 1000)
         );
+    }
+
+    /// The gRPC front end is off by default; `grpc:` and `TENET_GRPC__*`
+    /// set it, and its errors name their key.
+    #[test]
+    fn grpc_is_off_by_default_and_configured_by_file_and_environment() {
+        let c = Config::load(None, []).unwrap();
+        assert_eq!(c.grpc, tenet_grpc::GrpcConfig::default());
+        assert_eq!(c.grpc.listen, None);
+        let f = write(
+            "grpc:\n  listen: 127.0.0.1:9191\n  ext_authz:\n    tenant_from:\n      - header: x-tenant-id\n    dry_run: true\n",
+        );
+        let env = [
+            (
+                "TENET_GRPC__EXT_AUTHZ__DEFAULT_TENANT".to_string(),
+                "1234".to_string(),
+            ),
+            (
+                "TENET_GRPC__EXT_AUTHZ__PATH".to_string(),
+                "acme/authz/allow".to_string(),
+            ),
+        ];
+        let c = Config::load(Some(f.path()), env).unwrap();
+        assert_eq!(c.grpc.listen.as_deref(), Some("127.0.0.1:9191"));
+        assert!(c.grpc.ext_authz.dry_run);
+        assert_eq!(
+            c.grpc.ext_authz.tenant_from,
+            vec![tenet_grpc::TenantSource::Header("x-tenant-id".into())]
+        );
+        assert_eq!(c.grpc.ext_authz.default_tenant.as_deref(), Some("1234"));
+        assert_eq!(c.grpc.ext_authz.path, "acme/authz/allow");
+        let f = write("grpc:\n  ext_authz:\n    default_tenant: ../x\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("grpc.ext_authz.default_tenant"), "{e}");
+        let f = write("grpc:\n  ext_authz:\n    dryrun: true\n");
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains("unknown field `dryrun`"), "{e}");
     }
 
     #[test]

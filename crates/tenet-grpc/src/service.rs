@@ -1,0 +1,243 @@
+//! `envoy.service.auth.v3.Authorization/Check` for many tenants: checks the
+//! caller's bearer token (when the embedder gave a checker), finds the
+//! tenant, builds the input, asks the [`Host`] for the decision (which
+//! evaluates on the host's evaluation pool, never on an async worker) and
+//! maps it to a `CheckResponse`.
+//!
+//! What becomes what:
+//! - a request without a tenant, with an invalid or unknown tenant id, or
+//!   that cannot be read (bad path escape, malformed or too deep JSON body, body or
+//!   header count over the limits): a denial (`PERMISSION_DENIED` with a
+//!   `DeniedHttpResponse`: 403, or 400/413/431 with the reason as body) —
+//!   never a gRPC error, so Envoy's `failure_mode_allow` cannot let it in;
+//! - a missing or wrong token: gRPC `UNAUTHENTICATED`;
+//! - an undefined decision, an evaluation error or a decision of the wrong
+//!   shape: gRPC `UNKNOWN` (as opa-envoy-plugin, whose Go errors grpc-go
+//!   sends as `UNKNOWN`), so `failure_mode_allow` decides;
+//! - a tenant not loaded yet, failing to load, or refused for capacity:
+//!   `UNAVAILABLE`.
+//!
+//! Every answered decision carries a decision id in its dynamic metadata.
+//! This module knows no sockets (`server`) and no configuration files.
+
+use crate::config::ExtAuthzConfig;
+use crate::input::{self, InputLimits};
+use crate::response;
+use crate::tenant;
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use std::sync::Arc;
+use tenet::{Host, HostError, Input};
+use tonic::codegen::http::HeaderMap;
+use tonic::{Request, Response, Status};
+
+/// Decides whether a call's metadata (as HTTP headers: `authorization`
+/// only) may ask for decisions. tenet-server passes its REST `decide`
+/// rule, so both front ends share one token rule.
+pub type Authorize = Arc<dyn Fn(&HeaderMap) -> bool + Send + Sync>;
+
+/// The ext_authz service: cheap to clone (shared state behind `Arc`s).
+#[derive(Clone)]
+pub struct ExtAuthz {
+    host: Host,
+    config: Arc<ExtAuthzConfig>,
+    limits: InputLimits,
+    authorize: Option<Authorize>,
+    log_decisions: bool,
+    /// Decision-log buffers and the labels of their events (besides
+    /// `tenant`), when decision logs are uploaded.
+    decision_logs: Option<(
+        tenet_telemetry::DecisionLogs,
+        Arc<serde_json::Map<String, serde_json::Value>>,
+    )>,
+}
+
+impl std::fmt::Debug for ExtAuthz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtAuthz")
+            .field("config", &self.config)
+            .field("limits", &self.limits)
+            .field("authorize", &self.authorize.is_some())
+            .field("log_decisions", &self.log_decisions)
+            .finish()
+    }
+}
+
+impl ExtAuthz {
+    /// The service for `host` with `config`; open to every caller until
+    /// [`ExtAuthz::with_authorize`].
+    pub fn new(host: Host, config: ExtAuthzConfig) -> Self {
+        let depth = host.config().eval_limits.max_input_depth;
+        Self {
+            limits: InputLimits::new(&config, depth),
+            host,
+            config: Arc::new(config),
+            authorize: None,
+            log_decisions: false,
+            decision_logs: None,
+        }
+    }
+
+    /// Records every answered decision in `logs` (as the REST API does),
+    /// with `labels` (OPA's `id`, `version`, …) and the tenant.
+    pub fn with_decision_logs(
+        mut self,
+        logs: tenet_telemetry::DecisionLogs,
+        labels: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        self.decision_logs = Some((logs, Arc::new(labels)));
+        self
+    }
+
+    /// Calls must pass `authorize`, else `UNAUTHENTICATED`.
+    pub fn with_authorize(mut self, authorize: Authorize) -> Self {
+        self.authorize = Some(authorize);
+        self
+    }
+
+    /// Logs every decision (tracing target `tenet::decision`); dry-run
+    /// decisions are logged either way.
+    pub fn with_decision_log(mut self, on: bool) -> Self {
+        self.log_decisions = on;
+        self
+    }
+
+    /// The decision path for `tenant`.
+    fn path(&self, tenant: &str) -> &str {
+        self.config
+            .tenant_paths
+            .get(tenant)
+            .unwrap_or(&self.config.path)
+    }
+
+    /// One Check, after authentication.
+    pub async fn check_request(&self, request: &CheckRequest) -> Result<CheckResponse, Status> {
+        let Some(tenant) = tenant::resolve(&self.config, request) else {
+            return Ok(response::denied(
+                403,
+                format!(
+                    "no tenant: the request names none ({}) and no default tenant is configured",
+                    tenant::describe_sources(&self.config)
+                ),
+            ));
+        };
+        if let Err(e) = tenet::validate_tenant(tenant) {
+            return Ok(response::denied(403, e.to_string()));
+        }
+        let document =
+            match input::build(request, self.config.skip_request_body_parse, &self.limits) {
+                Ok(d) => d,
+                Err(e) => return Ok(response::denied(e.http_status(), e.to_string())),
+            };
+        let input = match Input::from_value(&document, &self.host.config().eval_limits) {
+            Ok(i) => i,
+            Err(e) => {
+                let status = if e.kind() == "input_too_large" {
+                    413
+                } else {
+                    400
+                };
+                return Ok(response::denied(
+                    status,
+                    format!("request_parse_error: {e}"),
+                ));
+            }
+        };
+        let path = self.path(tenant);
+        let decision_id = uuid::Uuid::new_v4().to_string();
+        let decided = self.host.decide(tenant, path, &input).await;
+        let result = match decided {
+            Ok(d) => {
+                if let Some((logs, labels)) = &self.decision_logs {
+                    let mut labels = labels.as_ref().clone();
+                    labels.insert("tenant".into(), tenant.into());
+                    let mut event = tenet_telemetry::DecisionEvent::new(
+                        labels,
+                        decision_id.clone(),
+                        tenant,
+                        &d.revision,
+                        // OPA's form: slash-separated, without `data`.
+                        tenet::QueryPath::parse(path)
+                            .map_or_else(|_| path.to_string(), |p| p.components().join("/")),
+                    );
+                    event.input = Some(document);
+                    event.result = d.result.clone();
+                    logs.record(tenant, &event);
+                }
+                d.result
+            }
+            // A tenant name may come from a header the client sets: naming
+            // one that does not exist must not reach failure_mode_allow.
+            Err(e @ HostError::TenantNotFound { .. }) => {
+                return Ok(response::denied(403, e.to_string()));
+            }
+            Err(e) => {
+                tracing::debug!(%tenant, %path, %decision_id, error = %e, "ext_authz evaluation failed");
+                return Err(host_status(e));
+            }
+        };
+        let Some(result) = result else {
+            tracing::debug!(%tenant, %path, %decision_id, "ext_authz decision undefined");
+            return Err(Status::unknown("undefined decision"));
+        };
+        let mut answer = response::to_response(&result).map_err(|e| {
+            tracing::debug!(%tenant, %path, %decision_id, error = %e, "ext_authz result unusable");
+            Status::unknown(e.to_string())
+        })?;
+        let allowed = answer
+            .status
+            .as_ref()
+            .is_some_and(|s| s.code == response::OK);
+        if self.config.dry_run || self.log_decisions {
+            tracing::info!(
+                target: "tenet::decision",
+                %tenant, %path, %decision_id, allowed,
+                dry_run = self.config.dry_run,
+                result = %result,
+                "ext_authz decision"
+            );
+        }
+        if self.config.dry_run {
+            response::dry_run(&mut answer);
+        }
+        response::with_decision_id(&mut answer, &decision_id);
+        Ok(answer)
+    }
+}
+
+/// The gRPC status of a failed decision.
+fn host_status(e: HostError) -> Status {
+    let message = e.to_string();
+    match e {
+        HostError::NotReady { .. }
+        | HostError::LoadFailed { .. }
+        | HostError::CapacityExceeded { .. } => Status::unavailable(message),
+        // The tenant's own bound of waiting evaluations (fair shares).
+        HostError::TooManyRequests { .. } => Status::resource_exhausted(message),
+        HostError::InvalidTenant { .. } => Status::invalid_argument(message),
+        _ => Status::unknown(message),
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for ExtAuthz {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        if let Some(authorize) = &self.authorize {
+            let mut headers = HeaderMap::new();
+            if let Some(v) = request.metadata().get("authorization") {
+                if let Ok(v) = tonic::codegen::http::HeaderValue::from_bytes(v.as_bytes()) {
+                    headers.insert("authorization", v);
+                }
+            }
+            if !authorize(&headers) {
+                return Err(Status::unauthenticated("missing or invalid bearer token"));
+            }
+        }
+        self.check_request(request.get_ref())
+            .await
+            .map(Response::new)
+    }
+}
