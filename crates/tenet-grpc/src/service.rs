@@ -102,6 +102,35 @@ impl ExtAuthz {
         self
     }
 
+    /// Records `event` after the tenant's `system.log.drop` and
+    /// `system.log.mask` rules, as the REST API does (an event whose rules
+    /// fail is dropped, never logged unmasked: ext_authz inputs carry
+    /// credentials).
+    async fn log(
+        &self,
+        logs: &tenet_telemetry::DecisionLogs,
+        tenant: &str,
+        event: tenet_telemetry::DecisionEvent,
+    ) {
+        let host = &self.host;
+        let rules = tenet_telemetry::LogRules {
+            drop: host.defines_rule(tenant, &["system", "log", "drop"]),
+            mask: host.defines_rule(tenant, &["system", "log", "mask"]),
+        };
+        let evaluate = |path: &'static str, document: serde_json::Value| async move {
+            let input = Input::from_value(&document, &host.config().eval_limits)
+                .map_err(|e| e.to_string())?;
+            host.decide(tenant, path, &input)
+                .await
+                .map(|d| d.result)
+                .map_err(|e| e.to_string())
+        };
+        match tenet_telemetry::apply_log_rules(tenant, rules, event, evaluate).await {
+            Some(event) => logs.record(tenant, &event),
+            None => logs.count_dropped(tenant),
+        }
+    }
+
     /// The decision path for `tenant`.
     fn path(&self, tenant: &str) -> &str {
         self.config
@@ -162,7 +191,7 @@ impl ExtAuthz {
                     );
                     event.input = Some(document);
                     event.result = d.result.clone();
-                    logs.record(tenant, &event);
+                    self.log(logs, tenant, event).await;
                 }
                 d.result
             }

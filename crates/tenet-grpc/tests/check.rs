@@ -419,7 +419,8 @@ async fn health_is_serving_while_up() {
 
 /// With decision logs, every answered Check is recorded for its tenant as
 /// an OPA decision-log event (uploads are tested in tenet-telemetry and
-/// tenet-server); refused requests are not decisions and are not recorded.
+/// tenet-server), after the tenant's own `system.log.drop` rule; refused
+/// requests are not decisions and are not recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_decisions_are_recorded_in_the_tenants_decision_log() {
     let c = config(routed());
@@ -438,5 +439,15 @@ async fn answered_decisions_are_recorded_in_the_tenants_decision_log() {
     assert_eq!(
         (stats[0].tenant.as_str(), stats[0].buffered_events),
         ("acme", 1)
+    );
+    // The tenant's own rule (fixtures/bundles/acme/system_log.rego) drops
+    // decisions on /dropme.
+    let dropme = request(Some("acme"), json!({}), "GET", "/dropme", "");
+    check(&mut client, dropme).await.unwrap();
+    let stats = logs.stats();
+    assert_eq!(
+        (stats[0].buffered_events, stats[0].dropped),
+        (1, 1),
+        "{stats:?}"
     );
 }

@@ -379,6 +379,20 @@ impl Host {
         Ok(self.inner.activate(&instance, policy))
     }
 
+    /// True when `tenant`'s active revision defines a rule at `path` (e.g.
+    /// `["system", "log", "mask"]`); false when it has none active.
+    pub fn defines_rule(&self, tenant: &str, path: &[&str]) -> bool {
+        let Some(instance) = self.inner.lookup(tenant) else {
+            return false;
+        };
+        let current = instance.current();
+        let Some(activation) = current.as_ref() else {
+            return false;
+        };
+        let path: Vec<String> = path.iter().map(|p| p.to_string()).collect();
+        activation.policy.rule_paths().contains(&path)
+    }
+
     /// Number of live instances.
     pub fn len(&self) -> usize {
         self.inner.instances.len()

@@ -476,8 +476,10 @@ pub(crate) fn data_path(
 /// With decision logging on, logs `decision` (tenant, path, revision,
 /// result) under a fresh decision id and returns the id: to the console
 /// (`decision_logs.console`) and into the tenant's decision-log buffer
-/// with its input (`decision_logs.service`; `input` is called only then).
-pub(crate) fn decision_log(
+/// with its input (`decision_logs.service`; `input` is called only then),
+/// after the tenant's own `system.log.drop` and `system.log.mask` rules,
+/// when its policy has them, as OPA applies them.
+pub(crate) async fn decision_log(
     state: &AppState,
     tenant: &str,
     path: &str,
@@ -513,9 +515,51 @@ pub(crate) fn decision_log(
         );
         event.input = input();
         event.result = decision.result.clone();
-        logs.record(tenant, &event);
+        if let Some(event) = drop_and_mask(state, tenant, event).await {
+            logs.record(tenant, &event);
+        } else {
+            logs.count_dropped(tenant);
+        }
     }
     Some(id)
+}
+
+/// The event as the tenant's `system.log.drop` and `system.log.mask` rules
+/// leave it (`None`: not logged).
+async fn drop_and_mask(
+    state: &AppState,
+    tenant: &str,
+    event: tenet_telemetry::DecisionEvent,
+) -> Option<tenet_telemetry::DecisionEvent> {
+    let host = &state.host;
+    tenet_telemetry::apply_log_rules(tenant, log_rules(host, tenant), event, |path, document| {
+        evaluate_log_rule(host, tenant, path, document)
+    })
+    .await
+}
+
+/// Which decision-log rules `tenant`'s active revision defines.
+fn log_rules(host: &tenet::Host, tenant: &str) -> tenet_telemetry::LogRules {
+    tenet_telemetry::LogRules {
+        drop: host.defines_rule(tenant, &["system", "log", "drop"]),
+        mask: host.defines_rule(tenant, &["system", "log", "mask"]),
+    }
+}
+
+/// Evaluates one of `tenant`'s decision-log rules with `document` (the
+/// event) as input.
+async fn evaluate_log_rule(
+    host: &tenet::Host,
+    tenant: &str,
+    path: &str,
+    document: Value,
+) -> Result<Option<Value>, String> {
+    let input =
+        Input::from_value(&document, &host.config().eval_limits).map_err(|e| e.to_string())?;
+    host.decide(tenant, path, &input)
+        .await
+        .map(|d| d.result)
+        .map_err(|e| e.to_string())
 }
 
 /// The request body, gzip-decoded when `Content-Encoding: gzip`, refused
@@ -658,7 +702,7 @@ async fn decide_data(
     let decision = state.host.decide(tenant, path, &input).await?;
     let evaluated = Instant::now();
     let mut out = Map::new();
-    if let Some(id) = decision_log(state, tenant, path, &decision, || input.to_json()) {
+    if let Some(id) = decision_log(state, tenant, path, &decision, || input.to_json()).await {
         out.insert("decision_id".into(), Value::String(id));
     }
     if let Some(result) = decision.result {
@@ -713,7 +757,7 @@ async fn webhook(
     };
     let decision = state.host.decide(&tenant, path, &input).await?;
     // The answer is the bare document, so the id is only logged.
-    decision_log(&state, &tenant, path, &decision, || input.to_json());
+    decision_log(&state, &tenant, path, &decision, || input.to_json()).await;
     match decision.result {
         Some(result) => Ok(Json(result).into_response()),
         None => Err(undefined_document(&state, &tenant, path).await),
@@ -779,7 +823,8 @@ async fn decide_default(
         .await?;
     decision_log(state, tenant, &state.default_decision, &decision, || {
         input.to_json()
-    });
+    })
+    .await;
     match decision.result {
         Some(result) => Ok(Json(result).into_response()),
         None => Err(undefined_document(state, tenant, &state.default_decision).await),

@@ -102,9 +102,9 @@ pub(crate) async fn batch(
             Ok(decision) => {
                 ok.push(id.clone());
                 let mut entry = Map::new();
-                if let Some(id) =
-                    decision_log(&state, &tenant, path, &decision, || Some(merged.clone()))
-                {
+                let logged =
+                    decision_log(&state, &tenant, path, &decision, || Some(merged.clone())).await;
+                if let Some(id) = logged {
                     entry.insert("decision_id".into(), Value::String(id));
                 }
                 if let Some(result) = decision.result {

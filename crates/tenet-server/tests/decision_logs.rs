@@ -2,8 +2,9 @@
 //! 127.0.0.1 speaking OPA's decision-log API) by the real binary: the
 //! `decision_id` a client gets is the event's, the event has OPA's fields
 //! with the tenant in its labels and bundles, the tenant is in the
-//! resource, the service's credentials are sent, and what is buffered at
-//! SIGTERM is uploaded before the process exits.
+//! resource, the service's credentials are sent, the tenant's own
+//! `system.log.drop` and `system.log.mask` rules apply, and what is
+//! buffered at SIGTERM is uploaded before the process exits.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -64,6 +65,31 @@ async fn decisions_reach_the_decision_log_service_by_exit() {
     );
     let mut server = Server::start(&["--config", &config]);
     let c = client(30);
+    // The tenant's own log rules, pushed beside its bundle (outside its
+    // roots), as OPA's decision-log plugin applies them.
+    let rules = "package system.log\n\n\
+        drop if input.input.action == \"view\"\n\n\
+        mask contains \"/input/amount\"\n\n\
+        mask contains {\"op\": \"upsert\", \"path\": \"/input/user\", \"value\": \"**\"}\n";
+    let resp = c
+        .put(server.url("/tenants/payments/v1/policies/log"))
+        .body(rules)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut viewed = alice();
+    viewed["action"] = json!("view");
+    let dropped: Value = c
+        .post(server.url(ALLOW))
+        .json(&json!({ "input": viewed }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(dropped["decision_id"].is_string(), "{dropped}");
     let body: Value = c
         .post(server.url(ALLOW))
         .json(&json!({ "input": alice() }))
@@ -99,7 +125,12 @@ async fn decisions_reach_the_decision_log_service_by_exit() {
     );
     assert_eq!(event["decision_id"], json!(id));
     assert_eq!(event["path"], "payments/authz/allow");
-    assert_eq!(event["input"], alice());
+    let mut masked = alice();
+    masked.as_object_mut().unwrap().remove("amount");
+    masked["user"] = json!("**");
+    assert_eq!(event["input"], masked);
+    assert_eq!(event["erased"], json!(["/input/amount"]));
+    assert_eq!(event["masked"], json!(["/input/user"]));
     assert_eq!(event["result"], true);
     assert_eq!(event["labels"]["tenant"], "payments");
     assert_eq!(event["labels"]["env"], "test");

@@ -137,6 +137,12 @@ impl DecisionLogs {
         self.inner.total.fetch_add(len, Ordering::Relaxed);
     }
 
+    /// Counts an event of `tenant` dropped before it was buffered (its
+    /// masking failed, say).
+    pub fn count_dropped(&self, tenant: &str) {
+        self.tenant(tenant).dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Bytes buffered over all tenants.
     pub fn total_bytes(&self) -> u64 {
         self.inner.total.load(Ordering::Relaxed)

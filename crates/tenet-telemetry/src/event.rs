@@ -32,6 +32,12 @@ pub struct DecisionEvent {
     /// Timers and counters of the decision (OPA's `metrics`).
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub metrics: Map<String, Value>,
+    /// Pointers erased by the tenant's `system.log.mask` policy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<String>,
+    /// Pointers replaced by it (`upsert`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub masked: Vec<String>,
 }
 
 impl DecisionEvent {
@@ -58,6 +64,8 @@ impl DecisionEvent {
             requested_by: None,
             timestamp: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
             metrics: Map::new(),
+            erased: Vec::new(),
+            masked: Vec::new(),
         }
     }
 

@@ -13,8 +13,10 @@
 
 mod buffer;
 mod event;
+mod mask;
 mod upload;
 
 pub use buffer::{DecisionLogConfig, DecisionLogs, TenantLogStats};
 pub use event::DecisionEvent;
+pub use mask::{apply_log_rules, LogRules, MaskError};
 pub use upload::{RoundReport, UploadConfig, UploadError};
