@@ -368,6 +368,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         }
         state.decision_log = config.decision_logs.console;
         let uploads = start_decision_logs(&config, &file, &mut state)?;
+        let status_task = start_status(&config, &file, &host, state.decision_logs.clone())?;
         state.max_batch_inputs = config.server.max_batch_inputs;
         state.max_batch_bytes = config.server.max_batch_bytes;
         // Configured tenants are pinned for the life of the process.
@@ -466,6 +467,9 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         if let Some(grpc) = grpc {
             grpc.await.context("gRPC server task")?.context("serving gRPC")?;
         }
+        if let Some(task) = status_task {
+            task.abort();
+        }
         if let Some((logs, client, upload, task)) = uploads {
             // What is still buffered goes out once more, within a bound.
             task.abort();
@@ -548,6 +552,34 @@ fn start_decision_logs(
     state.decision_logs = Some(logs.clone());
     tracing::info!(url = %upload.url, resource = %upload.resource, "uploading decision logs");
     Ok(Some((logs, client, upload, task)))
+}
+
+/// With `status.service`, the loop that uploads each tenant's status
+/// report when what it says changed, once per `status.interval_seconds`.
+fn start_status(
+    config: &Config,
+    file: &str,
+    host: &tenet::Host,
+    logs: Option<tenet_telemetry::DecisionLogs>,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some((http, status)) = config.status_upload(file)? else {
+        return Ok(None);
+    };
+    let client =
+        tenet_source::HttpClient::new(&http, tenet::Limits::default()).context("status.service")?;
+    status.url_for("tenant").context("status.service")?;
+    tracing::info!(url = %status.url, resource = %status.resource, "uploading status reports");
+    let host = host.clone();
+    Ok(Some(tokio::spawn(async move {
+        let uploads = tenet_telemetry::StatusUploads::new();
+        let mut every = tokio::time::interval(status.interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let reports = tenet_server::status::reports(&host, logs.as_ref());
+            uploads.round(&client, &status, reports).await;
+        }
+    })))
 }
 
 /// How long past the drain deadline the watchdog waits before it ends the

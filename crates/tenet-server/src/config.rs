@@ -286,12 +286,32 @@ impl Default for ReportingSection {
 }
 
 /// `status:`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatusSection {
     /// Accepted so OPA configs load; activations and failures are always
     /// logged, and each tenant's status is served by `/v1/tenants`.
     pub console: bool,
+    /// Name of a `services` entry to upload each tenant's status report to.
+    pub service: Option<String>,
+    /// Path under the service's URL; `{tenant}` is the tenant. Default
+    /// `/status`, as in OPA.
+    pub resource: String,
+    /// Seconds between upload rounds: a tenant's report goes at most once
+    /// per round, when what it says changed.
+    pub interval_seconds: u64,
+}
+
+impl Default for StatusSection {
+    fn default() -> Self {
+        let d = tenet_telemetry::StatusConfig::default();
+        Self {
+            console: false,
+            service: None,
+            resource: d.resource,
+            interval_seconds: d.interval.as_secs(),
+        }
+    }
 }
 
 /// `host:`.
@@ -650,6 +670,23 @@ impl Config {
                 Some(_) => {}
             }
         }
+        if let Some(service) = &self.status.service {
+            match self.services.get(service) {
+                None => {
+                    return Err(invalid(
+                        "status.service",
+                        format!("no service named {service:?} under services"),
+                    ))
+                }
+                Some(s) if s.get("url").and_then(|u| u.as_str()).is_none() => {
+                    return Err(invalid(
+                        &format!("services.{service}.url"),
+                        "the status service needs a url".into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
         if self.decision_logs.reporting.min_delay_seconds
             > self.decision_logs.reporting.max_delay_seconds
         {
@@ -727,6 +764,45 @@ impl Config {
         let Some(name) = &self.decision_logs.service else {
             return Ok(None);
         };
+        let (http, url) = self.service_http(file, name)?;
+        let d = &self.decision_logs;
+        let upload = tenet_telemetry::UploadConfig {
+            url,
+            resource: d.resource.clone(),
+            upload_size_limit_bytes: d.reporting.upload_size_limit_bytes.max(1),
+            min_delay: std::time::Duration::from_secs(d.reporting.min_delay_seconds),
+            max_delay: std::time::Duration::from_secs(d.reporting.max_delay_seconds.max(1)),
+            max_concurrent: d.max_concurrent_uploads.max(1),
+        };
+        Ok(Some((http, upload)))
+    }
+
+    /// The status upload, when `status.service` is set: the service's HTTP
+    /// settings and where and how often to upload.
+    pub fn status_upload(
+        &self,
+        file: &str,
+    ) -> Result<Option<(tenet_source::HttpOptions, tenet_telemetry::StatusConfig)>, ConfigError>
+    {
+        let Some(name) = &self.status.service else {
+            return Ok(None);
+        };
+        let (http, url) = self.service_http(file, name)?;
+        let status = tenet_telemetry::StatusConfig {
+            url,
+            resource: self.status.resource.clone(),
+            interval: std::time::Duration::from_secs(self.status.interval_seconds.max(1)),
+            max_concurrent: self.decision_logs.max_concurrent_uploads.max(1),
+        };
+        Ok(Some((http, status)))
+    }
+
+    /// A `services` entry's HTTP settings and URL.
+    fn service_http(
+        &self,
+        file: &str,
+        name: &str,
+    ) -> Result<(tenet_source::HttpOptions, String), ConfigError> {
         let mut service = self.services.get(name).cloned().unwrap_or_default();
         let url = service
             .get("url")
@@ -738,17 +814,7 @@ impl Config {
                 map.remove(key);
             }
         }
-        let http = section(file, &format!("services.{name}"), service)?;
-        let d = &self.decision_logs;
-        let upload = tenet_telemetry::UploadConfig {
-            url,
-            resource: d.resource.clone(),
-            upload_size_limit_bytes: d.reporting.upload_size_limit_bytes.max(1),
-            min_delay: std::time::Duration::from_secs(d.reporting.min_delay_seconds),
-            max_delay: std::time::Duration::from_secs(d.reporting.max_delay_seconds.max(1)),
-            max_concurrent: d.max_concurrent_uploads.max(1),
-        };
-        Ok(Some((http, upload)))
+        Ok((section(file, &format!("services.{name}"), service)?, url))
     }
 
     /// The decision-log buffers' bounds.

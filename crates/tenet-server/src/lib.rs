@@ -52,7 +52,7 @@ mod metrics;
 mod push;
 mod sniff;
 pub mod sources;
-mod status;
+pub mod status;
 mod tls;
 
 pub use api::{app, AppState};

@@ -6,8 +6,9 @@
 //! `bundles.{name}` with `active_revision` and the `last_*` times, and the
 //! bundle plugin's state); `config` has the shape of OPA's redacted
 //! configuration (`labels`, `bundles`, `default_decision`), with no
-//! credentials and no query string in a bundle's location. This module only
-//! reads the host's snapshot of a tenant: it must not change any state.
+//! credentials and no query string in a bundle's location. The same status
+//! reports are what `status.service` uploads ([`reports`]). This module only
+//! reads the host's snapshots: it must not change any state.
 
 use crate::api::{tenant_of, AppResult, AppState};
 use axum::extract::{Path, State};
@@ -109,6 +110,39 @@ fn status_report(s: &TenantSnapshot) -> Value {
         "bundles": { s.tenant.clone(): bundle },
         "plugins": { "bundle": { "state": plugin_state } },
     })
+}
+
+/// Every tenant's status report for an upload round, with what makes a
+/// report worth sending again (active revision, state, last error), and
+/// its decision-log counters (OPA's `decision_logs` section of a report)
+/// when decision logs are uploaded.
+pub fn reports(
+    host: &tenet::Host,
+    logs: Option<&tenet_telemetry::DecisionLogs>,
+) -> Vec<tenet_telemetry::StatusReport> {
+    let dropped: HashMap<String, u64> = logs
+        .map(|l| {
+            l.stats()
+                .into_iter()
+                .map(|s| (s.tenant, s.dropped))
+                .collect()
+        })
+        .unwrap_or_default();
+    host.tenants()
+        .iter()
+        .map(|s| {
+            let mut report = status_report(s);
+            if logs.is_some() {
+                let n = dropped.get(&s.tenant).copied().unwrap_or(0);
+                report["decision_logs"] = json!({ "dropped": n });
+            }
+            tenet_telemetry::StatusReport {
+                tenant: s.tenant.clone(),
+                fingerprint: json!([s.revision, format!("{:?}", s.state), s.last_error]),
+                report,
+            }
+        })
+        .collect()
 }
 
 /// A bundle location without its query string, which may carry a signed
