@@ -47,6 +47,9 @@ pub struct AppState {
     pub log_labels: serde_json::Map<String, Value>,
     /// Most inputs in one batch request; 413 past it.
     pub max_batch_inputs: usize,
+    /// Most distinct `tenant` label values in `/metrics`; the rest are
+    /// added up under `tenant="__other__"` (label_cap.rs).
+    pub max_tenant_labels: usize,
     /// Most work in one batch request: the sizes of its merged inputs
     /// added up (each input plus `common_input`, measured as inputs are);
     /// 413 past it, before any input is decided.
@@ -74,6 +77,7 @@ impl AppState {
             decision_logs: None,
             log_labels: serde_json::Map::new(),
             max_batch_inputs: crate::batch::MAX_BATCH_INPUTS,
+            max_tenant_labels: 1_000,
             max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
         }
     }

@@ -371,6 +371,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         let status_task = start_status(&config, &file, &host, state.decision_logs.clone())?;
         state.max_batch_inputs = config.server.max_batch_inputs;
         state.max_batch_bytes = config.server.max_batch_bytes;
+        state.max_tenant_labels = config.server.max_tenant_labels;
         // Configured tenants are pinned for the life of the process.
         {
             let mut pins = state.pins.lock().unwrap_or_else(|p| p.into_inner());

@@ -83,6 +83,10 @@ pub struct ServerSection {
     /// Largest result one evaluation may return (measured as inputs are, a
     /// shared value counted each time it appears); 500 past it.
     pub max_result_bytes: u64,
+    /// Most distinct `tenant` label values in `/metrics` (the busiest
+    /// tenants); the others' samples are added up under
+    /// `tenant="__other__"`.
+    pub max_tenant_labels: usize,
     /// Most bytes of `print` output kept from one evaluation; the rest is
     /// cut with a marker.
     pub max_print_bytes: usize,
@@ -126,6 +130,7 @@ impl Default for ServerSection {
             max_batch_inputs: crate::batch::MAX_BATCH_INPUTS,
             max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
             max_result_bytes: tenet::EvalLimits::default().max_result_bytes,
+            max_tenant_labels: 1_000,
             max_print_bytes: tenet::EvalLimits::default().max_print_bytes,
             default_decision: "system/main".into(),
             drain_seconds: 10,

@@ -48,6 +48,7 @@ pub mod config;
 mod error;
 mod idle;
 mod input;
+mod label_cap;
 mod metrics;
 mod push;
 mod sniff;

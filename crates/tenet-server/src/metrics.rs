@@ -27,6 +27,7 @@
 //! This module only counts and encodes; it makes no decisions and changes
 //! no state of the host.
 
+use crate::label_cap::{label, LabelCap};
 use crate::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -41,6 +42,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -94,7 +96,12 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn new(host: Host, logs: Option<tenet_telemetry::DecisionLogs>) -> Self {
+    fn new(
+        host: Host,
+        logs: Option<tenet_telemetry::DecisionLogs>,
+        max_tenant_labels: usize,
+    ) -> Self {
+        let cap = Arc::new(LabelCap::new(max_tenant_labels));
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -110,9 +117,14 @@ impl Metrics {
             Unit::Seconds,
             durations.clone(),
         );
-        registry.register_collector(Box::new(HostCollector { host }));
+        // The host's collector chooses the tenant labels; it is encoded
+        // before the decision logs', which use its choice.
+        registry.register_collector(Box::new(HostCollector {
+            host,
+            cap: cap.clone(),
+        }));
         if let Some(logs) = logs {
-            registry.register_collector(Box::new(DecisionLogCollector { logs }));
+            registry.register_collector(Box::new(DecisionLogCollector { logs, cap }));
         }
         Self {
             registry,
@@ -134,6 +146,7 @@ pub(crate) fn instrument(router: Router, state: &Arc<AppState>) -> Router {
     let metrics = Arc::new(Metrics::new(
         state.host.clone(),
         state.decision_logs.clone(),
+        state.max_tenant_labels,
     ));
     let scrape = {
         let metrics = metrics.clone();
@@ -196,12 +209,14 @@ async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next
 #[derive(Debug)]
 struct HostCollector {
     host: Host,
+    cap: Arc<LabelCap>,
 }
 
 /// Reads the decision-log buffers at scrape time.
 #[derive(Debug)]
 struct DecisionLogCollector {
     logs: tenet_telemetry::DecisionLogs,
+    cap: Arc<LabelCap>,
 }
 
 impl Collector for DecisionLogCollector {
@@ -215,6 +230,7 @@ impl Collector for DecisionLogCollector {
             clamp(self.logs.total_bytes()),
         )?;
         let stats = self.logs.stats();
+        let members = self.cap.members();
         type PerTenant = (
             &'static str,
             &'static str,
@@ -239,9 +255,12 @@ impl Collector for DecisionLogCollector {
                 None,
                 prometheus_client::metrics::MetricType::Counter,
             )?;
+            let mut by_label: BTreeMap<&str, u64> = BTreeMap::new();
             for s in &stats {
-                let label = [("tenant", s.tenant.as_str())];
-                ConstCounter::new(value(s)).encode(m.encode_family(&label)?)?;
+                *by_label.entry(label(&members, &s.tenant)).or_default() += value(s);
+            }
+            for (tenant, n) in by_label {
+                ConstCounter::new(n).encode(m.encode_family(&[("tenant", tenant)])?)?;
             }
         }
         Ok(())
@@ -336,6 +355,9 @@ impl Collector for HostCollector {
         }
 
         let tenants = host.tenants();
+        let members = self
+            .cap
+            .update(tenants.iter().map(|t| (t.tenant.as_str(), t.decisions)));
         let by_state = [
             InstanceState::Loading,
             InstanceState::Active,
@@ -381,9 +403,8 @@ impl Collector for HostCollector {
                 None,
                 prometheus_client::metrics::MetricType::Counter,
             )?;
-            for t in &tenants {
-                let label = [("tenant", t.tenant.as_str())];
-                ConstCounter::new(value(t)).encode(m.encode_family(&label)?)?;
+            for (tenant, n) in per_label(&tenants, &members, value, |a, b| a + b) {
+                ConstCounter::new(n).encode(m.encode_family(&[("tenant", tenant)])?)?;
             }
         }
         let gauges: [PerTenant; 4] = [
@@ -415,13 +436,39 @@ impl Collector for HostCollector {
                 None,
                 prometheus_client::metrics::MetricType::Gauge,
             )?;
-            for t in &tenants {
-                let label = [("tenant", t.tenant.as_str())];
-                ConstGauge::new(clamp(value(t))).encode(m.encode_family(&label)?)?;
+            // Added up under `__other__`, but for the cost, whose largest
+            // value is the one that tells.
+            let fold = if name.ends_with("cost_microseconds") {
+                u64::max
+            } else {
+                |a: u64, b: u64| a + b
+            };
+            for (tenant, n) in per_label(&tenants, &members, value, fold) {
+                ConstGauge::new(clamp(n)).encode(m.encode_family(&[("tenant", tenant)])?)?;
             }
         }
         Ok(())
     }
+}
+
+/// One value per tenant label: a member's own, and the others' folded
+/// together under `__other__` (which is absent when every tenant has its
+/// own series).
+fn per_label<'a>(
+    tenants: &'a [tenet::TenantSnapshot],
+    members: &HashSet<String>,
+    value: fn(&tenet::TenantSnapshot) -> u64,
+    fold: fn(u64, u64) -> u64,
+) -> BTreeMap<&'a str, u64> {
+    let mut by_label: BTreeMap<&str, u64> = BTreeMap::new();
+    for t in tenants {
+        let v = value(t);
+        by_label
+            .entry(label(members, &t.tenant))
+            .and_modify(|n| *n = fold(*n, v))
+            .or_insert(v);
+    }
+    by_label
 }
 
 fn state_name(state: InstanceState) -> &'static str {
