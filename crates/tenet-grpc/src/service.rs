@@ -44,12 +44,8 @@ pub struct ExtAuthz {
     limits: InputLimits,
     authorize: Option<Authorize>,
     log_decisions: bool,
-    /// Decision-log buffers and the labels of their events (besides
-    /// `tenant`), when decision logs are uploaded.
-    decision_logs: Option<(
-        tenet_telemetry::DecisionLogs,
-        Arc<serde_json::Map<String, serde_json::Value>>,
-    )>,
+    /// Records decisions in the decision logs, when they are uploaded.
+    decision_logs: Option<tenet_telemetry::Recorder>,
 }
 
 impl std::fmt::Debug for ExtAuthz {
@@ -78,14 +74,11 @@ impl ExtAuthz {
         }
     }
 
-    /// Records every answered decision in `logs` (as the REST API does),
-    /// with `labels` (OPA's `id`, `version`, …) and the tenant.
-    pub fn with_decision_logs(
-        mut self,
-        logs: tenet_telemetry::DecisionLogs,
-        labels: serde_json::Map<String, serde_json::Value>,
-    ) -> Self {
-        self.decision_logs = Some((logs, Arc::new(labels)));
+    /// Hands every answered decision to `recorder` (as the REST API does;
+    /// its worker applies the tenant's drop and mask rules, so credentials
+    /// in ext_authz inputs can be erased).
+    pub fn with_decision_logs(mut self, recorder: tenet_telemetry::Recorder) -> Self {
+        self.decision_logs = Some(recorder);
         self
     }
 
@@ -100,35 +93,6 @@ impl ExtAuthz {
     pub fn with_decision_log(mut self, on: bool) -> Self {
         self.log_decisions = on;
         self
-    }
-
-    /// Records `event` after the tenant's `system.log.drop` and
-    /// `system.log.mask` rules, as the REST API does (an event whose rules
-    /// fail is dropped, never logged unmasked: ext_authz inputs carry
-    /// credentials).
-    async fn log(
-        &self,
-        logs: &tenet_telemetry::DecisionLogs,
-        tenant: &str,
-        event: tenet_telemetry::DecisionEvent,
-    ) {
-        let host = &self.host;
-        let rules = tenet_telemetry::LogRules {
-            drop: host.defines_rule(tenant, &["system", "log", "drop"]),
-            mask: host.defines_rule(tenant, &["system", "log", "mask"]),
-        };
-        let evaluate = |path: &'static str, document: serde_json::Value| async move {
-            let input = Input::from_value(&document, &host.config().eval_limits)
-                .map_err(|e| e.to_string())?;
-            host.decide(tenant, path, &input)
-                .await
-                .map(|d| d.result)
-                .map_err(|e| e.to_string())
-        };
-        match tenet_telemetry::apply_log_rules(tenant, rules, event, evaluate).await {
-            Some(event) => logs.record(tenant, &event),
-            None => logs.count_dropped(tenant),
-        }
     }
 
     /// The decision path for `tenant`.
@@ -177,21 +141,18 @@ impl ExtAuthz {
         let decided = self.host.decide(tenant, path, &input).await;
         let result = match decided {
             Ok(d) => {
-                if let Some((logs, labels)) = &self.decision_logs {
-                    let mut labels = labels.as_ref().clone();
-                    labels.insert("tenant".into(), tenant.into());
-                    let mut event = tenet_telemetry::DecisionEvent::new(
-                        labels,
-                        decision_id.clone(),
-                        tenant,
-                        &d.revision,
+                if let Some(recorder) = &self.decision_logs {
+                    recorder.record(tenet_telemetry::Decided {
+                        tenant: tenant.to_string(),
+                        decision_id: decision_id.clone(),
                         // OPA's form: slash-separated, without `data`.
-                        tenet::QueryPath::parse(path)
+                        path: tenet::QueryPath::parse(path)
                             .map_or_else(|_| path.to_string(), |p| p.components().join("/")),
-                    );
-                    event.input = Some(document);
-                    event.result = d.result.clone();
-                    self.log(logs, tenant, event).await;
+                        revision: d.revision.to_string(),
+                        input: Some(tenet_telemetry::LoggedInput::Json(document)),
+                        result: d.result.clone(),
+                        at: std::time::SystemTime::now(),
+                    });
                 }
                 d.result
             }

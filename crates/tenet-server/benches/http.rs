@@ -7,7 +7,9 @@
 //! then drives each target at concurrency 1, 4, 16 and 64 for a fixed time
 //! and reports requests per second, p50 and p99. Targets: one tenant, 1,000
 //! tenants (round-robin, all on the payments bundle, so the compiled policy
-//! is shared), and the no-op route. Client and server share the machine's
+//! is shared), one tenant through a second listener whose state records
+//! every decision in the decision logs and uploads them (every 1–2 s, to a
+//! collector route of the first listener), and the no-op route. Client and server share the machine's
 //! two cores, so compare ratios within one run.
 //!
 //! Run: `cargo bench -p tenet-server --bench http` (`-- --secs N` per level;
@@ -125,19 +127,48 @@ fn main() {
             },
             Arc::new(OneBundle(examples().join("bundles/payments"))),
         );
-        let state = tenet_server::AppState::new(
-            host,
-            tenet_server::HeaderName::from_static("x-tenant-id"),
-            "system/main".into(),
-            10 << 20,
-        );
-        let app = tenet_server::app(state).merge(axum::Router::new().route(
-            "/bench/noop",
-            post(|Json(_body): Json<Value>| async { Json(json!({"result": true})) }),
-        ));
+        let state = |host: Host| {
+            tenet_server::AppState::new(
+                host,
+                tenet_server::HeaderName::from_static("x-tenant-id"),
+                "system/main".into(),
+                10 << 20,
+            )
+        };
+        let app = tenet_server::app(state(host.clone()))
+            .merge(axum::Router::new().route(
+                "/bench/noop",
+                post(|Json(_body): Json<Value>| async { Json(json!({"result": true})) }),
+            ))
+            .merge(axum::Router::new().route(
+                "/bench/logs",
+                post(|_body: axum::body::Bytes| async { axum::http::StatusCode::NO_CONTENT }),
+            ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
+        // The same host behind a listener that logs every decision.
+        let logs = tenet_telemetry::DecisionLogs::new(Default::default());
+        let uploads = tenet_telemetry::UploadConfig {
+            url: base.clone(),
+            resource: "/bench/logs".into(),
+            min_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let http = tenet_source::HttpClient::new(&Default::default(), Limits::default()).unwrap();
+        let _uploading = logs.start_upload(http, uploads);
+        let recorder = tenet_telemetry::Recorder::start(
+            logs,
+            Default::default(),
+            Arc::new(tenet_server::decision_log::HostLogRules(host.clone())),
+        );
+        let mut logged = state(host);
+        logged.decision_logs = Some(recorder);
+        let logged_app = tenet_server::app(logged);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let logged_base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, logged_app).await });
 
         let input: Value = serde_json::from_str(
             &std::fs::read_to_string(examples().join("inputs/payments/alice-refund.json")).unwrap(),
@@ -156,6 +187,7 @@ fn main() {
                 .collect::<Vec<_>>(),
         );
         let noop = Arc::new(vec![format!("{base}/bench/noop")]);
+        let one_logged = Arc::new(vec![format!("{logged_base}/tenants/payments/{path}")]);
         // Warm up: load every tenant once.
         for url in many.iter().chain(one.iter()) {
             let r = client.post(url).json(&*body).send().await.unwrap();
@@ -169,6 +201,7 @@ fn main() {
                 ("no-op handler", None),
                 ("1 tenant", Some(&one)),
                 ("1,000 tenants", Some(&many)),
+                ("1 tenant, decision logs", Some(&one_logged)),
             ] {
                 let level = match urls {
                     None => Level { ..ceiling },

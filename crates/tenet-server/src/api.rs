@@ -5,6 +5,7 @@
 //! in a header (`X-Tenant-ID` by default). Parsing and error mapping only.
 
 use crate::auth::{Auth, Scope};
+use crate::decision_log::{decision_log, deferred};
 use crate::input::{input_from_value, is_yaml, parse_input_document, parse_json};
 use crate::ApiError;
 use axum::body::Bytes;
@@ -39,12 +40,10 @@ pub struct AppState {
     /// Log every decision (console decision log) and give each a
     /// `decision_id`, as OPA does when decision logging is on.
     pub decision_log: bool,
-    /// Decision-log buffers uploaded to a service (`decision_logs.service`):
-    /// every decision is recorded with its `decision_id`.
-    pub decision_logs: Option<tenet_telemetry::DecisionLogs>,
-    /// OPA's `labels` of decision-log events besides `tenant`: this
-    /// process's `id`, `version`, and the configured labels.
-    pub log_labels: serde_json::Map<String, Value>,
+    /// Records every decision, with its `decision_id`, in the decision
+    /// logs uploaded to a service (`decision_logs.service`;
+    /// decision_log.rs).
+    pub decision_logs: Option<tenet_telemetry::Recorder>,
     /// Most inputs in one batch request; 413 past it.
     pub max_batch_inputs: usize,
     /// Most distinct `tenant` label values in `/metrics`; the rest are
@@ -75,7 +74,6 @@ impl AppState {
             pins: std::sync::Mutex::new(HashMap::new()),
             decision_log: false,
             decision_logs: None,
-            log_labels: serde_json::Map::new(),
             max_batch_inputs: crate::batch::MAX_BATCH_INPUTS,
             max_tenant_labels: 1_000,
             max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
@@ -477,95 +475,6 @@ pub(crate) fn data_path(
         .collect())
 }
 
-/// With decision logging on, logs `decision` (tenant, path, revision,
-/// result) under a fresh decision id and returns the id: to the console
-/// (`decision_logs.console`) and into the tenant's decision-log buffer
-/// with its input (`decision_logs.service`; `input` is called only then),
-/// after the tenant's own `system.log.drop` and `system.log.mask` rules,
-/// when its policy has them, as OPA applies them.
-pub(crate) async fn decision_log(
-    state: &AppState,
-    tenant: &str,
-    path: &str,
-    decision: &tenet::Decision,
-    input: impl FnOnce() -> Option<Value>,
-) -> Option<String> {
-    if !state.decision_log && state.decision_logs.is_none() {
-        return None;
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    if state.decision_log {
-        tracing::info!(
-            target: "tenet::decision_log",
-            decision_id = %id,
-            tenant,
-            path,
-            revision = %decision.revision,
-            result = %decision.result.as_ref().map_or_else(|| "undefined".to_string(), |v| v.to_string()),
-            "decision"
-        );
-    }
-    if let Some(logs) = &state.decision_logs {
-        let mut labels = state.log_labels.clone();
-        labels.insert("tenant".into(), Value::String(tenant.to_string()));
-        let mut event = tenet_telemetry::DecisionEvent::new(
-            labels,
-            id.clone(),
-            tenant,
-            &decision.revision,
-            // OPA's form: slash-separated, without `data`.
-            tenet::QueryPath::parse(path)
-                .map_or_else(|_| path.to_string(), |p| p.components().join("/")),
-        );
-        event.input = input();
-        event.result = decision.result.clone();
-        if let Some(event) = drop_and_mask(state, tenant, event).await {
-            logs.record(tenant, &event);
-        } else {
-            logs.count_dropped(tenant);
-        }
-    }
-    Some(id)
-}
-
-/// The event as the tenant's `system.log.drop` and `system.log.mask` rules
-/// leave it (`None`: not logged).
-async fn drop_and_mask(
-    state: &AppState,
-    tenant: &str,
-    event: tenet_telemetry::DecisionEvent,
-) -> Option<tenet_telemetry::DecisionEvent> {
-    let host = &state.host;
-    tenet_telemetry::apply_log_rules(tenant, log_rules(host, tenant), event, |path, document| {
-        evaluate_log_rule(host, tenant, path, document)
-    })
-    .await
-}
-
-/// Which decision-log rules `tenant`'s active revision defines.
-fn log_rules(host: &tenet::Host, tenant: &str) -> tenet_telemetry::LogRules {
-    tenet_telemetry::LogRules {
-        drop: host.defines_rule(tenant, &["system", "log", "drop"]),
-        mask: host.defines_rule(tenant, &["system", "log", "mask"]),
-    }
-}
-
-/// Evaluates one of `tenant`'s decision-log rules with `document` (the
-/// event) as input.
-async fn evaluate_log_rule(
-    host: &tenet::Host,
-    tenant: &str,
-    path: &str,
-    document: Value,
-) -> Result<Option<Value>, String> {
-    let input =
-        Input::from_value(&document, &host.config().eval_limits).map_err(|e| e.to_string())?;
-    host.decide(tenant, path, &input)
-        .await
-        .map(|d| d.result)
-        .map_err(|e| e.to_string())
-}
-
 /// The request body, gzip-decoded when `Content-Encoding: gzip`, refused
 /// past the body limit with an OPA-shaped 413.
 pub(crate) fn body(
@@ -706,7 +615,7 @@ async fn decide_data(
     let decision = state.host.decide(tenant, path, &input).await?;
     let evaluated = Instant::now();
     let mut out = Map::new();
-    if let Some(id) = decision_log(state, tenant, path, &decision, || input.to_json()).await {
+    if let Some(id) = decision_log(state, tenant, path, &decision, || deferred(&input)) {
         out.insert("decision_id".into(), Value::String(id));
     }
     if let Some(result) = decision.result {
@@ -761,7 +670,7 @@ async fn webhook(
     };
     let decision = state.host.decide(&tenant, path, &input).await?;
     // The answer is the bare document, so the id is only logged.
-    decision_log(&state, &tenant, path, &decision, || input.to_json()).await;
+    decision_log(&state, &tenant, path, &decision, || deferred(&input));
     match decision.result {
         Some(result) => Ok(Json(result).into_response()),
         None => Err(undefined_document(&state, &tenant, path).await),
@@ -826,9 +735,8 @@ async fn decide_default(
         .decide(tenant, &state.default_decision, &input)
         .await?;
     decision_log(state, tenant, &state.default_decision, &decision, || {
-        input.to_json()
-    })
-    .await;
+        deferred(&input)
+    });
     match decision.result {
         Some(result) => Ok(Json(result).into_response()),
         None => Err(undefined_document(state, tenant, &state.default_decision).await),

@@ -7,7 +7,8 @@
 //! of one batch is bounded before it starts (`check_work`): how many inputs,
 //! and how large they are once merged with `common_input`.
 
-use crate::api::{body, decision_log, tenant_of, AppResult, AppState};
+use crate::api::{body, tenant_of, AppResult, AppState};
+use crate::decision_log::decision_log;
 use crate::ApiError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tenet::Input;
+use tenet_telemetry::LoggedInput;
 
 /// Most inputs in one batch request, by default (`server.max_batch_inputs`).
 pub const MAX_BATCH_INPUTS: usize = 10_000;
@@ -102,8 +104,9 @@ pub(crate) async fn batch(
             Ok(decision) => {
                 ok.push(id.clone());
                 let mut entry = Map::new();
-                let logged =
-                    decision_log(&state, &tenant, path, &decision, || Some(merged.clone())).await;
+                let logged = decision_log(&state, &tenant, path, &decision, || {
+                    Some(LoggedInput::Json(merged.clone()))
+                });
                 if let Some(id) = logged {
                     entry.insert("decision_id".into(), Value::String(id));
                 }

@@ -368,7 +368,12 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         }
         state.decision_log = config.decision_logs.console;
         let uploads = start_decision_logs(&config, &file, &mut state)?;
-        let status_task = start_status(&config, &file, &host, state.decision_logs.clone())?;
+        let status_task = start_status(
+            &config,
+            &file,
+            &host,
+            state.decision_logs.as_ref().map(|r| r.logs().clone()),
+        )?;
         state.max_batch_inputs = config.server.max_batch_inputs;
         state.max_batch_bytes = config.server.max_batch_bytes;
         state.max_tenant_labels = config.server.max_tenant_labels;
@@ -384,7 +389,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         }
         restore_pushed(&host).await;
         let state_auth = state.auth.clone();
-        let log_labels = state.log_labels.clone();
+        let state_recorder = state.decision_logs.clone();
         let app = tenet_server::app(state);
         let server_options = tenet_server::ServeOptions {
             drain_timeout: Duration::from_secs(config.server.drain_seconds),
@@ -441,8 +446,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 let service = tenet_grpc::ExtAuthz::new(host.clone(), config.grpc.ext_authz.clone())
                     .with_authorize(authorize)
                     .with_decision_log(config.decision_logs.console);
-                let service = match &uploads {
-                    Some((logs, ..)) => service.with_decision_logs(logs.clone(), log_labels.clone()),
+                let service = match &state_recorder {
+                    Some(recorder) => service.with_decision_logs(recorder.clone()),
                     None => service,
                 };
                 // The second line names the gRPC address (a closed stdout
@@ -472,9 +477,15 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             task.abort();
         }
         if let Some((logs, client, upload, task)) = uploads {
-            // What is still buffered goes out once more, within a bound.
+            // What is still handed over or buffered goes out once more,
+            // within a bound.
             task.abort();
-            let last = logs.upload_round(&client, &upload);
+            let last = async {
+                if let Some(recorder) = &state_recorder {
+                    recorder.flush().await;
+                }
+                logs.upload_round(&client, &upload).await
+            };
             if tokio::time::timeout(DECISION_LOG_FLUSH, last).await.is_err() {
                 tracing::warn!("decision logs still buffered at exit were not all uploaded");
             }
@@ -541,7 +552,6 @@ fn start_decision_logs(
     for (k, v) in &config.host.labels {
         labels.insert(k.clone(), v.clone().into());
     }
-    state.log_labels = labels;
     let Some((http, upload)) = config.decision_log_upload(file)? else {
         return Ok(None);
     };
@@ -550,7 +560,11 @@ fn start_decision_logs(
     upload.url_for("tenant").context("decision_logs.service")?;
     let logs = tenet_telemetry::DecisionLogs::new(config.decision_log_buffers());
     let task = logs.start_upload(client.clone(), upload.clone());
-    state.decision_logs = Some(logs.clone());
+    state.decision_logs = Some(tenet_telemetry::Recorder::start(
+        logs.clone(),
+        labels,
+        std::sync::Arc::new(tenet_server::decision_log::HostLogRules(state.host.clone())),
+    ));
     tracing::info!(url = %upload.url, resource = %upload.resource, "uploading decision logs");
     Ok(Some((logs, client, upload, task)))
 }

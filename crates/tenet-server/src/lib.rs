@@ -45,6 +45,7 @@ mod api;
 pub mod auth;
 mod batch;
 pub mod config;
+pub mod decision_log;
 mod error;
 mod idle;
 mod input;

@@ -145,7 +145,7 @@ impl Metrics {
 pub(crate) fn instrument(router: Router, state: &Arc<AppState>) -> Router {
     let metrics = Arc::new(Metrics::new(
         state.host.clone(),
-        state.decision_logs.clone(),
+        state.decision_logs.as_ref().map(|r| r.logs().clone()),
         state.max_tenant_labels,
     ));
     let scrape = {

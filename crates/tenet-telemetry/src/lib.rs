@@ -9,19 +9,23 @@
 //! Status reports (OPA's status API) are uploaded per tenant when what they
 //! say changes, coalesced into rounds (status.rs).
 //!
-//! Recording an event never waits on an upload or on the network: it
-//! takes the tenant's buffer lock for a queue operation and returns. This
+//! Recording a decision never waits: the front end hands it to a worker
+//! through a bounded queue (recorder.rs), which builds the event, applies
+//! the tenant's drop and mask rules and buffers it under the tenant's
+//! buffer lock; uploads run on their own task. This
 //! crate knows nothing of HTTP requests, hosts or policies; the server
 //! builds events from its decisions.
 
 mod buffer;
 mod event;
 mod mask;
+mod recorder;
 mod status;
 mod upload;
 
 pub use buffer::{DecisionLogConfig, DecisionLogs, TenantLogStats};
 pub use event::DecisionEvent;
 pub use mask::{apply_log_rules, LogRules, MaskError};
+pub use recorder::{Decided, LoggedInput, Recorder, RuleEvaluator, RuleFuture};
 pub use status::{StatusConfig, StatusReport, StatusUploads};
 pub use upload::{RoundReport, UploadConfig, UploadError};

@@ -1,0 +1,154 @@
+//! Recording decisions off the request path: a front end hands over what
+//! it decided ([`Decided`]: a few clones and an id) and returns; a worker
+//! task builds the OPA event, applies the tenant's `system.log.drop` and
+//! `system.log.mask` rules (evaluated through the [`RuleEvaluator`] the
+//! embedder supplies, since this crate knows no hosts) and buffers it. The
+//! hand-over queue is bounded: when it is full the decision is counted as
+//! dropped for its tenant, never waited for.
+
+use crate::mask::{apply_log_rules, LogRules};
+use crate::{DecisionEvent, DecisionLogs};
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::mpsc;
+
+/// Decisions waiting for the worker, at most.
+const QUEUE: usize = 10_000;
+
+/// A boxed future of a rule's result.
+pub type RuleFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, String>> + Send>>;
+
+/// Evaluates a tenant's decision-log rules (the embedder's host does).
+pub trait RuleEvaluator: Send + Sync + 'static {
+    /// Which of `system.log.drop` and `system.log.mask` the tenant defines.
+    fn rules(&self, tenant: &str) -> LogRules;
+    /// Evaluates `path` (`system/log/drop` or `system/log/mask`) for
+    /// `tenant` with `input` (the event).
+    fn evaluate(&self, tenant: &str, path: &'static str, input: Value) -> RuleFuture;
+}
+
+/// The input of a decision, as the front end has it: JSON already, or a
+/// conversion to run on the worker rather than on the request path.
+pub enum LoggedInput {
+    Json(Value),
+    Deferred(Box<dyn FnOnce() -> Option<Value> + Send>),
+}
+
+impl std::fmt::Debug for LoggedInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Json(v) => f.debug_tuple("Json").field(v).finish(),
+            Self::Deferred(_) => f.write_str("Deferred"),
+        }
+    }
+}
+
+/// One decision to log.
+#[derive(Debug)]
+pub struct Decided {
+    pub tenant: String,
+    /// The id the client got.
+    pub decision_id: String,
+    /// Slash-separated, without `data`.
+    pub path: String,
+    pub revision: String,
+    pub input: Option<LoggedInput>,
+    pub result: Option<Value>,
+    /// When it was decided.
+    pub at: SystemTime,
+}
+
+/// What the worker is handed.
+enum Message {
+    Decided(Box<Decided>),
+    /// Answered once everything handed over before it is buffered.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Hands decisions to the decision-log worker. Cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    logs: DecisionLogs,
+    tx: mpsc::Sender<Message>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("logs", &self.logs)
+            .finish()
+    }
+}
+
+impl Recorder {
+    /// Starts the worker on the current tokio runtime: events carry
+    /// `labels` (OPA's `id`, `version`, …) plus `tenant`.
+    pub fn start(
+        logs: DecisionLogs,
+        labels: Map<String, Value>,
+        rules: Arc<dyn RuleEvaluator>,
+    ) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
+        let worker_logs = logs.clone();
+        tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                let d = match message {
+                    Message::Decided(d) => *d,
+                    Message::Flush(done) => {
+                        let _ = done.send(());
+                        continue;
+                    }
+                };
+                let tenant = d.tenant.clone();
+                let event = event(&labels, d);
+                let rules_here = rules.rules(&tenant);
+                let evaluate =
+                    |path: &'static str, input: Value| rules.evaluate(&tenant, path, input);
+                match apply_log_rules(&tenant, rules_here, event, evaluate).await {
+                    Some(event) => worker_logs.record(&tenant, &event),
+                    None => worker_logs.count_dropped(&tenant),
+                }
+            }
+        });
+        Self { logs, tx }
+    }
+
+    /// Hands `decided` over; counted as dropped when the queue is full.
+    pub fn record(&self, decided: Decided) {
+        let tenant = decided.tenant.clone();
+        if self.tx.try_send(Message::Decided(Box::new(decided))).is_err() {
+            self.logs.count_dropped(&tenant);
+        }
+    }
+
+    /// Waits until every decision handed over so far is buffered (or
+    /// dropped): before the last upload at shutdown.
+    pub async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// The buffers it records into.
+    pub fn logs(&self) -> &DecisionLogs {
+        &self.logs
+    }
+}
+
+fn event(labels: &Map<String, Value>, d: Decided) -> DecisionEvent {
+    let mut labels = labels.clone();
+    labels.insert("tenant".into(), Value::String(d.tenant.clone()));
+    let mut event = DecisionEvent::new(labels, d.decision_id, &d.tenant, &d.revision, d.path);
+    event.timestamp = humantime::format_rfc3339_nanos(d.at).to_string();
+    event.input = match d.input {
+        Some(LoggedInput::Json(v)) => Some(v),
+        Some(LoggedInput::Deferred(f)) => f(),
+        None => None,
+    };
+    event.result = d.result;
+    event
+}
