@@ -46,6 +46,8 @@ pub struct AppState {
     pub decision_logs: Option<tenet_telemetry::Recorder>,
     /// Most inputs in one batch request; 413 past it.
     pub max_batch_inputs: usize,
+    /// Where AuthZEN evaluations decide (authzen.rs).
+    pub authzen: crate::authzen::AuthzenConfig,
     /// Most distinct `tenant` label values in `/metrics`; the rest are
     /// added up under `tenant="__other__"` (label_cap.rs).
     pub max_tenant_labels: usize,
@@ -76,6 +78,7 @@ impl AppState {
             decision_logs: None,
             max_batch_inputs: crate::batch::MAX_BATCH_INPUTS,
             max_tenant_labels: 1_000,
+            authzen: Default::default(),
             max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
         }
     }
@@ -110,7 +113,15 @@ pub fn app(state: AppState) -> Router {
             .route(&format!("{prefix}/v1/status"), get(crate::status::status))
             .route(&format!("{prefix}/v1/config"), get(crate::status::config))
             .route(&format!("{prefix}/v1/policies"), get(crate::push::list))
-            .route(&format!("{prefix}/v1/policies/{{*id}}"), policy_methods());
+            .route(&format!("{prefix}/v1/policies/{{*id}}"), policy_methods())
+            .route(
+                &format!("{prefix}/access/v1/evaluation"),
+                post(crate::authzen::evaluation),
+            )
+            .route(
+                &format!("{prefix}/access/v1/evaluations"),
+                post(crate::authzen::evaluations),
+            );
     }
     let decisions = decisions
         .route("/v0/data/{*path}", post(webhook))

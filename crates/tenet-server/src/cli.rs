@@ -377,6 +377,11 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         state.max_batch_inputs = config.server.max_batch_inputs;
         state.max_batch_bytes = config.server.max_batch_bytes;
         state.max_tenant_labels = config.server.max_tenant_labels;
+        state.authzen = tenet_server::authzen::AuthzenConfig {
+            path: config.authzen.path.trim_matches('/').to_string(),
+            tenant_paths: config.authzen.tenant_paths.clone(),
+            max_evaluations: config.authzen.max_evaluations.max(1),
+        };
         // Configured tenants are pinned for the life of the process.
         {
             let mut pins = state.pins.lock().unwrap_or_else(|p| p.into_inner());

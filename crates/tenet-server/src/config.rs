@@ -62,6 +62,31 @@ pub struct Config {
     pub isolation: IsolationSection,
     /// The gRPC front end (Envoy ext_authz); off unless `grpc.listen` is set.
     pub grpc: tenet_grpc::GrpcConfig,
+    /// The AuthZEN evaluation endpoints.
+    pub authzen: AuthzenSection,
+}
+
+/// `authzen:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthzenSection {
+    /// Decision path for every tenant.
+    pub path: String,
+    /// Decision paths of tenants that decide elsewhere.
+    pub tenant_paths: BTreeMap<String, String>,
+    /// Most items in one `evaluations` request.
+    pub max_evaluations: usize,
+}
+
+impl Default for AuthzenSection {
+    fn default() -> Self {
+        let d = crate::authzen::AuthzenConfig::default();
+        Self {
+            path: d.path,
+            tenant_paths: d.tenant_paths,
+            max_evaluations: d.max_evaluations,
+        }
+    }
 }
 
 /// `server:`.

@@ -43,6 +43,7 @@
 
 mod api;
 pub mod auth;
+pub mod authzen;
 mod batch;
 pub mod config;
 pub mod decision_log;

@@ -119,7 +119,11 @@ impl Recorder {
     /// Hands `decided` over; counted as dropped when the queue is full.
     pub fn record(&self, decided: Decided) {
         let tenant = decided.tenant.clone();
-        if self.tx.try_send(Message::Decided(Box::new(decided))).is_err() {
+        if self
+            .tx
+            .try_send(Message::Decided(Box::new(decided)))
+            .is_err()
+        {
             self.logs.count_dropped(&tenant);
         }
     }
