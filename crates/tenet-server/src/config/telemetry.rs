@@ -1,0 +1,249 @@
+//! The configuration sections of what tenet reports and answers besides
+//! OPA's data API: decision logs and status uploads (OPA's
+//! `decision_logs` and `status`, with their `services` entries) and the
+//! AuthZEN endpoints, with their checks and what they build. Reading only,
+//! like the rest of the configuration.
+
+use super::{section, Config, ConfigError};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `authzen:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthzenSection {
+    /// Decision path for every tenant.
+    pub path: String,
+    /// Decision paths of tenants that decide elsewhere.
+    pub tenant_paths: BTreeMap<String, String>,
+    /// Most items in one `evaluations` request.
+    pub max_evaluations: usize,
+}
+
+impl Default for AuthzenSection {
+    fn default() -> Self {
+        let d = crate::authzen::AuthzenConfig::default();
+        Self {
+            path: d.path,
+            tenant_paths: d.tenant_paths,
+            max_evaluations: d.max_evaluations,
+        }
+    }
+}
+
+/// `decision_logs:` (OPA's keys, plus tenet's bounds over all tenants).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionLogsSection {
+    /// Log every decision to the process log and return `decision_id`s.
+    pub console: bool,
+    /// Name of a `services` entry to upload decision logs to.
+    pub service: Option<String>,
+    /// Path under the service's URL; `{tenant}` is the tenant. Default
+    /// `/logs`, as in OPA.
+    pub resource: String,
+    /// Buffer and upload settings (OPA's `reporting`).
+    pub reporting: ReportingSection,
+    /// Most bytes buffered over all tenants together.
+    pub max_total_bytes: u64,
+    /// Most uploads at once, over all tenants.
+    pub max_concurrent_uploads: usize,
+}
+
+impl Default for DecisionLogsSection {
+    fn default() -> Self {
+        Self {
+            console: false,
+            service: None,
+            resource: "/logs".into(),
+            reporting: ReportingSection::default(),
+            max_total_bytes: tenet_telemetry::DecisionLogConfig::default().max_total_bytes,
+            max_concurrent_uploads: tenet_telemetry::UploadConfig::default().max_concurrent,
+        }
+    }
+}
+
+/// `decision_logs.reporting:` (OPA's, applied per tenant).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportingSection {
+    /// Most events buffered per tenant.
+    pub buffer_size_limit_events: usize,
+    /// Most bytes buffered per tenant.
+    pub buffer_size_limit_bytes: u64,
+    /// Uncompressed bytes of events per upload.
+    pub upload_size_limit_bytes: u64,
+    /// Shortest delay between upload rounds.
+    pub min_delay_seconds: u64,
+    /// Longest delay between upload rounds (and longest retry delay).
+    pub max_delay_seconds: u64,
+}
+
+impl Default for ReportingSection {
+    fn default() -> Self {
+        let buffer = tenet_telemetry::DecisionLogConfig::default();
+        let upload = tenet_telemetry::UploadConfig::default();
+        Self {
+            buffer_size_limit_events: buffer.max_events,
+            buffer_size_limit_bytes: buffer.max_bytes,
+            upload_size_limit_bytes: upload.upload_size_limit_bytes,
+            min_delay_seconds: upload.min_delay.as_secs(),
+            max_delay_seconds: upload.max_delay.as_secs(),
+        }
+    }
+}
+
+/// `status:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusSection {
+    /// Accepted so OPA configs load; activations and failures are always
+    /// logged, and each tenant's status is served by `/v1/tenants`.
+    pub console: bool,
+    /// Name of a `services` entry to upload each tenant's status report to.
+    pub service: Option<String>,
+    /// Path under the service's URL; `{tenant}` is the tenant. Default
+    /// `/status`, as in OPA.
+    pub resource: String,
+    /// Seconds between upload rounds: a tenant's report goes at most once
+    /// per round, when what it says changed.
+    pub interval_seconds: u64,
+}
+
+impl Default for StatusSection {
+    fn default() -> Self {
+        let d = tenet_telemetry::StatusConfig::default();
+        Self {
+            console: false,
+            service: None,
+            resource: d.resource,
+            interval_seconds: d.interval.as_secs(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks the telemetry sections; `invalid` builds the error for a key.
+    pub(super) fn check_telemetry(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        if let Some(service) = &self.decision_logs.service {
+            match self.services.get(service) {
+                None => {
+                    return Err(invalid(
+                        "decision_logs.service",
+                        format!("no service named {service:?} under services"),
+                    ))
+                }
+                Some(s) if s.get("url").and_then(|u| u.as_str()).is_none() => {
+                    return Err(invalid(
+                        &format!("services.{service}.url"),
+                        "the decision-log service needs a url".into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(service) = &self.status.service {
+            match self.services.get(service) {
+                None => {
+                    return Err(invalid(
+                        "status.service",
+                        format!("no service named {service:?} under services"),
+                    ))
+                }
+                Some(s) if s.get("url").and_then(|u| u.as_str()).is_none() => {
+                    return Err(invalid(
+                        &format!("services.{service}.url"),
+                        "the status service needs a url".into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if self.decision_logs.reporting.min_delay_seconds
+            > self.decision_logs.reporting.max_delay_seconds
+        {
+            return Err(invalid(
+                "decision_logs.reporting.min_delay_seconds",
+                "is larger than max_delay_seconds".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The decision-log upload, when `decision_logs.service` is set: the
+    /// service's HTTP settings (as for bundles) and where and how often to
+    /// upload.
+    pub fn decision_log_upload(
+        &self,
+        file: &str,
+    ) -> Result<Option<(tenet_source::HttpOptions, tenet_telemetry::UploadConfig)>, ConfigError>
+    {
+        let Some(name) = &self.decision_logs.service else {
+            return Ok(None);
+        };
+        let (http, url) = self.service_http(file, name)?;
+        let d = &self.decision_logs;
+        let upload = tenet_telemetry::UploadConfig {
+            url,
+            resource: d.resource.clone(),
+            upload_size_limit_bytes: d.reporting.upload_size_limit_bytes.max(1),
+            min_delay: std::time::Duration::from_secs(d.reporting.min_delay_seconds),
+            max_delay: std::time::Duration::from_secs(d.reporting.max_delay_seconds.max(1)),
+            max_concurrent: d.max_concurrent_uploads.max(1),
+        };
+        Ok(Some((http, upload)))
+    }
+
+    /// The status upload, when `status.service` is set: the service's HTTP
+    /// settings and where and how often to upload.
+    pub fn status_upload(
+        &self,
+        file: &str,
+    ) -> Result<Option<(tenet_source::HttpOptions, tenet_telemetry::StatusConfig)>, ConfigError>
+    {
+        let Some(name) = &self.status.service else {
+            return Ok(None);
+        };
+        let (http, url) = self.service_http(file, name)?;
+        let status = tenet_telemetry::StatusConfig {
+            url,
+            resource: self.status.resource.clone(),
+            interval: std::time::Duration::from_secs(self.status.interval_seconds.max(1)),
+            max_concurrent: self.decision_logs.max_concurrent_uploads.max(1),
+        };
+        Ok(Some((http, status)))
+    }
+
+    /// A `services` entry's HTTP settings and URL.
+    fn service_http(
+        &self,
+        file: &str,
+        name: &str,
+    ) -> Result<(tenet_source::HttpOptions, String), ConfigError> {
+        let mut service = self.services.get(name).cloned().unwrap_or_default();
+        let url = service
+            .get("url")
+            .and_then(|u| u.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if let Some(map) = service.as_object_mut() {
+            for key in ["url", "name", "type"] {
+                map.remove(key);
+            }
+        }
+        Ok((section(file, &format!("services.{name}"), service)?, url))
+    }
+
+    /// The decision-log buffers' bounds.
+    pub fn decision_log_buffers(&self) -> tenet_telemetry::DecisionLogConfig {
+        let d = &self.decision_logs;
+        tenet_telemetry::DecisionLogConfig {
+            max_events: d.reporting.buffer_size_limit_events,
+            max_bytes: d.reporting.buffer_size_limit_bytes,
+            max_total_bytes: d.max_total_bytes,
+        }
+    }
+}
