@@ -131,7 +131,7 @@ pub(crate) struct HostInner {
     runtime: tokio::runtime::Handle,
     pub(crate) counters: Counters,
     labels: BTreeMap<String, String>,
-    /// Threads that run evaluations (pool.rs), off the async runtime.
+    /// Threads that run evaluations (pool/), off the async runtime.
     pool: EvalPool,
 }
 
