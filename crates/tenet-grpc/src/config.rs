@@ -23,6 +23,15 @@ pub struct GrpcConfig {
     pub max_header_list_bytes: u32,
     /// Most concurrent calls on one HTTP/2 connection. Default 1024.
     pub max_concurrent_streams: u32,
+    /// A call that has not been answered this many seconds after it began
+    /// (a client that sends its message slowly, say) ends with
+    /// `CANCELLED`. Default 30.
+    pub call_timeout_seconds: u64,
+    /// Seconds between HTTP/2 PINGs on an idle connection; one not
+    /// answered within `keep_alive_timeout_seconds` closes it, so dead
+    /// peers do not hold connections. Default 60 and 20; 0 turns them off.
+    pub keep_alive_interval_seconds: u64,
+    pub keep_alive_timeout_seconds: u64,
     /// Envoy's external authorization service.
     pub ext_authz: ExtAuthzConfig,
 }
@@ -34,6 +43,9 @@ impl Default for GrpcConfig {
             max_message_bytes: 4 << 20,
             max_header_list_bytes: 16 << 10,
             max_concurrent_streams: 1024,
+            call_timeout_seconds: 30,
+            keep_alive_interval_seconds: 60,
+            keep_alive_timeout_seconds: 20,
             ext_authz: ExtAuthzConfig::default(),
         }
     }

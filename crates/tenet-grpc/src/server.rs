@@ -48,9 +48,16 @@ pub async fn serve(
             .await;
         let _ = stopping_tx.send(());
     };
-    let serving = tonic::transport::Server::builder()
+    let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    let mut builder = tonic::transport::Server::builder()
         .http2_max_header_list_size(config.max_header_list_bytes)
         .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_keepalive_interval(secs(config.keep_alive_interval_seconds))
+        .http2_keepalive_timeout(secs(config.keep_alive_timeout_seconds));
+    if let Some(timeout) = secs(config.call_timeout_seconds) {
+        builder = builder.timeout(timeout);
+    }
+    let serving = builder
         .add_service(health)
         .add_service(authz)
         .serve_with_incoming_shutdown(incoming, signal);

@@ -77,6 +77,15 @@ fn grpc_is_off_by_default_and_configured_by_file_and_environment() {
     let c = Config::load(None, []).unwrap();
     assert_eq!(c.grpc, tenet_grpc::GrpcConfig::default());
     assert_eq!(c.grpc.listen, None);
+    // Slow and dead peers are bounded by default.
+    assert_eq!(
+        (
+            c.grpc.call_timeout_seconds,
+            c.grpc.keep_alive_interval_seconds,
+            c.grpc.keep_alive_timeout_seconds
+        ),
+        (30, 60, 20)
+    );
     let f = write(
         "grpc:\n  listen: 127.0.0.1:9191\n  ext_authz:\n    tenant_from:\n      - header: x-tenant-id\n    dry_run: true\n",
     );
