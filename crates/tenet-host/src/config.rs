@@ -66,6 +66,9 @@ pub struct HostConfig {
     pub retry_max: Duration,
     /// Labels added to every instance (besides `tenant=<id>`).
     pub labels: BTreeMap<String, String>,
+    /// Labels of particular tenants (`team`, `app`, …), added to theirs
+    /// and taking precedence over `labels`; `tenant` cannot be overridden.
+    pub tenant_labels: BTreeMap<String, BTreeMap<String, String>>,
     /// Bundle limits for every tenant.
     pub bundle_limits: Limits,
     /// Evaluation limits for every tenant.
@@ -207,6 +210,7 @@ impl Default for HostConfig {
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(60),
             labels: BTreeMap::new(),
+            tenant_labels: BTreeMap::new(),
             bundle_limits: Limits::default(),
             eval_limits: EvalLimits::default(),
             evaluator: Evaluator::default(),

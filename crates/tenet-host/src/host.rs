@@ -379,6 +379,12 @@ impl Host {
         Ok(self.inner.activate(&instance, policy))
     }
 
+    /// `tenant`'s labels (the host's, its own, and `tenant`), when it has an
+    /// instance.
+    pub fn labels(&self, tenant: &str) -> Option<Arc<BTreeMap<String, String>>> {
+        self.inner.lookup(tenant).map(|i| i.labels.clone())
+    }
+
     /// True when `tenant`'s active revision defines a rule at `path` (e.g.
     /// `["system", "log", "mask"]`); false when it has none active.
     pub fn defines_rule(&self, tenant: &str, path: &[&str]) -> bool {
@@ -609,6 +615,9 @@ impl HostInner {
         }
         let name: Arc<str> = tenant.into();
         let mut labels = self.labels.clone();
+        if let Some(own) = self.config.tenant_labels.get(tenant) {
+            labels.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         labels.insert("tenant".to_string(), tenant.to_string());
         let fresh = Arc::new(Instance::new(
             name.clone(),

@@ -295,6 +295,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             max_pushed_bytes: h.max_pushed_bytes,
             load_concurrency: h.load_concurrency,
             labels: h.labels.clone(),
+            tenant_labels: h.tenant_labels.clone(),
             evaluator: if h.evaluator == "vm" {
                 Evaluator::Vm
             } else {

@@ -67,6 +67,17 @@ pub fn slash_path(path: &str) -> String {
 pub struct HostLogRules(pub Host);
 
 impl RuleEvaluator for HostLogRules {
+    fn labels(&self, tenant: &str) -> serde_json::Map<String, Value> {
+        self.0
+            .labels(tenant)
+            .map(|l| {
+                l.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn rules(&self, tenant: &str) -> LogRules {
         LogRules {
             drop: self.0.defines_rule(tenant, &["system", "log", "drop"]),

@@ -407,6 +407,27 @@ impl Collector for HostCollector {
                 ConstCounter::new(n).encode(m.encode_family(&[("tenant", tenant)])?)?;
             }
         }
+        // Each tenant with its own series also has an info series with its
+        // labels (Prometheus's info pattern: join on `tenant`).
+        {
+            let mut m = e.encode_descriptor(
+                "tenet_tenant_info",
+                "The labels of each tenant that has its own series (value 1)",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for t in tenants.iter().filter(|t| members.contains(&t.tenant)) {
+                // Two keys that read the same once sanitized: the first wins.
+                let mut seen = HashSet::new();
+                let labels: Vec<(String, String)> = t
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (label_name(k), v.clone()))
+                    .filter(|(k, _)| seen.insert(k.clone()))
+                    .collect();
+                ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
+            }
+        }
         let gauges: [PerTenant; 4] = [
             (
                 "tenet_tenant_approx_bytes",
@@ -449,6 +470,19 @@ impl Collector for HostCollector {
         }
         Ok(())
     }
+}
+
+/// `key` as a Prometheus label name: characters outside `[A-Za-z0-9_]`
+/// become `_`, and a leading digit gets a `_` before it.
+fn label_name(key: &str) -> String {
+    let mut name: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    name
 }
 
 /// One value per tenant label: a member's own, and the others' folded

@@ -60,7 +60,7 @@ async fn decisions_reach_the_decision_log_service_by_exit() {
         &format!(
             "services:\n  collector:\n    url: http://{addr}/v1\n    credentials:\n      bearer:\n        token: logs-token\n\
              decision_logs:\n  service: collector\n  resource: /logs/{{tenant}}\n  reporting:\n    min_delay_seconds: 600\n    max_delay_seconds: 900\n\
-             host:\n  labels:\n    env: test\n"
+             host:\n  labels:\n    env: test\n  tenant_labels:\n    payments:\n      team: billing\n      app.kubernetes.io/name: pay\n"
         ),
     );
     let mut server = Server::start(&["--config", &config]);
@@ -105,6 +105,26 @@ async fn decisions_reach_the_decision_log_service_by_exit() {
         .expect("a decision_id")
         .to_string();
     assert!(got.lock().unwrap().is_empty());
+    // The tenant's own labels, on its info series (sanitized names).
+    let scrape = c
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let info = scrape
+        .lines()
+        .find(|l| l.starts_with("tenet_tenant_info{") && l.contains("tenant=\"payments\""))
+        .unwrap_or_else(|| panic!("no info series for payments in {scrape}"));
+    for label in [
+        "team=\"billing\"",
+        "app_kubernetes_io_name=\"pay\"",
+        "env=\"test\"",
+    ] {
+        assert!(info.contains(label), "{info}");
+    }
 
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
@@ -134,6 +154,7 @@ async fn decisions_reach_the_decision_log_service_by_exit() {
     assert_eq!(event["result"], true);
     assert_eq!(event["labels"]["tenant"], "payments");
     assert_eq!(event["labels"]["env"], "test");
+    assert_eq!(event["labels"]["team"], "billing");
     assert!(event["labels"]["id"].is_string() && event["labels"]["version"].is_string());
     assert!(
         event["bundles"]["payments"]["revision"].is_string(),

@@ -57,7 +57,8 @@ async fn tenants_report_their_status_when_it_changes() {
         &format!(
             "services:\n  control:\n    url: http://{addr}\n\
              status:\n  service: control\n  resource: /status/{{tenant}}\n  interval_seconds: 1\n\
-             tenants: [payments]\n"
+             tenants: [payments]\n\
+             host:\n  tenant_labels:\n    payments:\n      team: billing\n"
         ),
     );
     let server = Server::start(&["--config", &config]);
@@ -73,6 +74,7 @@ async fn tenants_report_their_status_when_it_changes() {
         let got = got.lock().unwrap();
         let (_, report) = got.iter().rev().find(|(t, _)| t == "payments").unwrap();
         assert_eq!(report["labels"]["id"], "payments");
+        assert_eq!(report["labels"]["team"], "billing");
         assert!(
             report["bundles"]["payments"]["active_revision"].is_string(),
             "{report}"

@@ -21,8 +21,13 @@ const QUEUE: usize = 10_000;
 /// A boxed future of a rule's result.
 pub type RuleFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, String>> + Send>>;
 
-/// Evaluates a tenant's decision-log rules (the embedder's host does).
+/// Evaluates a tenant's decision-log rules and knows its labels (the
+/// embedder's host does).
 pub trait RuleEvaluator: Send + Sync + 'static {
+    /// The tenant's own labels, added to its events' (default: none).
+    fn labels(&self, _tenant: &str) -> Map<String, Value> {
+        Map::new()
+    }
     /// Which of `system.log.drop` and `system.log.mask` the tenant defines.
     fn rules(&self, tenant: &str) -> LogRules;
     /// Evaluates `path` (`system/log/drop` or `system/log/mask`) for
@@ -103,7 +108,9 @@ impl Recorder {
                     }
                 };
                 let tenant = d.tenant.clone();
-                let event = event(&labels, d);
+                let mut own = labels.clone();
+                own.extend(rules.labels(&tenant));
+                let event = event(&own, d);
                 let rules_here = rules.rules(&tenant);
                 let evaluate =
                     |path: &'static str, input: Value| rules.evaluate(&tenant, path, input);

@@ -286,6 +286,8 @@ pub struct HostSection {
     pub fair_share: FairShareSection,
     /// Labels added to every instance.
     pub labels: BTreeMap<String, String>,
+    /// Labels of particular tenants, by tenant.
+    pub tenant_labels: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Default for HostSection {
@@ -312,6 +314,7 @@ impl Default for HostSection {
             decision_cache: tenet::DecisionCacheConfig::default(),
             fair_share: FairShareSection::default(),
             labels: BTreeMap::new(),
+            tenant_labels: BTreeMap::new(),
         }
     }
 }
