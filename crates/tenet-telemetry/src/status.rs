@@ -7,7 +7,7 @@
 //! not a burst per event. A report the service does not accept is sent
 //! again next round.
 
-use crate::upload::{RoundReport, UploadError};
+use crate::upload::{post, service_url, RoundReport, UploadError};
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -42,16 +42,7 @@ impl Default for StatusConfig {
 impl StatusConfig {
     /// The URL `tenant`'s reports go to.
     pub fn url_for(&self, tenant: &str) -> Result<Url, UploadError> {
-        let resource = self.resource.replace("{tenant}", tenant);
-        let joined = format!(
-            "{}/{}",
-            self.url.trim_end_matches('/'),
-            resource.trim_start_matches('/')
-        );
-        Url::parse(&joined).map_err(|e| UploadError::InvalidUrl {
-            url: joined,
-            reason: e.to_string(),
-        })
+        service_url(&self.url, &self.resource, tenant)
     }
 }
 
@@ -125,18 +116,6 @@ async fn send(
     config: &StatusConfig,
     r: &StatusReport,
 ) -> Result<(), UploadError> {
-    let url = config.url_for(&r.tenant)?;
     let body = serde_json::to_vec(&r.report).unwrap_or_default();
-    let status = client
-        .post(url.clone(), false, body)
-        .await
-        .map_err(|e| UploadError::Request(e.to_string()))?;
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(UploadError::Status {
-            url: url.to_string(),
-            status,
-        })
-    }
+    post(client, config.url_for(&r.tenant)?, false, body).await
 }

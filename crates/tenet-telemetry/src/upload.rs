@@ -75,15 +75,42 @@ pub struct RoundReport {
 impl UploadConfig {
     /// The URL a tenant's events go to.
     pub fn url_for(&self, tenant: &str) -> Result<Url, UploadError> {
-        let resource = self.resource.replace("{tenant}", tenant);
-        let joined = format!(
-            "{}/{}",
-            self.url.trim_end_matches('/'),
-            resource.trim_start_matches('/')
-        );
-        Url::parse(&joined).map_err(|e| UploadError::InvalidUrl {
-            url: joined,
-            reason: e.to_string(),
+        service_url(&self.url, &self.resource, tenant)
+    }
+}
+
+/// A service's `url` joined with `resource`, `{tenant}` in it replaced (as
+/// OPA joins a service's URL and a plugin's resource).
+pub(crate) fn service_url(url: &str, resource: &str, tenant: &str) -> Result<Url, UploadError> {
+    let resource = resource.replace("{tenant}", tenant);
+    let joined = format!(
+        "{}/{}",
+        url.trim_end_matches('/'),
+        resource.trim_start_matches('/')
+    );
+    Url::parse(&joined).map_err(|e| UploadError::InvalidUrl {
+        url: joined,
+        reason: e.to_string(),
+    })
+}
+
+/// `POST`s `body` to `url`; anything but a 2xx answer is an error.
+pub(crate) async fn post(
+    client: &HttpClient,
+    url: Url,
+    gzip: bool,
+    body: Vec<u8>,
+) -> Result<(), UploadError> {
+    let status = client
+        .post(url.clone(), gzip, body)
+        .await
+        .map_err(|e| UploadError::Request(e.to_string()))?;
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(UploadError::Status {
+            url: url.to_string(),
+            status,
         })
     }
 }
@@ -172,20 +199,7 @@ async fn send(
     tenant: &str,
     chunk: &[Vec<u8>],
 ) -> Result<(), UploadError> {
-    let url = config.url_for(tenant)?;
-    let body = gzip_array(chunk);
-    let status = client
-        .post(url.clone(), true, body)
-        .await
-        .map_err(|e| UploadError::Request(e.to_string()))?;
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(UploadError::Status {
-            url: url.to_string(),
-            status,
-        })
-    }
+    post(client, config.url_for(tenant)?, true, gzip_array(chunk)).await
 }
 
 /// `[e1,e2,…]`, gzip-compressed.
