@@ -128,35 +128,29 @@ impl Config {
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
-        if let Some(service) = &self.decision_logs.service {
+        let uploads = [
+            (
+                "decision_logs.service",
+                &self.decision_logs.service,
+                "decision-log",
+            ),
+            ("status.service", &self.status.service, "status"),
+        ];
+        for (key, service, what) in uploads {
+            let Some(service) = service else {
+                continue;
+            };
             match self.services.get(service) {
                 None => {
                     return Err(invalid(
-                        "decision_logs.service",
+                        key,
                         format!("no service named {service:?} under services"),
                     ))
                 }
                 Some(s) if s.get("url").and_then(|u| u.as_str()).is_none() => {
                     return Err(invalid(
                         &format!("services.{service}.url"),
-                        "the decision-log service needs a url".into(),
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        if let Some(service) = &self.status.service {
-            match self.services.get(service) {
-                None => {
-                    return Err(invalid(
-                        "status.service",
-                        format!("no service named {service:?} under services"),
-                    ))
-                }
-                Some(s) if s.get("url").and_then(|u| u.as_str()).is_none() => {
-                    return Err(invalid(
-                        &format!("services.{service}.url"),
-                        "the status service needs a url".into(),
+                        format!("the {what} service needs a url"),
                     ))
                 }
                 Some(_) => {}
