@@ -249,19 +249,8 @@ impl Collector for DecisionLogCollector {
             ),
         ];
         for (name, help, value) in counters {
-            let mut m = e.encode_descriptor(
-                name,
-                help,
-                None,
-                prometheus_client::metrics::MetricType::Counter,
-            )?;
-            let mut by_label: BTreeMap<&str, u64> = BTreeMap::new();
-            for s in &stats {
-                *by_label.entry(label(&members, &s.tenant)).or_default() += value(s);
-            }
-            for (tenant, n) in by_label {
-                ConstCounter::new(n).encode(m.encode_family(&[("tenant", tenant)])?)?;
-            }
+            let rows = stats.iter().map(|s| (s.tenant.as_str(), value(s)));
+            per_tenant(e, name, help, true, per_label(rows, &members, add))?;
         }
         Ok(())
     }
@@ -397,15 +386,8 @@ impl Collector for HostCollector {
             ),
         ];
         for (name, help, value) in counters {
-            let mut m = e.encode_descriptor(
-                name,
-                help,
-                None,
-                prometheus_client::metrics::MetricType::Counter,
-            )?;
-            for (tenant, n) in per_label(&tenants, &members, value, |a, b| a + b) {
-                ConstCounter::new(n).encode(m.encode_family(&[("tenant", tenant)])?)?;
-            }
+            let rows = tenants.iter().map(|t| (t.tenant.as_str(), value(t)));
+            per_tenant(e, name, help, true, per_label(rows, &members, add))?;
         }
         // Each tenant with its own series also has an info series with its
         // labels (Prometheus's info pattern: join on `tenant`).
@@ -451,22 +433,15 @@ impl Collector for HostCollector {
             ),
         ];
         for (name, help, value) in gauges {
-            let mut m = e.encode_descriptor(
-                name,
-                help,
-                None,
-                prometheus_client::metrics::MetricType::Gauge,
-            )?;
             // Added up under `__other__`, but for the cost, whose largest
             // value is the one that tells.
             let fold = if name.ends_with("cost_microseconds") {
                 u64::max
             } else {
-                |a: u64, b: u64| a + b
+                add
             };
-            for (tenant, n) in per_label(&tenants, &members, value, fold) {
-                ConstGauge::new(clamp(n)).encode(m.encode_family(&[("tenant", tenant)])?)?;
-            }
+            let rows = tenants.iter().map(|t| (t.tenant.as_str(), value(t)));
+            per_tenant(e, name, help, false, per_label(rows, &members, fold))?;
         }
         Ok(())
     }
@@ -489,20 +464,50 @@ fn label_name(key: &str) -> String {
 /// together under `__other__` (which is absent when every tenant has its
 /// own series).
 fn per_label<'a>(
-    tenants: &'a [tenet::TenantSnapshot],
+    rows: impl Iterator<Item = (&'a str, u64)>,
     members: &HashSet<String>,
-    value: fn(&tenet::TenantSnapshot) -> u64,
     fold: fn(u64, u64) -> u64,
 ) -> BTreeMap<&'a str, u64> {
     let mut by_label: BTreeMap<&str, u64> = BTreeMap::new();
-    for t in tenants {
-        let v = value(t);
+    for (tenant, v) in rows {
         by_label
-            .entry(label(members, &t.tenant))
+            .entry(label(members, tenant))
             .and_modify(|n| *n = fold(*n, v))
             .or_insert(v);
     }
     by_label
+}
+
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+/// One family of per-tenant samples (`counter`, else a gauge), one sample
+/// per tenant label.
+fn per_tenant(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    counter: bool,
+    values: BTreeMap<&str, u64>,
+) -> Result<(), std::fmt::Error> {
+    use prometheus_client::metrics::MetricType;
+    let kind = if counter {
+        MetricType::Counter
+    } else {
+        MetricType::Gauge
+    };
+    let mut m = encoder.encode_descriptor(name, help, None, kind)?;
+    for (tenant, n) in values {
+        let label = [("tenant", tenant)];
+        let family = m.encode_family(&label)?;
+        if counter {
+            ConstCounter::new(n).encode(family)?;
+        } else {
+            ConstGauge::new(clamp(n)).encode(family)?;
+        }
+    }
+    Ok(())
 }
 
 fn state_name(state: InstanceState) -> &'static str {
