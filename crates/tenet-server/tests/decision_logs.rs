@@ -49,9 +49,7 @@ async fn decisions_reach_the_decision_log_service_by_exit() {
     let app = axum::Router::new()
         .route("/v1/logs/{tenant}", post(receive))
         .with_state(got.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = support::serve_on_loopback(app).await;
 
     let tmp = tempfile::tempdir().unwrap();
     // Rounds far apart: what arrives is the upload at shutdown.

@@ -48,9 +48,7 @@ async fn tenants_report_their_status_when_it_changes() {
     let app = axum::Router::new()
         .route("/status/{tenant}", post(receive))
         .with_state(got.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = support::serve_on_loopback(app).await;
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(
         tmp.path(),

@@ -150,3 +150,12 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Serves `app` (a real receiver: a decision-log or status service) on an
+/// ephemeral loopback port until the test's runtime ends; its address.
+pub async fn serve_on_loopback(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
