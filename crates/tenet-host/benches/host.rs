@@ -10,6 +10,10 @@
 //!   the payments example, and each with its own small RBAC bundle.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
+use support::copy_dir;
+
 use criterion::{criterion_group, Criterion};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -274,19 +278,6 @@ struct SameBundle(PathBuf);
 impl SourceFactory for SameBundle {
     fn source(&self, _tenant: &str) -> Arc<dyn tenet_bundle::BundleSource> {
         Arc::new(DirectorySource::new(self.0.clone(), Limits::default()))
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 
