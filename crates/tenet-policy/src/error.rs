@@ -5,7 +5,11 @@ use std::time::Duration;
 
 /// A failed compile or evaluation. Evaluation errors concern one call only:
 /// the policy stays usable for the next one.
-#[derive(Debug, Clone, thiserror::Error)]
+///
+/// Serializable (tagged by `error`), so an evaluation in a worker process
+/// fails with the same error as one in the host process.
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum PolicyError {
     /// A module does not parse or does not type-check.

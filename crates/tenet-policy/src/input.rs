@@ -44,6 +44,19 @@ impl Input {
         serde_json::to_value(&self.0).ok()
     }
 
+    /// The input as JSON text, to hand to another process (which reads it
+    /// back with [`Input::from_json`]); `None` when there is no input.
+    pub fn to_json_bytes(&self) -> Option<Result<Vec<u8>, PolicyError>> {
+        if self.is_none() {
+            return None;
+        }
+        Some(
+            serde_json::to_vec(&self.0).map_err(|e| PolicyError::InvalidInput {
+                reason: format!("the input cannot be written as JSON: {e}"),
+            }),
+        )
+    }
+
     /// True when there is no input document.
     pub fn is_none(&self) -> bool {
         self.0 == regorus::Value::Undefined

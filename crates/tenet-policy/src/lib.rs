@@ -14,6 +14,7 @@
 
 mod error;
 mod extensions;
+mod image;
 mod input;
 mod limits;
 mod output;
@@ -23,6 +24,7 @@ mod pool;
 mod scan;
 
 pub use error::PolicyError;
+pub use image::{ImageModule, PolicyImage};
 pub use input::{document_size, parse_yaml_input, Input};
 pub use limits::EvalLimits;
 pub use path::QueryPath;

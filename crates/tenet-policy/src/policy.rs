@@ -70,6 +70,18 @@ pub struct Evaluation {
     pub evaluator: Evaluator,
 }
 
+/// What a policy is compiled from, whether it came from a bundle or an
+/// image.
+pub(crate) struct Sources {
+    pub(crate) revision: String,
+    pub(crate) digest: String,
+    pub(crate) modules: Vec<(String, Arc<str>)>,
+    pub(crate) modules_v0: Vec<bool>,
+    pub(crate) data: Value,
+    /// Size of the data as JSON text, for the memory estimate.
+    pub(crate) data_json: usize,
+}
+
 /// A compiled bundle revision. Cheap to clone (an `Arc`), `Send + Sync`.
 #[derive(Clone)]
 pub struct Policy {
@@ -199,26 +211,49 @@ impl Policy {
             .map(|m| (m.path.clone(), Arc::from(m.source.as_str())))
             .collect();
         let modules_v0: Vec<bool> = bundle.modules.iter().map(|m| m.rego_version == 0).collect();
-        let calls: BTreeSet<String> = bundle
-            .modules
-            .iter()
-            .flat_map(|m| scan::calls(&m.source))
-            .collect();
-        let source_bytes: usize = bundle.modules.iter().map(|m| m.source.len()).sum();
         let data: Value =
             serde_json::from_value(bundle.data.clone()).map_err(|e| compile_error("data", e))?;
-        let mut engine = build_engine(&modules, &modules_v0, &data, &options)?;
-        let rule_paths = rule_paths(&mut engine);
-        let deterministic = !NONDETERMINISTIC.iter().any(|b| calls.contains(*b));
         let data_json = bundle
             .data_files
             .iter()
             .map(|d| d.bytes as usize)
             .sum::<usize>();
-        Ok(Self {
-            inner: Arc::new(Inner {
+        Self::assemble(
+            Sources {
                 revision: bundle.manifest.revision.clone(),
                 digest: bundle.digest.clone(),
+                modules,
+                modules_v0,
+                data,
+                data_json,
+            },
+            options,
+        )
+    }
+
+    /// Compiles a policy from the parts an [`crate::PolicyImage`] carries
+    /// (or a bundle provides).
+    pub(crate) fn assemble(parts: Sources, options: CompileOptions) -> Result<Self, PolicyError> {
+        let Sources {
+            revision,
+            digest,
+            modules,
+            modules_v0,
+            data,
+            data_json,
+        } = parts;
+        let calls: BTreeSet<String> = modules
+            .iter()
+            .flat_map(|(_, source)| scan::calls(source))
+            .collect();
+        let source_bytes: usize = modules.iter().map(|(_, source)| source.len()).sum();
+        let mut engine = build_engine(&modules, &modules_v0, &data, &options)?;
+        let rule_paths = rule_paths(&mut engine);
+        let deterministic = !NONDETERMINISTIC.iter().any(|b| calls.contains(*b));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                revision,
+                digest,
                 template: ArcSwapOption::from_pointee(engine),
                 modules_v0,
                 data,
@@ -239,6 +274,35 @@ impl Policy {
                 queries: ArcSwap::from_pointee(HashMap::new()),
                 prepared_builds: AtomicU64::new(0),
             }),
+        })
+    }
+
+    /// What compiled this policy, to compile it again elsewhere (a worker
+    /// process): module texts, data, limits and evaluator.
+    pub fn image(&self) -> crate::PolicyImage {
+        let inner = &self.inner;
+        crate::PolicyImage {
+            revision: inner.revision.clone(),
+            digest: inner.digest.clone(),
+            modules: inner
+                .modules
+                .iter()
+                .zip(&inner.modules_v0)
+                .map(|((path, source), v0)| crate::image::ImageModule {
+                    path: path.clone(),
+                    source: source.to_string(),
+                    rego_v0: *v0,
+                })
+                .collect(),
+            limits: inner.options.limits.clone(),
+            evaluator: inner.options.evaluator,
+        }
+    }
+
+    /// The data document as JSON text (for [`Policy::image`]).
+    pub fn data_json(&self) -> Result<Vec<u8>, PolicyError> {
+        serde_json::to_vec(&self.inner.data).map_err(|e| PolicyError::Internal {
+            message: format!("serializing the data document: {e}"),
         })
     }
 
