@@ -105,6 +105,9 @@ pub struct HostConfig {
     pub eval_inline: bool,
     /// How tenants share the evaluation threads.
     pub fair_share: FairShareConfig,
+    /// Which tenants run in worker processes (effective once an
+    /// [`crate::Offload`] is set with [`crate::Host::set_offload`]).
+    pub isolation: crate::IsolationRules,
 }
 
 /// How tenants share the evaluation threads (the evaluation pool), so one
@@ -222,6 +225,7 @@ impl Default for HostConfig {
             eval_stack_bytes: 8 << 20,
             eval_inline: false,
             fair_share: FairShareConfig::default(),
+            isolation: crate::IsolationRules::default(),
         }
     }
 }

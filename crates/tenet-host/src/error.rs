@@ -66,6 +66,14 @@ pub enum HostError {
     /// the push was not applied.
     #[error("tenant {tenant:?}: cannot persist pushed content: {reason}")]
     PersistFailed { tenant: String, reason: String },
+    /// The tenant's worker process is down (crashed, restarting, backing
+    /// off) or could not be started; other tenants are unaffected.
+    #[error("tenant {tenant:?} is unavailable: {reason}")]
+    Unavailable { tenant: String, reason: String },
+    /// The tenant (at isolation level `session`) already has as many
+    /// session workers as it may.
+    #[error("tenant {tenant:?} has {limit} session workers, its limit; retry later")]
+    TooManySessions { tenant: String, limit: usize },
     /// The evaluation failed.
     #[error("tenant {tenant:?}: {source}")]
     Policy {
@@ -94,6 +102,8 @@ impl HostError {
             Self::DataConflict { .. } => "data_conflict",
             Self::PersistFailed { .. } => "persist_failed",
             Self::TooManyRequests { .. } => "too_many_requests",
+            Self::Unavailable { .. } => "tenant_unavailable",
+            Self::TooManySessions { .. } => "too_many_sessions",
             Self::Policy { source, .. } => source.kind(),
         }
     }

@@ -20,7 +20,7 @@ use crate::pool::{EvalPool, RunError};
 use crate::schedule::{self, Scheduler, Timing};
 use crate::snapshot::Counters;
 use crate::watch::Watch;
-use crate::{validate_tenant, HostConfig, HostError, SourceFactory};
+use crate::{validate_tenant, HostConfig, HostError, IsolationLevel, Offload, SourceFactory};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -133,6 +133,29 @@ pub(crate) struct HostInner {
     labels: BTreeMap<String, String>,
     /// Threads that run evaluations (pool/), off the async runtime.
     pool: EvalPool,
+    /// Where isolated tenants' evaluations go (worker processes), once set.
+    pub(crate) offload: std::sync::OnceLock<Arc<dyn Offload>>,
+    /// Isolation levels set at run time (`Host::set_isolation`), over the
+    /// configured rules; kept when an instance is collected.
+    pub(crate) levels: Mutex<HashMap<Arc<str>, IsolationLevel>>,
+}
+
+/// A handle that does not keep the host alive (for tasks that act on it,
+/// like adaptive isolation, and must stop when it goes).
+#[derive(Clone)]
+pub struct WeakHost(std::sync::Weak<HostInner>);
+
+impl WeakHost {
+    /// The host, while it lives.
+    pub fn upgrade(&self) -> Option<Host> {
+        self.0.upgrade().map(|inner| Host { inner })
+    }
+}
+
+impl std::fmt::Debug for WeakHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakHost")
+    }
 }
 
 impl std::fmt::Debug for Host {
@@ -191,6 +214,8 @@ impl Host {
             runtime: tokio::runtime::Handle::current(),
             counters: Counters::default(),
             pool,
+            offload: std::sync::OnceLock::new(),
+            levels: Mutex::new(HashMap::new()),
         });
         let weak = Arc::downgrade(&inner);
         queue.start(weak.clone(), timing, inner.epoch, &inner.runtime);
@@ -218,6 +243,19 @@ impl Host {
     pub async fn decide(
         &self,
         tenant: &str,
+        path: &str,
+        input: &Input,
+    ) -> Result<Decision, HostError> {
+        self.decide_in_session(tenant, None, path, input).await
+    }
+
+    /// [`Host::decide`] for a request that carries a session key: at
+    /// isolation level `session` the evaluation runs in that session's
+    /// worker; at other levels the key changes nothing.
+    pub async fn decide_in_session(
+        &self,
+        tenant: &str,
+        session: Option<&str>,
         path: &str,
         input: &Input,
     ) -> Result<Decision, HostError> {
@@ -254,16 +292,45 @@ impl Host {
                 });
             }
         }
+        let offload = inner.offload.get();
+        if let Some(offload) = offload {
+            let level = instance.isolation();
+            if level != IsolationLevel::None {
+                let request = crate::OffloadRequest {
+                    tenant: instance.tenant.clone(),
+                    level,
+                    session: session
+                        .filter(|_| level == IsolationLevel::Session)
+                        .map(Arc::from),
+                    policy: activation.policy.clone(),
+                    path: query,
+                    input: input.clone(),
+                };
+                let evaluation = offload.evaluate(request).await;
+                return crate::offloaded::decided(&instance, &activation, evaluation, cache_key);
+            }
+        }
         let input = input.clone();
+        let timed = offload.is_some();
         let job = {
             let (instance, activation) = (instance.clone(), activation.clone());
-            move || evaluate(&instance, &activation, &query, &input, cache_key)
+            move || {
+                let start = timed.then(std::time::Instant::now);
+                let decision = evaluate(&instance, &activation, &query, &input, cache_key);
+                (decision, start.map(|s| s.elapsed()))
+            }
+        };
+        let report = |(decision, took): (Result<Decision, HostError>, Option<Duration>)| {
+            if let (Some(offload), Some(took)) = (offload, took) {
+                crate::offloaded::strike(offload.as_ref(), &instance.tenant, &decision, took);
+            }
+            decision
         };
         if inner.config.eval_inline {
-            return job();
+            return report(job());
         }
         match inner.pool.run(&instance.lane, job).await {
-            Ok(decision) => decision,
+            Ok(decision) => report(decision),
             Err(RunError::Busy { pending }) => {
                 instance.decision_errors.fetch_add(1, Ordering::Relaxed);
                 Err(HostError::TooManyRequests {
@@ -399,6 +466,50 @@ impl Host {
         activation.policy.rule_paths().contains(&path)
     }
 
+    /// A handle that does not keep the host alive.
+    pub fn downgrade(&self) -> WeakHost {
+        WeakHost(Arc::downgrade(&self.inner))
+    }
+
+    /// Sends the evaluations of tenants at isolation level `tenant` or
+    /// `session` to `offload` from now on. Set once; false if one was set.
+    pub fn set_offload(&self, offload: Arc<dyn Offload>) -> bool {
+        self.inner.offload.set(offload).is_ok()
+    }
+
+    /// `tenant`'s isolation level: set at run time, else configured.
+    pub fn isolation(&self, tenant: &str) -> IsolationLevel {
+        self.inner.isolation_of(tenant)
+    }
+
+    /// Moves `tenant` to `level` (from its next decision on: evaluations
+    /// already running finish where they are, so no request is lost) and
+    /// returns its previous level. Refused for an isolated level while no
+    /// offload is set.
+    pub fn set_isolation(
+        &self,
+        tenant: &str,
+        level: IsolationLevel,
+    ) -> Result<IsolationLevel, HostError> {
+        validate_tenant(tenant)?;
+        if level != IsolationLevel::None && self.inner.offload.get().is_none() {
+            return Err(HostError::Unavailable {
+                tenant: tenant.to_string(),
+                reason: "worker processes are not enabled (isolation.workers)".into(),
+            });
+        }
+        let previous = self.inner.isolation_of(tenant);
+        self.inner
+            .levels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(Arc::from(tenant), level);
+        if let Some(instance) = self.inner.lookup_live(tenant) {
+            instance.isolation.store(level.to_u8(), Ordering::Relaxed);
+        }
+        Ok(previous)
+    }
+
     /// Number of live instances.
     pub fn len(&self) -> usize {
         self.inner.instances.len()
@@ -426,7 +537,7 @@ impl Host {
     }
 }
 
-fn evaluation_failed(instance: &Instance, source: PolicyError) -> HostError {
+pub(crate) fn evaluation_failed(instance: &Instance, source: PolicyError) -> HostError {
     instance.decision_errors.fetch_add(1, Ordering::Relaxed);
     HostError::Policy {
         tenant: instance.tenant.to_string(),
@@ -460,6 +571,19 @@ fn evaluate(
 impl HostInner {
     pub(crate) fn now(&self) -> u64 {
         nanos_since(self.epoch)
+    }
+
+    /// `tenant`'s level: set at run time, else from the rules.
+    pub(crate) fn isolation_of(&self, tenant: &str) -> IsolationLevel {
+        if let Some(level) = self
+            .levels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+        {
+            return *level;
+        }
+        self.config.isolation.level_of(tenant)
     }
 
     pub(crate) fn lookup(&self, tenant: &str) -> Option<Arc<Instance>> {
@@ -628,6 +752,9 @@ impl HostInner {
             on_demand,
             self.config.fair_share.weight(tenant),
         ));
+        fresh
+            .isolation
+            .store(self.isolation_of(tenant).to_u8(), Ordering::Relaxed);
         let pin = self.instances.pin();
         match pin.try_insert(name.clone(), fresh.clone()) {
             Err(occupied) if occupied.current.is_collected() => {

@@ -67,6 +67,8 @@ pub(crate) struct Instance {
     pub(crate) activation: ArcSwapOption<Activation>,
     /// Its lane in the evaluation pool (weight, recent cost, pending).
     pub(crate) lane: Arc<crate::pool::Lane>,
+    /// Its `IsolationLevel` (`to_u8`): where its evaluations run.
+    pub(crate) isolation: std::sync::atomic::AtomicU8,
     /// Lease and route references; `COLLECTED` once collected.
     pub(crate) refs: AtomicUsize,
     /// Created by an on-demand decision: referenced while recently used.
@@ -111,6 +113,7 @@ impl Instance {
         weight: u32,
     ) -> Self {
         Self {
+            isolation: std::sync::atomic::AtomicU8::new(0),
             lane: crate::pool::Lane::new(weight),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             tenant,
@@ -134,6 +137,11 @@ impl Instance {
             ready: Notify::new(),
             next_fetch: AtomicU64::new(NO_FETCH),
         }
+    }
+
+    /// Where its evaluations run.
+    pub(crate) fn isolation(&self) -> crate::IsolationLevel {
+        crate::IsolationLevel::from_u8(self.isolation.load(Ordering::Relaxed))
     }
 
     /// The current activation, without touching a reference count.

@@ -14,7 +14,9 @@ mod document;
 mod error;
 mod host;
 mod instance;
+mod isolation;
 mod load;
+mod offloaded;
 mod overlay;
 mod persist;
 mod pool;
@@ -27,8 +29,11 @@ mod watch;
 
 pub use config::{DecisionCacheConfig, FairShareConfig, HostConfig, PollingConfig};
 pub use error::HostError;
-pub use host::{Decision, Host, Lease, ReferenceChange};
+pub use host::{Decision, Host, Lease, ReferenceChange, WeakHost};
 pub use instance::InstanceState;
+pub use isolation::{
+    IsolationLevel, IsolationRules, Offload, OffloadError, OffloadRequest, Strike,
+};
 pub use overlay::{DataWrite, PatchKind, PatchOp, PolicyModule, WriteOutcome};
 pub use snapshot::{HostStats, TenantSnapshot};
 pub use tenant::{validate_tenant, SourceFactory, SourceTemplate, MAX_TENANT_LEN};

@@ -92,6 +92,8 @@ pub struct TenantSnapshot {
     /// (what the evaluation pool's fair share calls heavy past
     /// `FairShareConfig::heavy_after`).
     pub evaluation_cost_us: u64,
+    /// Where its evaluations run.
+    pub isolation: crate::IsolationLevel,
     /// Decisions answered.
     pub decisions: u64,
     /// Decisions that failed.
@@ -194,6 +196,7 @@ impl HostInner {
             idle_evaluators: current.as_ref().map_or(0, |a| a.policy.idle_evaluators()),
             pending_evaluations: i.lane.pending(),
             evaluation_cost_us: u64::try_from(i.lane.cost().as_micros()).unwrap_or(u64::MAX),
+            isolation: i.isolation(),
             decisions: i.decisions.load(Ordering::Relaxed),
             decision_errors: i.decision_errors.load(Ordering::Relaxed),
             cache_hits: i.cache_hits.load(Ordering::Relaxed),
