@@ -20,10 +20,15 @@ pub use tenet_bundle::{
 };
 pub use tenet_host::{
     validate_tenant, DataWrite, Decision, DecisionCacheConfig, FairShareConfig, Host, HostConfig,
-    HostError, HostStats, InstanceState, Lease, PatchKind, PatchOp, PolicyModule, PollingConfig,
-    ReferenceChange, SourceFactory, SourceTemplate, TenantSnapshot, WriteOutcome,
+    HostError, HostStats, InstanceState, IsolationLevel, IsolationRules, Lease, Offload,
+    OffloadError, OffloadRequest, PatchKind, PatchOp, PolicyModule, PollingConfig, ReferenceChange,
+    SourceFactory, SourceTemplate, Strike, TenantSnapshot, WeakHost, WriteOutcome,
+};
+pub use tenet_isolation::{
+    parse_worker_args, run_worker, Adaptive, AdaptiveConfig, Supervisor, SupervisorConfig,
+    WorkerArgs, WorkerCommand, WorkerError, WorkerReport, WorkerState, WorkersReport,
 };
 pub use tenet_policy::{
-    document_size, parse_yaml_input, CompileOptions, EvalLimits, Evaluation, Evaluator, Input,
-    Policy, PolicyError, PreparedQuery, QueryPath, WeakPolicy,
+    document_size, parse_yaml_input, CompileOptions, EvalLimits, Evaluation, Evaluator,
+    ImageModule, Input, Policy, PolicyError, PolicyImage, PreparedQuery, QueryPath, WeakPolicy,
 };

@@ -1,0 +1,314 @@
+//! The supervisor with real worker processes (this crate's `tenet-worker`
+//! binary) behind a real host on bundle directories: decisions agree with
+//! the host process, tenants and sessions get processes of their own, a
+//! killed worker fails only its tenant's decisions (as unavailable) and is
+//! restarted, an overrunning decision kills its worker, a worker past its
+//! memory limit dies alone, and a mismatched peer is refused. Time bounds
+//! here are generous upper limits, never performance assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tenet_host::{Host, HostConfig, HostError, IsolationLevel, IsolationRules, SourceTemplate};
+use tenet_isolation::{Supervisor, SupervisorConfig, WorkerCommand, WorkerState};
+use tenet_policy::{EvalLimits, Input};
+
+const ALLOW: &str =
+    "package app\nimport rego.v1\ndefault allow := false\nallow if input.user == \"alice\"\n";
+// Billions of iterations: only a deadline stops it.
+const SPIN: &str = "package app\nimport rego.v1\nallow if count([1 | some a in numbers.range(1, 1000000); some b in numbers.range(1, 1000000); a == b + 7]) > 0\n";
+// 1,000 strings of 15 MB: each under the builtin limits, 15 GB together.
+const HUNGRY: &str = "package app\nimport rego.v1\nsmall := concat(\"\", [\"x\" | some _ in numbers.range(1, 15000)])\nbig := concat(\"\", [small | some _ in numbers.range(1, 1000)])\nallow if count([concat(\"\", [big, format_int(i, 10)]) | some i in numbers.range(1, 1000)]) > 0\n";
+
+fn write_bundle(root: &Path, tenant: &str, rego: &str) {
+    let dir = root.join(tenant);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("policy.rego"), rego).unwrap();
+}
+
+fn command() -> WorkerCommand {
+    WorkerCommand {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_tenet-worker")),
+        args: Vec::new(),
+        threads: 2,
+        stack_bytes: 8 << 20,
+        max_memory_bytes: 0,
+        max_cpu_seconds: 0,
+    }
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    host: Host,
+    supervisor: Supervisor,
+}
+
+fn setup(
+    bundles: &[(&str, &str)],
+    levels: &[(&str, IsolationLevel)],
+    configure: impl FnOnce(&mut SupervisorConfig, &mut HostConfig),
+) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    for (tenant, rego) in bundles {
+        write_bundle(tmp.path(), tenant, rego);
+    }
+    let mut host_config = HostConfig {
+        on_demand: true,
+        isolation: IsolationRules {
+            default: IsolationLevel::None,
+            tenants: levels
+                .iter()
+                .map(|(t, l)| (t.to_string(), *l))
+                .collect::<BTreeMap<_, _>>(),
+        },
+        ..HostConfig::default()
+    };
+    let mut config = SupervisorConfig {
+        command: command(),
+        backoff_initial: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        ..SupervisorConfig::default()
+    };
+    configure(&mut config, &mut host_config);
+    let template = format!("{}/{{tenant}}", tmp.path().display());
+    let sources = SourceTemplate::new(template, Default::default()).unwrap();
+    let host = Host::new(host_config, Arc::new(sources));
+    let supervisor = Supervisor::new(config, None);
+    assert!(supervisor.attach(&host));
+    Setup {
+        _tmp: tmp,
+        host,
+        supervisor,
+    }
+}
+
+fn input(user: &str) -> Input {
+    Input::from_json(&format!(r#"{{"user": "{user}"}}"#), &EvalLimits::default()).unwrap()
+}
+
+async fn allow(
+    host: &Host,
+    tenant: &str,
+    session: Option<&str>,
+    user: &str,
+) -> Result<bool, HostError> {
+    let decision = host
+        .decide_in_session(tenant, session, "app/allow", &input(user))
+        .await?;
+    Ok(decision.result == Some(serde_json::Value::Bool(true)))
+}
+
+fn pid_of(supervisor: &Supervisor, tenant: &str, session: Option<&str>) -> Option<u32> {
+    supervisor
+        .report()
+        .workers
+        .into_iter()
+        .find(|w| w.tenant == tenant && w.session.as_deref() == session)
+        .and_then(|w| w.pid)
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+fn kill(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_tenants_decide_in_their_own_process_with_the_same_answers() {
+    let s = setup(
+        &[("iso", ALLOW), ("shared", ALLOW)],
+        &[("iso", IsolationLevel::Tenant)],
+        |_, _| {},
+    );
+    for (tenant, user, expected) in [
+        ("iso", "alice", true),
+        ("iso", "bob", false),
+        ("shared", "alice", true),
+        ("shared", "bob", false),
+    ] {
+        assert_eq!(
+            allow(&s.host, tenant, None, user).await.unwrap(),
+            expected,
+            "{tenant} {user}"
+        );
+    }
+    let pid = pid_of(&s.supervisor, "iso", None).expect("iso has a worker");
+    assert_ne!(pid, std::process::id());
+    assert!(alive(pid));
+    assert!(
+        pid_of(&s.supervisor, "shared", None).is_none(),
+        "shared stays in process"
+    );
+    assert_eq!(s.host.isolation("iso"), IsolationLevel::Tenant);
+    s.supervisor.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while alive(pid) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the worker exits at shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_get_processes_of_their_own_up_to_the_limit() {
+    let s = setup(
+        &[("chat", ALLOW)],
+        &[("chat", IsolationLevel::Session)],
+        |c, _| {
+            c.max_sessions_per_tenant = 2;
+        },
+    );
+    assert!(allow(&s.host, "chat", Some("s1"), "alice").await.unwrap());
+    assert!(allow(&s.host, "chat", Some("s2"), "alice").await.unwrap());
+    let (a, b) = (
+        pid_of(&s.supervisor, "chat", Some("s1")).unwrap(),
+        pid_of(&s.supervisor, "chat", Some("s2")).unwrap(),
+    );
+    assert_ne!(a, b);
+    let e = allow(&s.host, "chat", Some("s3"), "alice")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "too_many_sessions", "{e}");
+    s.supervisor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_fails_only_its_tenant_and_comes_back() {
+    let s = setup(
+        &[("iso", ALLOW), ("shared", ALLOW)],
+        &[("iso", IsolationLevel::Tenant)],
+        |_, _| {},
+    );
+    assert!(allow(&s.host, "iso", None, "alice").await.unwrap());
+    for round in 0..10 {
+        let pid = pid_of(&s.supervisor, "iso", None).unwrap();
+        kill(pid);
+        // Until it is back, iso's decisions fail as unavailable only;
+        // shared's never fail.
+        let back = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                assert!(allow(&s.host, "shared", None, "alice").await.unwrap());
+                match allow(&s.host, "iso", None, "alice").await {
+                    Ok(true) if pid_of(&s.supervisor, "iso", None) != Some(pid) => return,
+                    Ok(true) => {}
+                    Ok(false) => panic!("wrong answer"),
+                    Err(e) => assert_eq!(e.kind(), "tenant_unavailable", "{e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(back.is_ok(), "round {round}: iso did not come back");
+    }
+    let report = s.supervisor.report();
+    let iso = report.workers.iter().find(|w| w.tenant == "iso").unwrap();
+    assert_eq!(iso.state, WorkerState::Ready);
+    assert!(iso.restarts >= 10, "{iso:?}");
+    assert!(
+        report.errors.get("crash").copied().unwrap_or(0) >= 10,
+        "{report:?}"
+    );
+    s.supervisor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_past_its_kill_time_kills_the_worker_only() {
+    let s = setup(
+        &[("spin", SPIN), ("shared", ALLOW)],
+        &[("spin", IsolationLevel::Tenant)],
+        |c, h| {
+            // The engine's own deadline is far away: the kill must come
+            // from the supervisor.
+            h.eval_limits.deadline = Duration::from_secs(60);
+            c.kill_after = Some(Duration::from_millis(300));
+        },
+    );
+    let e = allow(&s.host, "spin", None, "alice").await.unwrap_err();
+    assert_eq!(e.kind(), "timeout", "{e}");
+    assert!(allow(&s.host, "shared", None, "alice").await.unwrap());
+    let report = s.supervisor.report();
+    assert_eq!(report.errors.get("killed_deadline"), Some(&1), "{report:?}");
+    s.supervisor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_past_its_memory_limit_dies_alone() {
+    let s = setup(
+        &[("hungry", HUNGRY), ("shared", ALLOW)],
+        &[("hungry", IsolationLevel::Tenant)],
+        |c, h| {
+            // No per-evaluation budget: only the worker's limit stops it.
+            h.eval_limits.max_memory_bytes = 0;
+            h.eval_limits.deadline = Duration::from_secs(60);
+            c.command.max_memory_bytes = 768 << 20;
+        },
+    );
+    // The worker started (its limit leaves room for itself) and answers
+    // a health check before the hungry decision.
+    let e = allow(&s.host, "hungry", None, "alice").await.unwrap_err();
+    assert_eq!(e.kind(), "tenant_unavailable", "{e}");
+    assert!(
+        e.to_string().contains("killed") || e.to_string().contains("exited"),
+        "the worker died in the evaluation, not at its start: {e}"
+    );
+    assert!(allow(&s.host, "shared", None, "alice").await.unwrap());
+    // The supervisor records the crash once it has reaped the process.
+    let recorded = tokio::time::timeout(Duration::from_secs(10), async {
+        while !s.supervisor.report().errors.contains_key("crash") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(recorded.is_ok(), "{:?}", s.supervisor.report());
+    s.supervisor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_tenant_changes_where_its_next_decision_runs() {
+    let s = setup(&[("app", ALLOW)], &[], |_, _| {});
+    assert!(allow(&s.host, "app", None, "alice").await.unwrap());
+    assert!(pid_of(&s.supervisor, "app", None).is_none());
+    assert_eq!(
+        s.host.set_isolation("app", IsolationLevel::Tenant).unwrap(),
+        IsolationLevel::None
+    );
+    assert!(allow(&s.host, "app", None, "alice").await.unwrap());
+    assert!(pid_of(&s.supervisor, "app", None).is_some());
+    s.host.set_isolation("app", IsolationLevel::None).unwrap();
+    assert!(!allow(&s.host, "app", None, "bob").await.unwrap());
+    s.supervisor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_is_not_a_worker_is_refused() {
+    let s = setup(
+        &[("iso", ALLOW)],
+        &[("iso", IsolationLevel::Tenant)],
+        |c, _| {
+            // `sh -c 'printf …'` writes a frame-sized prefix of garbage: not
+            // a hello.
+            c.command.program = PathBuf::from("/bin/sh");
+            c.command.args = vec![
+                "-c".into(),
+                "printf 'HTTP/1.1 200 OK\\r\\n\\r\\n'; sleep 5".into(),
+                "sh".into(),
+            ];
+        },
+    );
+    let e = allow(&s.host, "iso", None, "alice").await.unwrap_err();
+    assert_eq!(e.kind(), "tenant_unavailable", "{e}");
+    assert!(e.to_string().contains("refused"), "{e}");
+    s.supervisor.shutdown().await;
+}
