@@ -55,6 +55,10 @@ pub struct AppState {
     /// added up (each input plus `common_input`, measured as inputs are);
     /// 413 past it, before any input is decided.
     pub max_batch_bytes: u64,
+    /// The worker supervisor (`isolation:`), when worker processes run.
+    pub workers: Option<tenet::Supervisor>,
+    /// Header carrying the session key (isolation level `session`).
+    pub session_header: Option<HeaderName>,
 }
 
 impl AppState {
@@ -80,6 +84,8 @@ impl AppState {
             max_tenant_labels: 1_000,
             authzen: Default::default(),
             max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
+            workers: None,
+            session_header: None,
         }
     }
 }
@@ -137,6 +143,11 @@ pub fn app(state: AppState) -> Router {
             get(get_tenant).put(pin_tenant).delete(unpin_tenant),
         )
         .route("/v1/tenants/{tenant}/reload", post(reload_tenant))
+        .route(
+            "/v1/tenants/{tenant}/isolation",
+            get(crate::workers::isolation).post(crate::workers::set_isolation),
+        )
+        .route("/v1/workers", get(crate::workers::workers))
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth));
     let router = Router::new()
         .route("/health", get(health))
@@ -623,7 +634,7 @@ async fn decide_data(
         }
     };
     let parsed = Instant::now();
-    let decision = state.host.decide(tenant, path, &input).await?;
+    let decision = state.decide(tenant, headers, path, &input).await?;
     let evaluated = Instant::now();
     let mut out = Map::new();
     if let Some(id) = decision_log(state, tenant, path, &decision, || deferred(&input)) {
@@ -679,7 +690,7 @@ async fn webhook(
         let document = parse_json(&bytes, "body contains malformed input document")?;
         input_from_value(&document, &limits)?
     };
-    let decision = state.host.decide(&tenant, path, &input).await?;
+    let decision = state.decide(&tenant, &headers, path, &input).await?;
     // The answer is the bare document, so the id is only logged.
     decision_log(&state, &tenant, path, &decision, || deferred(&input));
     match decision.result {
@@ -742,8 +753,7 @@ async fn decide_default(
         input_from_value(&document, &limits)?
     };
     let decision = state
-        .host
-        .decide(tenant, &state.default_decision, &input)
+        .decide(tenant, headers, &state.default_decision, &input)
         .await?;
     decision_log(state, tenant, &state.default_decision, &decision, || {
         deferred(&input)

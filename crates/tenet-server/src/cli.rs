@@ -54,6 +54,15 @@ enum Command {
     /// Serve OPA's REST API for every tenant whose bundle the template
     /// resolves, loading each on its first request.
     Serve(Box<ServeArgs>),
+    /// Run as a worker process for isolated tenants: started by `tenet
+    /// serve` (`isolation:`), speaking its protocol on stdin and stdout.
+    /// Not for direct use.
+    #[command(hide = true)]
+    Worker {
+        /// The supervisor's arguments (`--threads N`, limits, parent pid).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// `tenet serve` options. Each flag overrides the same setting of the
@@ -253,7 +262,22 @@ fn execute(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(args),
+        Command::Worker { args } => worker(args),
     }
+}
+
+fn worker(args: Vec<String>) -> Result<()> {
+    // Logs go to stderr (the host's); stdout is the protocol's.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = tenet::parse_worker_args(args).map_err(anyhow::Error::msg)?;
+    tenet::run_worker(&args).context("worker")?;
+    Ok(())
 }
 
 fn serve(args: Box<ServeArgs>) -> Result<()> {
@@ -334,9 +358,20 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 max_print_bytes: config.server.max_print_bytes,
                 ..EvalLimits::default()
             },
+            isolation: config.isolation.rules(),
             ..tenet::HostConfig::default()
         };
+        let threads = match h.eval_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let host = tenet::Host::new(host_config, std::sync::Arc::new(sources));
+        let workers = config.isolation.workers.enabled.then(|| {
+            let adaptive = config.isolation.adaptive(threads).map(tenet::Adaptive::new);
+            let supervisor = tenet::Supervisor::new(config.isolation.supervisor(), adaptive);
+            supervisor.attach(&host);
+            supervisor
+        });
         let tenant_header = axum_header(&config.server.tenant_header)?;
         let mut state = tenet_server::AppState::new(
             host.clone(),
@@ -375,6 +410,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             &host,
             state.decision_logs.as_ref().map(|r| r.logs().clone()),
         )?;
+        state.workers = workers.clone();
+        state.session_header = Some(axum_header(&config.isolation.session_header)?);
         state.max_batch_inputs = config.server.max_batch_inputs;
         state.max_batch_bytes = config.server.max_batch_bytes;
         state.max_tenant_labels = config.server.max_tenant_labels;
@@ -481,6 +518,10 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         }
         if let Some(task) = status_task {
             task.abort();
+        }
+        if let Some(workers) = &workers {
+            // Each finishes what it runs, within its stop timeout.
+            workers.shutdown().await;
         }
         if let Some((logs, client, upload, task)) = uploads {
             // What is still handed over or buffered goes out once more,

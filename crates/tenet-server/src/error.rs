@@ -98,6 +98,18 @@ impl From<HostError> for ApiError {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
                     .with_retry_after(1)
             }
+            HostError::TooManySessions { .. } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_sessions", message)
+                    .with_retry_after(1)
+            }
+            // The tenant's worker process is down or restarting; other
+            // tenants are served.
+            HostError::Unavailable { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "tenant_unavailable",
+                message,
+            )
+            .with_retry_after(1),
             HostError::PushLimit { .. } => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "push_limit_exceeded",

@@ -57,6 +57,7 @@ mod sniff;
 pub mod sources;
 pub mod status;
 mod tls;
+mod workers;
 
 pub use api::{app, AppState};
 pub use axum::http::HeaderName;

@@ -100,6 +100,7 @@ impl Metrics {
         host: Host,
         logs: Option<tenet_telemetry::DecisionLogs>,
         max_tenant_labels: usize,
+        workers: Option<tenet::Supervisor>,
     ) -> Self {
         let cap = Arc::new(LabelCap::new(max_tenant_labels));
         let mut registry = Registry::default();
@@ -126,6 +127,9 @@ impl Metrics {
         if let Some(logs) = logs {
             registry.register_collector(Box::new(DecisionLogCollector { logs, cap }));
         }
+        if let Some(workers) = workers {
+            registry.register_collector(Box::new(WorkerCollector { workers }));
+        }
         Self {
             registry,
             requests,
@@ -147,6 +151,7 @@ pub(crate) fn instrument(router: Router, state: &Arc<AppState>) -> Router {
         state.host.clone(),
         state.decision_logs.as_ref().map(|r| r.logs().clone()),
         state.max_tenant_labels,
+        state.workers.clone(),
     ));
     let scrape = {
         let metrics = metrics.clone();
@@ -252,6 +257,139 @@ impl Collector for DecisionLogCollector {
             let rows = stats.iter().map(|s| (s.tenant.as_str(), value(s)));
             per_tenant(e, name, help, true, per_label(rows, &members, add))?;
         }
+        Ok(())
+    }
+}
+
+/// A metric family of the worker report: name, help, whether it is a
+/// counter, and its value per label.
+type WorkerFamily<'a> = (&'a str, &'a str, bool, Vec<(&'a str, u64)>);
+
+/// Reads the worker supervisor's report at scrape time. Totals only: each
+/// worker's detail (pid, restarts, last error) is the admin API's
+/// (`GET /v1/workers`), so workers add no tenant label.
+#[derive(Debug)]
+struct WorkerCollector {
+    workers: tenet::Supervisor,
+}
+
+impl Collector for WorkerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        let report = self.workers.report();
+        let families: [WorkerFamily<'_>; 3] = [
+            (
+                "tenet_workers",
+                "Worker slots by lifecycle state",
+                false,
+                report.totals.iter().map(|(s, n)| (*s, *n)).collect(),
+            ),
+            (
+                "tenet_worker_transitions",
+                "Times a worker slot entered each lifecycle state",
+                true,
+                tenet::WorkerState::ALL
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.as_str(),
+                            report.transitions.get(s.as_str()).copied().unwrap_or(0),
+                        )
+                    })
+                    .collect(),
+            ),
+            (
+                "tenet_worker_errors",
+                "Worker failures by type (crash, killed_deadline, health, start)",
+                true,
+                ["crash", "killed_deadline", "health", "start"]
+                    .iter()
+                    .map(|t| (*t, report.errors.get(*t).copied().unwrap_or(0)))
+                    .collect(),
+            ),
+        ];
+        for (name, help, is_counter, rows) in families {
+            let label = if name == "tenet_worker_errors" {
+                "type"
+            } else {
+                "state"
+            };
+            let kind = if is_counter {
+                prometheus_client::metrics::MetricType::Counter
+            } else {
+                prometheus_client::metrics::MetricType::Gauge
+            };
+            let mut m = e.encode_descriptor(name, help, None, kind)?;
+            for (value, n) in rows {
+                let labels = [(label, value)];
+                let family = m.encode_family(&labels)?;
+                if is_counter {
+                    ConstCounter::new(n).encode(family)?;
+                } else {
+                    ConstGauge::new(clamp(n)).encode(family)?;
+                }
+            }
+        }
+        for (name, help, value) in [
+            (
+                "tenet_worker_restarts",
+                "Worker restarts after failures",
+                report.restarts,
+            ),
+            (
+                "tenet_worker_starts",
+                "Worker processes started",
+                report.starts,
+            ),
+            (
+                "tenet_worker_stops",
+                "Workers stopped on purpose (idle, moved, shutdown)",
+                report.stops,
+            ),
+        ] {
+            counter(e, name, help, value)?;
+        }
+        for (name, help, seconds) in [
+            (
+                "tenet_worker_start_seconds",
+                "Time spent starting workers, in all",
+                report.start_seconds,
+            ),
+            (
+                "tenet_worker_stop_seconds",
+                "Time spent stopping workers, in all",
+                report.stop_seconds,
+            ),
+            (
+                "tenet_worker_backoff_seconds",
+                "Restart delays after failures, in all",
+                report.backoff_seconds,
+            ),
+        ] {
+            let c = ConstCounter::new(seconds);
+            c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        gauge(
+            e,
+            "tenet_worker_queue_depth",
+            "Decisions waiting for a worker's answer",
+            None,
+            clamp(report.queue_depth as u64),
+        )?;
+        gauge(
+            e,
+            "tenet_worker_warm",
+            "Started workers waiting in the warm pool",
+            None,
+            clamp(report.warm as u64),
+        )?;
+        gauge(
+            e,
+            "tenet_adaptive_isolated",
+            "Tenants adaptive isolation moved into workers",
+            None,
+            clamp(report.adaptive.len() as u64),
+        )?;
         Ok(())
     }
 }

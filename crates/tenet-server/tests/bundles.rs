@@ -1117,9 +1117,9 @@ fn invalid_configurations_fail_at_start_naming_file_key_and_reason() {
         ),
         (
             "isolation.yaml",
-            "isolation:\n  level: tenant\n",
+            "isolation:\n  level: process\n",
             &[],
-            &["isolation.level", "not supported"],
+            &["isolation.level", "expected none, tenant or session"],
         ),
         (
             "polling.yaml",

@@ -13,7 +13,9 @@
 
 use serde::Deserialize;
 
+mod isolation;
 mod telemetry;
+pub use isolation::{AdaptiveSection, IsolationSection, WorkersSection};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 pub use telemetry::{AuthzenSection, DecisionLogsSection, ReportingSection, StatusSection};
@@ -350,23 +352,6 @@ impl Default for FairShareSection {
     }
 }
 
-/// `isolation:`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IsolationSection {
-    /// `none`: every tenant in this process. (`tenant` and `session`, one
-    /// worker process per tenant or per session, are not built yet.)
-    pub level: String,
-}
-
-impl Default for IsolationSection {
-    fn default() -> Self {
-        Self {
-            level: "none".into(),
-        }
-    }
-}
-
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "TENET_";
 
@@ -521,15 +506,7 @@ impl Config {
             }
         }
         self.grpc.check().map_err(|e| invalid(&e.key, e.reason))?;
-        if self.isolation.level != "none" {
-            return Err(invalid(
-                "isolation.level",
-                format!(
-                    "{:?} is not supported yet: only \"none\" (all tenants in this process)",
-                    self.isolation.level
-                ),
-            ));
-        }
+        self.check_isolation(&invalid)?;
         if !matches!(self.host.evaluator.as_str(), "interpreter" | "vm") {
             return Err(invalid(
                 "host.evaluator",

@@ -176,9 +176,41 @@ fn errors_name_the_file_the_key_and_the_reason() {
         "{e}"
     );
 
-    let f = write("isolation:\n  level: tenant\n");
-    let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
-    assert!(e.contains("isolation.level"), "{e}");
+    let f = write("isolation:\n  level: tenant\n  tenants:\n    untrusted-*: session\n");
+    let config = Config::load(Some(f.path()), []).unwrap();
+    let rules = config.isolation.rules();
+    assert_eq!(rules.level_of("payments"), tenet::IsolationLevel::Tenant);
+    assert_eq!(
+        rules.level_of("untrusted-a"),
+        tenet::IsolationLevel::Session
+    );
+    for (yaml, key) in [
+        ("isolation:\n  level: process\n", "isolation.level"),
+        (
+            "isolation:\n  tenants:\n    a: sandbox\n",
+            "isolation.tenants.a",
+        ),
+        (
+            "isolation:\n  tenants:\n    ../x: tenant\n",
+            "isolation.tenants.../x",
+        ),
+        (
+            "isolation:\n  level: tenant\n  workers:\n    enabled: false\n",
+            "isolation.workers.enabled",
+        ),
+        (
+            "isolation:\n  session_header: \"a b\"\n",
+            "isolation.session_header",
+        ),
+        (
+            "isolation:\n  adaptive:\n    cpu_share: 2\n",
+            "isolation.adaptive.cpu_share",
+        ),
+    ] {
+        let f = write(yaml);
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains(key), "{yaml}: {e}");
+    }
 
     let f = write("bundles:\n  template: bundles/x\n");
     let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
