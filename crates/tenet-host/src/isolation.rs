@@ -151,6 +151,12 @@ pub enum OffloadError {
         /// What happened.
         reason: String,
     },
+    /// The worker already has as many decisions waiting for it as it may.
+    #[error("{pending} decisions are waiting for the tenant's worker, its limit")]
+    Busy {
+        /// Decisions waiting.
+        pending: usize,
+    },
     /// The tenant already has as many session workers as it may.
     #[error("the tenant has {limit} session workers, its limit")]
     TooManySessions {

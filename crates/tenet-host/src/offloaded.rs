@@ -31,6 +31,13 @@ pub(crate) fn decided(
                 reason,
             });
         }
+        Err(OffloadError::Busy { pending }) => {
+            instance.decision_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(HostError::TooManyRequests {
+                tenant: instance.tenant.to_string(),
+                pending,
+            });
+        }
         Err(OffloadError::TooManySessions { limit }) => {
             instance.decision_errors.fetch_add(1, Ordering::Relaxed);
             return Err(HostError::TooManySessions {

@@ -23,6 +23,10 @@ pub struct SupervisorConfig {
     pub max_sessions_per_tenant: usize,
     /// Most workers at once. Default 256.
     pub max_workers: usize,
+    /// Most decisions waiting for one worker's answers; the next gets
+    /// `too_many_requests` at once. Default 1,024 (as the evaluation
+    /// pool's `max_pending`).
+    pub max_pending: usize,
     /// Longest a worker may take to start and greet. Default 5 s.
     pub start_timeout: Duration,
     /// Longest a worker may take to compile a revision. Default 60 s.
@@ -67,6 +71,7 @@ impl Default for SupervisorConfig {
             session_idle_after: Duration::from_secs(30),
             max_sessions_per_tenant: 64,
             max_workers: 256,
+            max_pending: 1024,
             start_timeout: Duration::from_secs(5),
             load_timeout: Duration::from_secs(60),
             kill_grace: Duration::from_secs(1),

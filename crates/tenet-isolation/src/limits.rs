@@ -14,21 +14,25 @@ use rustix::process::{getppid, setrlimit, Resource, Rlimit};
 
 /// Applies `args`' limits to this process.
 pub(crate) fn apply(args: &WorkerArgs) -> Result<(), String> {
-    let set = |resource, value: u64, what: &str| {
+    let set = |resource, value: u64, hard: u64, what: &str| {
         setrlimit(
             resource,
             Rlimit {
                 current: Some(value),
-                maximum: Some(value),
+                maximum: Some(hard),
             },
         )
         .map_err(|e| format!("{what} limit of {value}: {e}"))
     };
     if args.max_memory_bytes > 0 {
-        set(Resource::As, args.max_memory_bytes, "address-space")?;
+        let limit = args.max_memory_bytes;
+        set(Resource::As, limit, limit, "address-space")?;
     }
     if args.max_cpu_seconds > 0 {
-        set(Resource::Cpu, args.max_cpu_seconds, "CPU-time")?;
+        // SIGXCPU at the soft limit (the exit then names it); SIGKILL a
+        // second later at the hard one, should it be caught.
+        let limit = args.max_cpu_seconds;
+        set(Resource::Cpu, limit, limit.saturating_add(1), "CPU-time")?;
     }
     Ok(())
 }

@@ -41,6 +41,8 @@ pub(crate) enum Unanswered {
     Gone(String),
     /// No answer within the time allowed.
     TimedOut,
+    /// Not sent: this many requests were already waiting (the bound).
+    Busy(usize),
 }
 
 type Waiter = oneshot::Sender<Result<Frame, String>>;
@@ -215,19 +217,26 @@ impl WorkerProcess {
         }
     }
 
-    /// Sends a request built for a fresh id and waits up to `timeout` for
-    /// its answer.
+    /// Sends a request built for a fresh id, unless `bound` requests are
+    /// already waiting, and waits up to `timeout` for its answer.
     pub(crate) async fn request(
         &self,
         build: impl FnOnce(u64) -> Frame,
         timeout: Duration,
+        bound: usize,
     ) -> Result<Frame, Unanswered> {
         if !self.is_alive() {
             return Err(Unanswered::Gone(format!("worker {} is gone", self.pid)));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
+        {
+            let mut pending = lock(&self.pending);
+            if pending.len() >= bound {
+                return Err(Unanswered::Busy(pending.len()));
+            }
+            pending.insert(id, tx);
+        }
         let bytes = match build(id).encode() {
             Ok(bytes) => bytes,
             Err(e) => {

@@ -507,7 +507,11 @@ impl Inner {
         let data = request.policy.data_json().map_err(OffloadError::Policy)?;
         let image = request.policy.image();
         let answer = process
-            .request(|id| load_frame(id, &image, data), self.config.load_timeout)
+            .request(
+                |id| load_frame(id, &image, data),
+                self.config.load_timeout,
+                usize::MAX,
+            )
             .await;
         match answer {
             Ok(frame) if frame.kind == Kind::Loaded => {
@@ -517,6 +521,7 @@ impl Inner {
             }
             Ok(frame) => Err(failure(&frame)),
             Err(Unanswered::Gone(why)) => Err(Self::unavailable(why)),
+            Err(Unanswered::Busy(pending)) => Err(OffloadError::Busy { pending }),
             Err(Unanswered::TimedOut) => {
                 tracing::warn!(tenant = %slot.key.tenant, pid = process.pid, "worker did not load a revision in time; killing it");
                 process.kill();
@@ -550,7 +555,11 @@ impl Inner {
             .kill_after
             .unwrap_or(deadline.saturating_add(self.config.kill_grace));
         let answer = process
-            .request(|id| Frame::new(Kind::Decide, id, &head, body), allowed)
+            .request(
+                |id| Frame::new(Kind::Decide, id, &head, body),
+                allowed,
+                self.config.max_pending,
+            )
             .await;
         match answer {
             Ok(frame) if frame.kind == Kind::Decided => match decided(&frame) {
@@ -564,6 +573,7 @@ impl Inner {
                 Ran::Failed(failure(&frame))
             }
             Err(Unanswered::Gone(why)) => Ran::Failed(Self::unavailable(why)),
+            Err(Unanswered::Busy(pending)) => Ran::Failed(OffloadError::Busy { pending }),
             Err(Unanswered::TimedOut) => {
                 process.kill();
                 self.failed(
@@ -751,6 +761,7 @@ async fn check_health(inner: &Arc<Inner>, slot: &Arc<Slot>) {
         .request(
             |id| Frame::bare(Kind::Health, id),
             inner.config.health_timeout,
+            usize::MAX,
         )
         .await
     {
@@ -760,7 +771,7 @@ async fn check_health(inner: &Arc<Inner>, slot: &Arc<Slot>) {
             state.last_health = Some(SystemTime::now());
             state.rss_bytes = Some(report.rss_bytes);
         }
-        Ok(_) | Err(Unanswered::TimedOut) => {
+        Ok(_) | Err(Unanswered::TimedOut) | Err(Unanswered::Busy(_)) => {
             process.kill();
             inner.failed(
                 slot,

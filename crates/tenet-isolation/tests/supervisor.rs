@@ -312,3 +312,52 @@ async fn a_peer_that_is_not_a_worker_is_refused() {
     assert!(e.to_string().contains("refused"), "{e}");
     s.supervisor.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_past_its_pending_bound_refuses_at_once() {
+    let s = setup(
+        &[("spin", SPIN)],
+        &[("spin", IsolationLevel::Tenant)],
+        |c, h| {
+            h.eval_limits.deadline = Duration::from_millis(500);
+            c.max_pending = 2;
+        },
+    );
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let host = s.host.clone();
+            tokio::spawn(async move { allow(&host, "spin", None, "alice").await })
+        })
+        .collect();
+    let mut kinds = Vec::new();
+    for call in calls {
+        kinds.push(call.await.unwrap().unwrap_err().kind());
+    }
+    let refused = kinds.iter().filter(|k| **k == "too_many_requests").count();
+    assert!(refused >= 1, "{kinds:?}");
+    assert!(
+        kinds
+            .iter()
+            .all(|k| matches!(*k, "too_many_requests" | "timeout" | "tenant_unavailable")),
+        "{kinds:?}"
+    );
+    s.supervisor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_past_its_cpu_time_limit_is_stopped_by_the_kernel() {
+    let s = setup(
+        &[("spin", SPIN)],
+        &[("spin", IsolationLevel::Tenant)],
+        |c, h| {
+            h.eval_limits.deadline = Duration::from_secs(60);
+            h.eval_limits.max_instructions = usize::MAX;
+            c.command.max_cpu_seconds = 1;
+        },
+    );
+    let e = allow(&s.host, "spin", None, "alice").await.unwrap_err();
+    assert_eq!(e.kind(), "tenant_unavailable", "{e}");
+    // SIGXCPU (24) at the soft limit.
+    assert!(e.to_string().contains("signal 24"), "{e}");
+    s.supervisor.shutdown().await;
+}

@@ -62,6 +62,8 @@ pub struct WorkersSection {
     pub max_sessions_per_tenant: usize,
     /// Most workers at once.
     pub max_workers: usize,
+    /// Most decisions waiting for one worker (429 past it).
+    pub max_pending: usize,
     /// Longest a worker may take to start.
     pub start_timeout_ms: u64,
     /// A decision unanswered this long after its deadline kills its worker.
@@ -93,6 +95,7 @@ impl Default for WorkersSection {
             session_idle_seconds: d.session_idle_after.as_secs(),
             max_sessions_per_tenant: d.max_sessions_per_tenant,
             max_workers: d.max_workers,
+            max_pending: d.max_pending,
             start_timeout_ms: ms(d.start_timeout),
             kill_grace_ms: ms(d.kill_grace),
             kill_after_ms: d.kill_after.map(ms),
@@ -165,6 +168,7 @@ impl IsolationSection {
         config.session_idle_after = Duration::from_secs(w.session_idle_seconds);
         config.max_sessions_per_tenant = w.max_sessions_per_tenant;
         config.max_workers = w.max_workers;
+        config.max_pending = w.max_pending.max(1);
         config.start_timeout = Duration::from_millis(w.start_timeout_ms);
         config.kill_grace = Duration::from_millis(w.kill_grace_ms);
         config.kill_after = w.kill_after_ms.map(Duration::from_millis);
