@@ -259,8 +259,33 @@ impl Host {
         path: &str,
         input: &Input,
     ) -> Result<Decision, HostError> {
+        let instance = self.inner.requested(tenant)?;
+        let started = std::time::Instant::now();
+        let decision = self.decide_on(&instance, session, path, input).await;
+        let deadline = matches!(
+            &decision,
+            Err(HostError::Policy {
+                source: PolicyError::Timeout { .. } | PolicyError::InstructionLimit { .. },
+                ..
+            })
+        );
+        instance.tally.decided(
+            decision.as_ref().ok().map(|d| &d.result),
+            deadline,
+            started.elapsed(),
+        );
+        decision
+    }
+
+    async fn decide_on(
+        &self,
+        instance: &Arc<Instance>,
+        session: Option<&str>,
+        path: &str,
+        input: &Input,
+    ) -> Result<Decision, HostError> {
         let inner = &self.inner;
-        let instance = inner.requested(tenant)?;
+        let instance = instance.clone();
         instance.last_used.store(inner.now(), Ordering::Relaxed);
         // With on-demand loading, traffic itself keeps an instance alive,
         // whoever created it.
@@ -554,6 +579,7 @@ fn evaluate(
     cache_key: Option<(Arc<str>, Vec<u8>)>,
 ) -> Result<Decision, HostError> {
     let fail = |e| evaluation_failed(instance, e);
+    instance.tally.evaluations.fetch_add(1, Ordering::Relaxed);
     let prepared = activation.policy.query(query).map_err(fail)?;
     let evaluation = prepared.evaluate(input).map_err(fail)?;
     instance.decisions.fetch_add(1, Ordering::Relaxed);

@@ -83,6 +83,8 @@ pub(crate) struct Instance {
     pub(crate) decisions: AtomicU64,
     pub(crate) decision_errors: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
+    /// Outcomes, latencies, loads (for metrics).
+    pub(crate) tally: crate::tally::Tally,
     pub(crate) failed: AtomicBool,
     /// The last fetch failed because the source has no bundle for the tenant.
     pub(crate) missing: AtomicBool,
@@ -129,6 +131,7 @@ impl Instance {
             decisions: AtomicU64::new(0),
             decision_errors: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
+            tally: crate::tally::Tally::default(),
             failed: AtomicBool::new(false),
             missing: AtomicBool::new(false),
             bundle_seen: AtomicBool::new(false),

@@ -24,6 +24,7 @@ mod pushed_file;
 mod quota;
 mod schedule;
 mod snapshot;
+mod tally;
 mod tenant;
 mod watch;
 
@@ -36,4 +37,5 @@ pub use isolation::{
 };
 pub use overlay::{DataWrite, PatchKind, PatchOp, PolicyModule, WriteOutcome};
 pub use snapshot::{HostStats, TenantSnapshot};
+pub use tally::{DecisionTally, LATENCY_BOUNDS_US};
 pub use tenant::{validate_tenant, SourceFactory, SourceTemplate, MAX_TENANT_LEN};

@@ -79,6 +79,7 @@ impl HostInner {
             s.version.clone()
         });
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        instance.tally.fetches.fetch_add(1, Ordering::Relaxed);
         let fetch_timeout = self.config.fetch_timeout;
         let fetched = tokio::time::timeout(fetch_timeout, instance.source.fetch(known.as_ref()))
             .await
@@ -178,6 +179,10 @@ impl HostInner {
                 self.counters
                     .activation_failures
                     .fetch_add(1, Ordering::Relaxed);
+                instance
+                    .tally
+                    .activation_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 self.status(instance, |s| {
                     s.consecutive_failures += 1;
                     s.last_error = Some(reason.clone());
@@ -257,6 +262,7 @@ impl HostInner {
             s.last_error = None;
         });
         self.counters.activations.fetch_add(1, Ordering::Relaxed);
+        instance.tally.activations.fetch_add(1, Ordering::Relaxed);
         tracing::info!(tenant = %instance.tenant, revision = %revision, "activated");
         instance.ready.notify_waiters();
         revision
@@ -382,6 +388,10 @@ impl HostInner {
             version: None,
         });
         self.counters
+            .activation_failures
+            .fetch_add(1, Ordering::Relaxed);
+        instance
+            .tally
             .activation_failures
             .fetch_add(1, Ordering::Relaxed);
         self.status(instance, |s| {

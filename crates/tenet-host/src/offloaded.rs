@@ -21,6 +21,7 @@ pub(crate) fn decided(
     evaluation: Result<Evaluation, OffloadError>,
     cache_key: Option<(Arc<str>, Vec<u8>)>,
 ) -> Result<Decision, HostError> {
+    instance.tally.evaluations.fetch_add(1, Ordering::Relaxed);
     let evaluation = match evaluation {
         Ok(evaluation) => evaluation,
         Err(OffloadError::Policy(e)) => return Err(evaluation_failed(instance, e)),

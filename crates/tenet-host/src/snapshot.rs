@@ -94,6 +94,8 @@ pub struct TenantSnapshot {
     pub evaluation_cost_us: u64,
     /// Where its evaluations run.
     pub isolation: crate::IsolationLevel,
+    /// Outcomes, deadline hits, latencies and loads.
+    pub tally: crate::DecisionTally,
     /// Decisions answered.
     pub decisions: u64,
     /// Decisions that failed.
@@ -197,6 +199,7 @@ impl HostInner {
             pending_evaluations: i.lane.pending(),
             evaluation_cost_us: u64::try_from(i.lane.cost().as_micros()).unwrap_or(u64::MAX),
             isolation: i.isolation(),
+            tally: i.tally.snapshot(),
             decisions: i.decisions.load(Ordering::Relaxed),
             decision_errors: i.decision_errors.load(Ordering::Relaxed),
             cache_hits: i.cache_hits.load(Ordering::Relaxed),

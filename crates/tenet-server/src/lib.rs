@@ -56,6 +56,7 @@ mod push;
 mod sniff;
 pub mod sources;
 pub mod status;
+mod tenant_metrics;
 mod tls;
 mod workers;
 

@@ -527,6 +527,7 @@ impl Collector for HostCollector {
             let rows = tenants.iter().map(|t| (t.tenant.as_str(), value(t)));
             per_tenant(e, name, help, true, per_label(rows, &members, add))?;
         }
+        crate::tenant_metrics::encode(e, &tenants, &members)?;
         // Each tenant with its own series also has an info series with its
         // labels (Prometheus's info pattern: join on `tenant`).
         {

@@ -301,10 +301,27 @@ async fn metrics_count_requests_and_decisions_per_tenant() {
         r#"tenet_instances 2"#,
         r#"tenet_instances_by_state{state="active"} 2"#,
         r#"tenet_activations_total 2"#,
+        // Per tenant: outcomes (a GET of /v1/data is a non-boolean
+        // result), evaluations, loads, the revision, latencies.
+        r#"tenet_tenant_decisions_total{tenant="payments",outcome="allow"} 2"#,
+        r#"tenet_tenant_decisions_total{tenant="payments",outcome="deny"} 0"#,
+        r#"tenet_tenant_decisions_total{tenant="payments",outcome="error"} 0"#,
+        r#"tenet_tenant_decisions_total{tenant="storefront",outcome="defined"} 1"#,
+        r#"tenet_tenant_evaluations_total{tenant="payments"} 2"#,
+        r#"tenet_tenant_deadline_hits_total{tenant="payments"} 0"#,
+        r#"tenet_tenant_bundle_fetches_total{tenant="payments"} 1"#,
+        r#"tenet_tenant_activations_total{tenant="payments"} 1"#,
+        r#"tenet_tenant_activation_failures_total{tenant="payments"} 0"#,
+        r#"tenet_tenant_decision_duration_seconds_count{tenant="payments"} 2"#,
+        r#"tenet_tenant_decision_duration_seconds_bucket{le="+Inf",tenant="payments"} 2"#,
         "# EOF",
     ] {
         assert!(has(line), "missing {line:?} in:\n{text}");
     }
+    assert!(
+        text.lines().any(|l| l.starts_with(r#"tenet_tenant_revision_info{tenant="payments",revision=""#)),
+        "no revision info in:\n{text}"
+    );
     // The raw path never becomes a label.
     assert!(!text.contains("payments/authz/allow"), "{text}");
     assert!(!text.contains("/no/such/page"), "{text}");

@@ -1,0 +1,166 @@
+//! The per-tenant decision and load families of `/metrics`, from each
+//! tenant's tally (read at scrape time; the decision path only bumps
+//! atomics): decisions by outcome, deadline hits, evaluations (cache
+//! misses), bundle fetches, activations and failures, the active revision,
+//! and a decision latency histogram. Tenants without their own series
+//! (label_cap.rs) are added up under `tenant="__other__"`. Encoding only.
+
+use crate::label_cap::label;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+use std::collections::{BTreeMap, HashSet};
+use tenet::TenantSnapshot;
+
+/// A histogram already counted: buckets (upper bound in seconds, count,
+/// not cumulative), sum and count.
+struct Counted {
+    buckets: Vec<(f64, u64)>,
+    sum: f64,
+    count: u64,
+}
+
+impl EncodeMetric for Counted {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.sum,
+            self.count,
+            &self.buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+fn bounds() -> Vec<f64> {
+    tenet::LATENCY_BOUNDS_US
+        .iter()
+        .map(|us| *us as f64 / 1e6)
+        .chain([f64::INFINITY])
+        .collect()
+}
+
+/// Encodes the families for `tenants`; `members` keep their own label.
+pub(crate) fn encode(
+    e: &mut DescriptorEncoder,
+    tenants: &[TenantSnapshot],
+    members: &HashSet<String>,
+) -> Result<(), std::fmt::Error> {
+    // Decisions by outcome: errors are the decisions that failed.
+    {
+        let mut by: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for t in tenants {
+            let tenant = label(members, &t.tenant);
+            let s = &t.tally;
+            for (outcome, n) in [
+                ("allow", s.allow),
+                ("deny", s.deny),
+                ("defined", s.defined),
+                ("undefined", s.undefined),
+                ("error", t.decision_errors),
+            ] {
+                *by.entry((tenant, outcome)).or_default() += n;
+            }
+        }
+        let mut m = e.encode_descriptor(
+            "tenet_tenant_decisions",
+            "Decisions per tenant by outcome: allow/deny for boolean results, defined for others, undefined, error",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((tenant, outcome), n) in by {
+            let labels = [("tenant", tenant), ("outcome", outcome)];
+            ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    type Count = (&'static str, &'static str, fn(&TenantSnapshot) -> u64);
+    let counters: [Count; 5] = [
+        (
+            "tenet_tenant_deadline_hits",
+            "Decisions that ran into their deadline or instruction cap, per tenant",
+            |t| t.tally.deadline_hits,
+        ),
+        (
+            "tenet_tenant_evaluations",
+            "Decisions evaluated (decision-cache misses), per tenant",
+            |t| t.tally.evaluations,
+        ),
+        (
+            "tenet_tenant_bundle_fetches",
+            "Bundle fetches started, per tenant",
+            |t| t.tally.fetches,
+        ),
+        (
+            "tenet_tenant_activations",
+            "Revisions activated, per tenant",
+            |t| t.tally.activations,
+        ),
+        (
+            "tenet_tenant_activation_failures",
+            "Loads that failed (fetch, bundle or compile error), per tenant",
+            |t| t.tally.activation_failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+        for t in tenants {
+            *by.entry(label(members, &t.tenant)).or_default() += value(t);
+        }
+        let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (tenant, n) in by {
+            ConstCounter::new(n).encode(m.encode_family(&[("tenant", tenant)])?)?;
+        }
+    }
+    // The active revision of each tenant with its own series.
+    {
+        let mut m = e.encode_descriptor(
+            "tenet_tenant_revision_info",
+            "The active revision of each tenant that has its own series (value 1)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for t in tenants.iter().filter(|t| members.contains(&t.tenant)) {
+            if let Some(revision) = &t.revision {
+                let labels = [
+                    ("tenant", t.tenant.as_str()),
+                    ("revision", revision.as_str()),
+                ];
+                ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
+            }
+        }
+    }
+    // Decision latency.
+    {
+        let bounds = bounds();
+        let mut by: BTreeMap<&str, Counted> = BTreeMap::new();
+        for t in tenants {
+            let h = by
+                .entry(label(members, &t.tenant))
+                .or_insert_with(|| Counted {
+                    buckets: bounds.iter().map(|b| (*b, 0)).collect(),
+                    sum: 0.0,
+                    count: 0,
+                });
+            for (slot, n) in h.buckets.iter_mut().zip(&t.tally.latency_buckets) {
+                slot.1 += n;
+                h.count += n;
+            }
+            h.sum += t.tally.latency_sum.as_secs_f64();
+        }
+        let mut m = e.encode_descriptor(
+            "tenet_tenant_decision_duration",
+            "Time to decide (cache, evaluation or worker), per tenant",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (tenant, h) in by {
+            h.encode(m.encode_family(&[("tenant", tenant)])?)?;
+        }
+    }
+    Ok(())
+}
