@@ -59,6 +59,8 @@ pub struct AppState {
     pub workers: Option<tenet::Supervisor>,
     /// Header carrying the session key (isolation level `session`).
     pub session_header: Option<HeaderName>,
+    /// The last decisions of each tenant, for the status page (page.rs).
+    pub(crate) recent: crate::page::RecentDecisions,
 }
 
 impl AppState {
@@ -86,6 +88,7 @@ impl AppState {
             max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
             workers: None,
             session_header: None,
+            recent: Default::default(),
         }
     }
 }
@@ -148,9 +151,18 @@ pub fn app(state: AppState) -> Router {
             get(crate::workers::isolation).post(crate::workers::set_isolation),
         )
         .route("/v1/workers", get(crate::workers::workers))
+        .route(
+            "/v1/tenants/{tenant}/decisions",
+            get(crate::page::decisions),
+        )
+        // The tenant's status document for admins (the status page).
+        .route("/v1/tenants/{tenant}/status", get(crate::status::status))
         .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth));
     let router = Router::new()
         .route("/health", get(health))
+        // The status page holds no data (its calls are admin calls).
+        .route("/", get(crate::page::page))
+        .route("/ui", get(crate::page::page))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/tenants/{tenant}/health", get(tenant_health))

@@ -25,6 +25,9 @@ pub(crate) fn decision_log(
         return None;
     }
     let id = uuid::Uuid::new_v4().to_string();
+    state
+        .recent
+        .add(tenant, &id, &slash_path(path), decision.result.as_ref());
     if state.decision_log {
         tracing::info!(
             target: "tenet::decision_log",

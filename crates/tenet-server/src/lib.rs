@@ -52,6 +52,7 @@ mod idle;
 mod input;
 mod label_cap;
 mod metrics;
+mod page;
 mod push;
 mod sniff;
 pub mod sources;

@@ -319,7 +319,8 @@ async fn metrics_count_requests_and_decisions_per_tenant() {
         assert!(has(line), "missing {line:?} in:\n{text}");
     }
     assert!(
-        text.lines().any(|l| l.starts_with(r#"tenet_tenant_revision_info{tenant="payments",revision=""#)),
+        text.lines()
+            .any(|l| l.starts_with(r#"tenet_tenant_revision_info{tenant="payments",revision=""#)),
         "no revision info in:\n{text}"
     );
     // The raw path never becomes a label.
