@@ -261,7 +261,38 @@ impl Host {
     ) -> Result<Decision, HostError> {
         let instance = self.inner.requested(tenant)?;
         let started = std::time::Instant::now();
-        let decision = self.decide_on(&instance, session, path, input).await;
+        // Debug level: off (and costing only a level check) unless a
+        // layer asks for it, as the trace exporter does.
+        let span = tracing::debug_span!(
+            "decision",
+            tenant = %instance.tenant,
+            labels = ?instance.labels,
+            path,
+            revision = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let decision = tracing::Instrument::instrument(
+            self.decide_on(&instance, session, path, input),
+            span.clone(),
+        )
+        .await;
+        if !span.is_disabled() {
+            span.record(
+                "outcome",
+                match &decision {
+                    Ok(d) => match &d.result {
+                        Some(serde_json::Value::Bool(true)) => "allow",
+                        Some(serde_json::Value::Bool(false)) => "deny",
+                        Some(_) => "defined",
+                        None => "undefined",
+                    },
+                    Err(e) => e.kind(),
+                },
+            );
+            if let Ok(d) = &decision {
+                span.record("revision", &*d.revision);
+            }
+        }
         let deadline = matches!(
             &decision,
             Err(HostError::Policy {

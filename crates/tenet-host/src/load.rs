@@ -81,17 +81,21 @@ impl HostInner {
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         instance.tally.fetches.fetch_add(1, Ordering::Relaxed);
         let fetch_timeout = self.config.fetch_timeout;
-        let fetched = tokio::time::timeout(fetch_timeout, instance.source.fetch(known.as_ref()))
-            .await
-            .unwrap_or_else(|_| {
-                Err(BundleError::Io {
-                    path: instance.source.location().into(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no answer within {fetch_timeout:?}"),
-                    ),
-                })
-            });
+        let fetch_span = tracing::info_span!("fetch", tenant = %instance.tenant, source = %instance.source.location());
+        let fetched = tokio::time::timeout(
+            fetch_timeout,
+            tracing::Instrument::instrument(instance.source.fetch(known.as_ref()), fetch_span),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(BundleError::Io {
+                path: instance.source.location().into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {fetch_timeout:?}"),
+                ),
+            })
+        });
         // A new instance whose source fails starts from its persisted copy
         // (the failure is still reported).
         let (fetched, restored) = match fetched {
@@ -126,7 +130,9 @@ impl HostInner {
                 let limits = self.config.bundle_limits.clone();
                 let tenant = instance.tenant.clone();
                 let verifier = instance.verifier.clone();
+                let compile_span = tracing::info_span!("compile", tenant = %tenant);
                 let compiled = tokio::task::spawn_blocking(move || {
+                    let _span = compile_span.entered();
                     let bundle = payload
                         .into_bundle_verified(&limits, verifier.as_deref())
                         .map_err(|e| e.to_string())?;
@@ -246,6 +252,12 @@ impl HostInner {
 
     /// Swaps in a new activation (with a fresh decision cache) atomically.
     pub(crate) fn activate(&self, instance: &Instance, policy: Policy) -> Arc<str> {
+        let _span = tracing::info_span!(
+            "activation",
+            tenant = %instance.tenant,
+            revision = %policy.revision()
+        )
+        .entered();
         let config = &self.config.decision_cache;
         let cache =
             (config.enabled && policy.is_deterministic()).then(|| DecisionCache::new(config));

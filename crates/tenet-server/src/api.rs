@@ -61,6 +61,9 @@ pub struct AppState {
     pub session_header: Option<HeaderName>,
     /// The last decisions of each tenant, for the status page (page.rs).
     pub(crate) recent: crate::page::RecentDecisions,
+    /// Run every request in a span that joins the caller's trace
+    /// (traces.rs); set when traces are exported.
+    pub traces: bool,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
             workers: None,
             session_header: None,
             recent: Default::default(),
+            traces: false,
         }
     }
 }
@@ -174,6 +178,11 @@ pub fn app(state: AppState) -> Router {
         // 413; axum's own limit is lifted so it does not answer first.
         .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
         .with_state(state.clone());
+    let router = if state.traces {
+        router.layer(middleware::from_fn(crate::traces::request))
+    } else {
+        router
+    };
     crate::metrics::instrument(router, &state)
 }
 

@@ -284,14 +284,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
     // The config is checked before anything starts, so a bad one fails
     // with its file, key and reason and nothing else on the screen.
     let config = args.config()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let traces = logging(&config, &runtime)?;
     let drain = Duration::from_secs(config.server.drain_seconds);
     let served = runtime.block_on(async move {
         let template = config.bundle_template();
@@ -411,6 +405,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             state.decision_logs.as_ref().map(|r| r.logs().clone()),
         )?;
         state.workers = workers.clone();
+        state.traces = config.traces.otlp_endpoint.is_some();
         state.session_header = Some(axum_header(&config.isolation.session_header)?);
         state.max_batch_inputs = config.server.max_batch_inputs;
         state.max_batch_bytes = config.server.max_batch_bytes;
@@ -539,6 +534,14 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         }
         Ok(())
     });
+    #[cfg(feature = "otlp")]
+    if let Some(traces) = traces {
+        // The batched spans go out before the runtime stops.
+        let _runtime = runtime.enter();
+        traces.shutdown();
+    }
+    #[cfg(not(feature = "otlp"))]
+    let () = traces;
     // The drain is over (or cut off at its deadline): exit now, whatever is
     // still running. Dropping the runtime would wait for every task on its
     // blocking pool (a compile, a file read) without bound; evaluations run
@@ -546,6 +549,61 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
     // joining them.
     runtime.shutdown_background();
     served
+}
+
+/// The process log (stderr, `RUST_LOG`, info by default) and, with
+/// `traces.otlp_endpoint`, the span exporter; what must be shut down to
+/// flush the last spans.
+#[cfg(feature = "otlp")]
+fn logging(
+    config: &tenet_server::config::Config,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Option<tenet_telemetry::traces::Traces>> {
+    use tracing_subscriber::prelude::*;
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        );
+    let Some(endpoint) = &config.traces.otlp_endpoint else {
+        tracing_subscriber::registry().with(fmt).init();
+        return Ok(None);
+    };
+    let otlp = tenet_telemetry::traces::OtlpConfig {
+        endpoint: endpoint.clone(),
+        service_name: config.traces.service_name.clone(),
+        export_interval: Duration::from_millis(config.traces.export_interval_ms.max(10)),
+        ..Default::default()
+    };
+    // The gRPC channel is created on the runtime, which drives it.
+    let _runtime = runtime.enter();
+    let (traces, layer) = tenet_telemetry::traces::Traces::start(&otlp)?;
+    // Requests and loads at info, decisions (debug spans in tenet-host)
+    // too; nothing else of the crates' debug output.
+    let spans = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("tenet_host::host", tracing::Level::DEBUG);
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(layer.with_filter(spans))
+        .init();
+    tracing::info!(%endpoint, "exporting traces over OTLP");
+    Ok(Some(traces))
+}
+
+/// The process log (stderr, `RUST_LOG`, info by default); this build has
+/// no span exporter.
+#[cfg(not(feature = "otlp"))]
+fn logging(_: &tenet_server::config::Config, _: &tokio::runtime::Runtime) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
 }
 
 /// Pushes the content persisted by the last run again (`host.persist_pushed`)

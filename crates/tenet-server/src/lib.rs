@@ -59,6 +59,7 @@ pub mod sources;
 pub mod status;
 mod tenant_metrics;
 mod tls;
+mod traces;
 mod workers;
 
 pub use api::{app, AppState};

@@ -21,6 +21,8 @@ mod event;
 mod mask;
 mod recorder;
 mod status;
+#[cfg(feature = "otlp")]
+pub mod traces;
 mod upload;
 
 pub use buffer::{DecisionLogConfig, DecisionLogs, TenantLogStats};

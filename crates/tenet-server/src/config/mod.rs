@@ -18,7 +18,9 @@ mod telemetry;
 pub use isolation::{AdaptiveSection, IsolationSection, WorkersSection};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-pub use telemetry::{AuthzenSection, DecisionLogsSection, ReportingSection, StatusSection};
+pub use telemetry::{
+    AuthzenSection, DecisionLogsSection, ReportingSection, StatusSection, TracesSection,
+};
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,8 @@ pub struct Config {
     pub grpc: tenet_grpc::GrpcConfig,
     /// The AuthZEN evaluation endpoints.
     pub authzen: AuthzenSection,
+    /// Traces exported over OTLP.
+    pub traces: TracesSection,
 }
 
 /// `server:`.

@@ -8,6 +8,30 @@ use super::{section, Config, ConfigError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+/// `traces:`: spans (request, decision, fetch, compile, activation, with
+/// the tenant) exported to an OpenTelemetry collector over OTLP/gRPC.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracesSection {
+    /// The collector's OTLP/gRPC endpoint (`http://127.0.0.1:4317`); unset:
+    /// no traces.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the spans.
+    pub service_name: String,
+    /// How often batched spans are sent.
+    pub export_interval_ms: u64,
+}
+
+impl Default for TracesSection {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "tenet".into(),
+            export_interval_ms: 5_000,
+        }
+    }
+}
+
 /// `authzen:`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -128,6 +152,20 @@ impl Config {
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
+        if let Some(endpoint) = &self.traces.otlp_endpoint {
+            if !cfg!(feature = "otlp") {
+                return Err(invalid(
+                    "traces.otlp_endpoint",
+                    "this tenet was built without the otlp feature".into(),
+                ));
+            }
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(invalid(
+                    "traces.otlp_endpoint",
+                    format!("{endpoint:?}: expected an http:// or https:// URL"),
+                ));
+            }
+        }
         let uploads = [
             (
                 "decision_logs.service",
