@@ -152,6 +152,9 @@ impl ExtAuthz {
                         input: Some(tenet_telemetry::LoggedInput::Json(document)),
                         result: d.result.clone(),
                         at: std::time::SystemTime::now(),
+                        requested_by: None,
+                        req_id: None,
+                        metrics: Vec::new(),
                     });
                 }
                 d.result

@@ -178,6 +178,11 @@ pub fn app(state: AppState) -> Router {
         // 413; axum's own limit is lifted so it does not answer first.
         .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
         .with_state(state.clone());
+    let router = if state.decision_logs.is_some() {
+        router.layer(middleware::from_fn(crate::decision_log::request_info))
+    } else {
+        router
+    };
     let router = if state.traces {
         router.layer(middleware::from_fn(crate::traces::request))
     } else {

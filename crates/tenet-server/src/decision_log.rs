@@ -6,10 +6,45 @@
 //! only clones what the event needs.
 
 use crate::api::AppState;
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::Next;
+use axum::response::Response;
 use serde_json::Value;
-use std::time::SystemTime;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
 use tenet::{Host, Input};
 use tenet_telemetry::{Decided, LogRules, LoggedInput, RuleEvaluator, RuleFuture};
+
+/// What a decision-log event says of the request it answered.
+#[derive(Debug, Clone)]
+struct RequestInfo {
+    remote: Option<SocketAddr>,
+    req_id: u64,
+    started: Instant,
+}
+
+tokio::task_local! {
+    /// The request the current task answers (set by [`request_info`]).
+    static REQUEST: RequestInfo;
+}
+
+/// Sequence numbers of requests (OPA's `req_id`).
+static NEXT_REQ_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Middleware (with decision logs on): numbers each request and keeps its
+/// client address and start for the events its decisions log.
+pub(crate) async fn request_info(request: Request, next: Next) -> Response {
+    let info = RequestInfo {
+        remote: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0),
+        req_id: NEXT_REQ_ID.fetch_add(1, Ordering::Relaxed),
+        started: Instant::now(),
+    };
+    REQUEST.scope(info, next.run(request)).await
+}
 
 /// With decision logging on, logs `decision` under a fresh decision id and
 /// returns the id: to the console, and to the recorder with its input
@@ -40,7 +75,19 @@ pub(crate) fn decision_log(
         );
     }
     if let Some(recorder) = &state.decision_logs {
+        let request = REQUEST.try_with(RequestInfo::clone).ok();
         recorder.record(Decided {
+            requested_by: request
+                .as_ref()
+                .and_then(|r| r.remote)
+                .map(|a| a.to_string()),
+            req_id: request.as_ref().map(|r| r.req_id),
+            metrics: request
+                .map(|r| {
+                    let ns = u64::try_from(r.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    vec![("timer_server_handler_ns", ns)]
+                })
+                .unwrap_or_default(),
             tenant: tenant.to_string(),
             decision_id: id.clone(),
             path: slash_path(path),

@@ -150,6 +150,20 @@ async fn decisions_reach_the_decision_log_service_by_exit() {
     assert_eq!(event["erased"], json!(["/input/amount"]));
     assert_eq!(event["masked"], json!(["/input/user"]));
     assert_eq!(event["result"], true);
+    // Who asked, which request, how long the server took (OPA's fields).
+    assert!(
+        event["requested_by"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{event}"
+    );
+    assert!(event["req_id"].as_u64().is_some_and(|n| n > 0), "{event}");
+    assert!(
+        event["metrics"]["timer_server_handler_ns"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{event}"
+    );
     assert_eq!(event["labels"]["tenant"], "payments");
     assert_eq!(event["labels"]["env"], "test");
     assert_eq!(event["labels"]["team"], "billing");

@@ -27,6 +27,9 @@ pub struct DecisionEvent {
     /// The client's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// The request's sequence number in this process (OPA's `req_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub req_id: Option<u64>,
     /// RFC 3339 time of the decision, with nanoseconds, in UTC.
     pub timestamp: String,
     /// Timers and counters of the decision (OPA's `metrics`).
@@ -62,6 +65,7 @@ impl DecisionEvent {
             input: None,
             result: None,
             requested_by: None,
+            req_id: None,
             timestamp: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
             metrics: Map::new(),
             erased: Vec::new(),

@@ -64,6 +64,12 @@ pub struct Decided {
     pub result: Option<Value>,
     /// When it was decided.
     pub at: SystemTime,
+    /// The client's address (`ip:port`), when known.
+    pub requested_by: Option<String>,
+    /// The request's sequence number, when known.
+    pub req_id: Option<u64>,
+    /// OPA's timers (`timer_server_handler_ns`, …), in nanoseconds.
+    pub metrics: Vec<(&'static str, u64)>,
 }
 
 /// What the worker is handed.
@@ -161,5 +167,12 @@ fn event(labels: &Map<String, Value>, d: Decided) -> DecisionEvent {
         None => None,
     };
     event.result = d.result;
+    event.requested_by = d.requested_by;
+    event.req_id = d.req_id;
+    event.metrics = d
+        .metrics
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .collect();
     event
 }
