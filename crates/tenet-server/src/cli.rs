@@ -378,11 +378,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         state.max_batch_inputs = config.server.max_batch_inputs;
         state.max_batch_bytes = config.server.max_batch_bytes;
         state.max_tenant_labels = config.server.max_tenant_labels;
-        state.authzen = tenet_server::authzen::AuthzenConfig {
-            path: config.authzen.path.trim_matches('/').to_string(),
-            tenant_paths: config.authzen.tenant_paths.clone(),
-            max_evaluations: config.authzen.max_evaluations.max(1),
-        };
+        state.authzen = config.authzen.config();
+        state.porc = config.porc.config();
         // Configured tenants are pinned for the life of the process.
         {
             let mut pins = state.pins.lock().unwrap_or_else(|p| p.into_inner());
@@ -413,8 +410,61 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 private_key_file: t.private_key_file,
             }),
         };
-        let server =
+        let mut server =
             tenet_server::Server::new(listener, server_options).context("configuring TLS")?;
+        // The gRPC services, when a port serves them: their own
+        // (`grpc.listen`), the REST port (`grpc.on_rest_port`), or both.
+        let grpc_services = if config.grpc.listen.is_some() || config.grpc.on_rest_port {
+            let auth = state_auth.clone();
+            let authorize: tenet_grpc::Authorize = std::sync::Arc::new(move |headers| {
+                auth.check(tenet_server::auth::Scope::Decide, headers).is_ok()
+            });
+            let console = config.decision_logs.console;
+            let mut ext_authz =
+                tenet_grpc::ExtAuthz::new(host.clone(), config.grpc.ext_authz.clone())
+                    .with_authorize(authorize.clone())
+                    .with_decision_log(console);
+            let mut decisions =
+                tenet_grpc::DecisionService::new(host.clone(), config.grpc.decisions.clone())
+                    .with_authzen(config.authzen.config())
+                    .with_porc(config.porc.config())
+                    .with_authorize(authorize)
+                    .with_decision_log(console);
+            if let Some(recorder) = &state_recorder {
+                ext_authz = ext_authz.with_decision_logs(recorder.clone());
+                decisions = decisions.with_decision_logs(recorder.clone());
+            }
+            let services = tenet_grpc::Services {
+                ext_authz,
+                decisions,
+            };
+            Some(
+                tenet_grpc::Grpc::new(&config.grpc, services)
+                    .await
+                    .context("configuring gRPC")?,
+            )
+        } else {
+            None
+        };
+        if config.grpc.on_rest_port {
+            if let Some(grpc) = &grpc_services {
+                server = server.with_grpc(grpc.clone());
+            }
+        }
+        let grpc_tls = match &config.grpc.tls {
+            Some(files) => {
+                let read = |path: &std::path::Path| {
+                    std::fs::read(path).with_context(|| format!("grpc.tls: {}", path.display()))
+                };
+                let identity = tenet_grpc::Identity::from_pem(
+                    read(&files.cert_file)?,
+                    read(&files.private_key_file)?,
+                );
+                tenet_grpc::check_tls(&identity).context("grpc.tls")?;
+                Some(identity)
+            }
+            None => None,
+        };
         let grpc = match &config.grpc.listen {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)
@@ -442,20 +492,9 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         // The first line on stdout is the address, for scripts and tests.
         println!("tenet listening on {}://{local}", server.scheme());
         tracing::info!(addr = %local, bundles = %template, "serving");
-        let grpc = match grpc {
-            Some(listener) => {
+        let grpc = match (grpc, grpc_services) {
+            (Some(listener), Some(services)) => {
                 let grpc_local = listener.local_addr()?;
-                let auth = state_auth.clone();
-                let authorize: tenet_grpc::Authorize = std::sync::Arc::new(move |headers| {
-                    auth.check(tenet_server::auth::Scope::Decide, headers).is_ok()
-                });
-                let service = tenet_grpc::ExtAuthz::new(host.clone(), config.grpc.ext_authz.clone())
-                    .with_authorize(authorize)
-                    .with_decision_log(config.decision_logs.console);
-                let service = match &state_recorder {
-                    Some(recorder) => service.with_decision_logs(recorder.clone()),
-                    None => service,
-                };
                 // The second line names the gRPC address (a closed stdout
                 // is no reason to stop serving).
                 {
@@ -464,16 +503,16 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                     let _ = writeln!(out, "tenet grpc listening on {grpc_local}");
                     let _ = out.flush();
                 }
-                tracing::info!(addr = %grpc_local, "serving Envoy ext_authz over gRPC");
+                tracing::info!(addr = %grpc_local, "serving gRPC (ext_authz, tenet.v1.Decisions)");
                 let grpc_config = config.grpc.clone();
                 let shutdown = stopped();
                 Some(tokio::spawn(async move {
-                    tenet_grpc::serve(listener, &grpc_config, service, shutdown, drain)
+                    tenet_grpc::serve(listener, &grpc_config, services, grpc_tls, shutdown, drain)
                         .await
                         .inspect_err(|e| tracing::error!(error = %e, "the gRPC server stopped"))
                 }))
             }
-            None => None,
+            _ => None,
         };
         server.run(app, stopped()).await.context("serving")?;
         if let Some(grpc) = grpc {
