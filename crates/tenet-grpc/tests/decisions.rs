@@ -614,3 +614,70 @@ async fn reflection_lists_the_services_and_serves_their_descriptors() {
     assert!(!files.file_descriptor_proto.is_empty());
     server.stop().await;
 }
+
+/// No decision-log rules.
+struct NoRules;
+
+impl tenet_telemetry::RuleEvaluator for NoRules {
+    fn rules(&self, _tenant: &str) -> tenet_telemetry::LogRules {
+        tenet_telemetry::LogRules {
+            drop: false,
+            mask: false,
+        }
+    }
+
+    fn evaluate(&self, _: &str, _: &'static str, _: Value) -> tenet_telemetry::RuleFuture {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// Every decision of the native service is handed to the decision-log
+/// recorder, as ext_authz's and REST's are; failed calls are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_are_recorded_in_the_tenants_decision_log() {
+    let logs = tenet_telemetry::DecisionLogs::new(Default::default());
+    let recorder =
+        tenet_telemetry::Recorder::start(logs.clone(), Default::default(), Arc::new(NoRules));
+    let (server, mut client) = start_with(
+        GrpcConfig::default(),
+        move |d| d.with_decision_logs(recorder),
+        support::host(),
+    )
+    .await;
+    client
+        .decide(decide(
+            "native",
+            "native/allow",
+            Some(json!({"user": "alice"})),
+        ))
+        .await
+        .unwrap();
+    client
+        .is(IsRequest {
+            tenant: "native".into(),
+            path: "native".into(),
+            decisions: vec!["allow".into(), "visible".into()],
+            input: None,
+        })
+        .await
+        .unwrap();
+    client
+        .decide(decide("nosuch", "native/allow", None))
+        .await
+        .unwrap_err();
+    let by = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = logs.stats();
+        let native = stats
+            .iter()
+            .find(|s| s.tenant == "native")
+            .map(|s| s.buffered_events);
+        if native == Some(3) {
+            assert_eq!(stats.len(), 1, "{stats:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < by, "{stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
