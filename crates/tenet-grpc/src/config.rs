@@ -1,6 +1,7 @@
 //! The `grpc:` section of tenet's configuration: where the gRPC server
-//! listens, its message bound, and how `Authorization/Check` finds a
-//! tenant, a decision path and its limits. Deserializable (every field may
+//! listens (its own port, the REST port, or both; TLS), its bounds, how
+//! `Authorization/Check` finds a tenant, a decision path and its limits,
+//! and the native service's batch and stream bounds. Deserializable (every field may
 //! be left out; unknown keys are errors) and checked by [`GrpcConfig::check`].
 //! This module only describes and checks settings; it builds nothing.
 
@@ -15,7 +16,8 @@ pub struct GrpcConfig {
     /// opa-envoy-plugin's). `None` (the default) serves no gRPC.
     pub listen: Option<String>,
     /// Largest gRPC message accepted, in bytes; a larger one is refused
-    /// with `RESOURCE_EXHAUSTED` before it is decoded. Default 4 MiB
+    /// before it is decoded (tonic answers `OUT_OF_RANGE`, where grpc-go
+    /// says `RESOURCE_EXHAUSTED`). Default 4 MiB
     /// (grpc-go's default, which opa-envoy-plugin keeps).
     pub max_message_bytes: usize,
     /// Largest header list (HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`) of a
@@ -32,8 +34,53 @@ pub struct GrpcConfig {
     /// peers do not hold connections. Default 60 and 20; 0 turns them off.
     pub keep_alive_interval_seconds: u64,
     pub keep_alive_timeout_seconds: u64,
+    /// Also serve the gRPC services on the REST port (`server.addr`),
+    /// told apart by `content-type: application/grpc*` on HTTP/2, with the
+    /// REST port's TLS. With `listen` also set, both ports serve gRPC.
+    /// Default false.
+    pub on_rest_port: bool,
+    /// Serve TLS on `listen` with this certificate and key (PEM files, as
+    /// `server.tls`); plain HTTP/2 when absent (the default).
+    pub tls: Option<TlsFiles>,
+    /// Serve gRPC server reflection (`grpc.reflection.v1` and `v1alpha`)
+    /// for `tenet.v1.Decisions` and `grpc.health.v1`. Default true.
+    pub reflection: bool,
     /// Envoy's external authorization service.
     pub ext_authz: ExtAuthzConfig,
+    /// The native `tenet.v1.Decisions` service.
+    pub decisions: DecisionsConfig,
+}
+
+/// `grpc.tls:` the certificate chain and private key (PEM) of the gRPC
+/// port. tenet-server reads the files; this crate takes their bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert_file: std::path::PathBuf,
+    /// PEM private key.
+    pub private_key_file: std::path::PathBuf,
+}
+
+/// `grpc.decisions:` bounds of the native service.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionsConfig {
+    /// Most items of one `BatchDecide` and decisions of one `Is` call
+    /// (`INVALID_ARGUMENT` past it). Default 1,000.
+    pub max_batch: usize,
+    /// Most decisions of one batch or one `DecideStream` in progress at
+    /// once; a stream's sender waits past it. Default 64.
+    pub max_in_flight: usize,
+}
+
+impl Default for DecisionsConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 1_000,
+            max_in_flight: 64,
+        }
+    }
 }
 
 impl Default for GrpcConfig {
@@ -46,7 +93,11 @@ impl Default for GrpcConfig {
             call_timeout_seconds: 30,
             keep_alive_interval_seconds: 60,
             keep_alive_timeout_seconds: 20,
+            on_rest_port: false,
+            tls: None,
+            reflection: true,
             ext_authz: ExtAuthzConfig::default(),
+            decisions: DecisionsConfig::default(),
         }
     }
 }
@@ -129,6 +180,18 @@ impl GrpcConfig {
         };
         if self.max_message_bytes == 0 {
             return Err(invalid("max_message_bytes", "must be above 0".into()));
+        }
+        if self.decisions.max_batch == 0 {
+            return Err(invalid("decisions.max_batch", "must be above 0".into()));
+        }
+        if self.decisions.max_in_flight == 0 {
+            return Err(invalid("decisions.max_in_flight", "must be above 0".into()));
+        }
+        if self.tls.is_some() && self.listen.is_none() {
+            return Err(invalid(
+                "tls",
+                "needs grpc.listen (on the REST port, server.tls applies)".into(),
+            ));
         }
         let e = &self.ext_authz;
         if let Some(tenant) = &e.default_tenant {
@@ -218,6 +281,14 @@ mod tests {
                 "grpc.ext_authz.tenant_paths.a/b",
             ),
             (json!({"max_message_bytes": 0}), "grpc.max_message_bytes"),
+            (
+                json!({"decisions": {"max_batch": 0}}),
+                "grpc.decisions.max_batch",
+            ),
+            (
+                json!({"tls": {"cert_file": "c", "private_key_file": "k"}}),
+                "grpc.tls",
+            ),
         ] {
             let c: GrpcConfig = serde_json::from_value(bad.clone()).unwrap();
             assert_eq!(c.check().unwrap_err().key, key, "{bad}");

@@ -21,31 +21,24 @@
 //! This module knows no sockets (`server`) and no configuration files.
 
 use crate::config::ExtAuthzConfig;
+use crate::front::{Authorize, Front};
 use crate::input::{self, InputLimits};
 use crate::response;
+use crate::status::ext_authz_status;
 use crate::tenant;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use std::sync::Arc;
 use tenet::{Host, HostError, Input};
-use tonic::codegen::http::HeaderMap;
 use tonic::{Request, Response, Status};
-
-/// Decides whether a call's metadata (as HTTP headers: `authorization`
-/// only) may ask for decisions. tenet-server passes its REST `decide`
-/// rule, so both front ends share one token rule.
-pub type Authorize = Arc<dyn Fn(&HeaderMap) -> bool + Send + Sync>;
 
 /// The ext_authz service: cheap to clone (shared state behind `Arc`s).
 #[derive(Clone)]
 pub struct ExtAuthz {
-    host: Host,
+    /// The host, the token rule and the decision logs.
+    front: Front,
     config: Arc<ExtAuthzConfig>,
     limits: InputLimits,
-    authorize: Option<Authorize>,
-    log_decisions: bool,
-    /// Records decisions in the decision logs, when they are uploaded.
-    decision_logs: Option<tenet_telemetry::Recorder>,
 }
 
 impl std::fmt::Debug for ExtAuthz {
@@ -53,8 +46,7 @@ impl std::fmt::Debug for ExtAuthz {
         f.debug_struct("ExtAuthz")
             .field("config", &self.config)
             .field("limits", &self.limits)
-            .field("authorize", &self.authorize.is_some())
-            .field("log_decisions", &self.log_decisions)
+            .field("front", &self.front)
             .finish()
     }
 }
@@ -66,11 +58,8 @@ impl ExtAuthz {
         let depth = host.config().eval_limits.max_input_depth;
         Self {
             limits: InputLimits::new(&config, depth),
-            host,
+            front: Front::new(host),
             config: Arc::new(config),
-            authorize: None,
-            log_decisions: false,
-            decision_logs: None,
         }
     }
 
@@ -78,20 +67,20 @@ impl ExtAuthz {
     /// its worker applies the tenant's drop and mask rules, so credentials
     /// in ext_authz inputs can be erased).
     pub fn with_decision_logs(mut self, recorder: tenet_telemetry::Recorder) -> Self {
-        self.decision_logs = Some(recorder);
+        self.front.set_recorder(recorder);
         self
     }
 
     /// Calls must pass `authorize`, else `UNAUTHENTICATED`.
     pub fn with_authorize(mut self, authorize: Authorize) -> Self {
-        self.authorize = Some(authorize);
+        self.front.set_authorize(authorize);
         self
     }
 
     /// Logs every decision (tracing target `tenet::decision`); dry-run
     /// decisions are logged either way.
     pub fn with_decision_log(mut self, on: bool) -> Self {
-        self.log_decisions = on;
+        self.front.console = on;
         self
     }
 
@@ -122,7 +111,7 @@ impl ExtAuthz {
                 Ok(d) => d,
                 Err(e) => return Ok(response::denied(e.http_status(), e.to_string())),
             };
-        let input = match Input::from_value(&document, &self.host.config().eval_limits) {
+        let input = match Input::from_value(&document, &self.front.host.config().eval_limits) {
             Ok(i) => i,
             Err(e) => {
                 let status = if e.kind() == "input_too_large" {
@@ -138,25 +127,12 @@ impl ExtAuthz {
         };
         let path = self.path(tenant);
         let decision_id = uuid::Uuid::new_v4().to_string();
-        let decided = self.host.decide(tenant, path, &input).await;
+        let decided = self.front.host.decide(tenant, path, &input).await;
         let result = match decided {
             Ok(d) => {
-                if let Some(recorder) = &self.decision_logs {
-                    recorder.record(tenet_telemetry::Decided {
-                        tenant: tenant.to_string(),
-                        decision_id: decision_id.clone(),
-                        // OPA's form: slash-separated, without `data`.
-                        path: tenet::QueryPath::parse(path)
-                            .map_or_else(|_| path.to_string(), |p| p.components().join("/")),
-                        revision: d.revision.to_string(),
-                        input: Some(tenet_telemetry::LoggedInput::Json(document)),
-                        result: d.result.clone(),
-                        at: std::time::SystemTime::now(),
-                        requested_by: None,
-                        req_id: None,
-                        metrics: Vec::new(),
-                    });
-                }
+                self.front.record(tenant, path, &decision_id, &d, || {
+                    Some(tenet_telemetry::LoggedInput::Json(document))
+                });
                 d.result
             }
             // A tenant name may come from a header the client sets: naming
@@ -166,7 +142,7 @@ impl ExtAuthz {
             }
             Err(e) => {
                 tracing::debug!(%tenant, %path, %decision_id, error = %e, "ext_authz evaluation failed");
-                return Err(host_status(e));
+                return Err(ext_authz_status(e));
             }
         };
         let Some(result) = result else {
@@ -181,7 +157,7 @@ impl ExtAuthz {
             .status
             .as_ref()
             .is_some_and(|s| s.code == response::OK);
-        if self.config.dry_run || self.log_decisions {
+        if self.config.dry_run || self.front.console {
             tracing::info!(
                 target: "tenet::decision",
                 %tenant, %path, %decision_id, allowed,
@@ -198,37 +174,13 @@ impl ExtAuthz {
     }
 }
 
-/// The gRPC status of a failed decision.
-fn host_status(e: HostError) -> Status {
-    let message = e.to_string();
-    match e {
-        HostError::NotReady { .. }
-        | HostError::LoadFailed { .. }
-        | HostError::CapacityExceeded { .. } => Status::unavailable(message),
-        // The tenant's own bound of waiting evaluations (fair shares).
-        HostError::TooManyRequests { .. } => Status::resource_exhausted(message),
-        HostError::InvalidTenant { .. } => Status::invalid_argument(message),
-        _ => Status::unknown(message),
-    }
-}
-
 #[tonic::async_trait]
 impl Authorization for ExtAuthz {
     async fn check(
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        if let Some(authorize) = &self.authorize {
-            let mut headers = HeaderMap::new();
-            if let Some(v) = request.metadata().get("authorization") {
-                if let Ok(v) = tonic::codegen::http::HeaderValue::from_bytes(v.as_bytes()) {
-                    headers.insert("authorization", v);
-                }
-            }
-            if !authorize(&headers) {
-                return Err(Status::unauthenticated("missing or invalid bearer token"));
-            }
-        }
+        self.front.check_token(request.metadata())?;
         self.check_request(request.get_ref())
             .await
             .map(Response::new)

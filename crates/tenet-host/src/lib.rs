@@ -10,6 +10,7 @@
 
 mod cache;
 mod config;
+mod decide;
 mod document;
 mod error;
 mod host;

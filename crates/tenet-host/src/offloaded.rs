@@ -3,7 +3,8 @@
 //! mapped to host errors; and the strikes that in-process evaluations
 //! report to the offload for adaptive isolation. No evaluation runs here.
 
-use crate::host::{evaluation_failed, Decision};
+use crate::decide::evaluation_failed;
+use crate::host::Decision;
 use crate::instance::{Activation, Instance};
 use crate::{HostError, Offload, OffloadError, Strike};
 use std::sync::atomic::Ordering;

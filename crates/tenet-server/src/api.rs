@@ -48,6 +48,8 @@ pub struct AppState {
     pub max_batch_inputs: usize,
     /// Where AuthZEN evaluations decide (authzen.rs).
     pub authzen: crate::authzen::AuthzenConfig,
+    /// Where PORC requests decide, and their input's shape (authzen.rs).
+    pub porc: crate::authzen::PorcConfig,
     /// Most distinct `tenant` label values in `/metrics`; the rest are
     /// added up under `tenant="__other__"` (label_cap.rs).
     pub max_tenant_labels: usize,
@@ -88,6 +90,7 @@ impl AppState {
             max_batch_inputs: crate::batch::MAX_BATCH_INPUTS,
             max_tenant_labels: 1_000,
             authzen: Default::default(),
+            porc: Default::default(),
             max_batch_bytes: crate::batch::MAX_BATCH_BYTES,
             workers: None,
             session_header: None,
@@ -134,7 +137,8 @@ pub fn app(state: AppState) -> Router {
             .route(
                 &format!("{prefix}/access/v1/evaluations"),
                 post(crate::authzen::evaluations),
-            );
+            )
+            .route(&format!("{prefix}/v1/porc"), post(crate::authzen::porc));
     }
     let decisions = decisions
         .route("/v0/data/{*path}", post(webhook))

@@ -2,6 +2,10 @@
 //! `bundle inspect`, `bundle build`; `serve` is reserved for the server.
 //! Results go to stdout as JSON; errors go to stderr with a non-zero exit.
 
+use crate::start::{
+    exit_after, logging, restore_pushed, start_decision_logs, start_status, DECISION_LOG_FLUSH,
+    WATCHDOG_MARGIN,
+};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -410,11 +414,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         state.max_batch_inputs = config.server.max_batch_inputs;
         state.max_batch_bytes = config.server.max_batch_bytes;
         state.max_tenant_labels = config.server.max_tenant_labels;
-        state.authzen = tenet_server::authzen::AuthzenConfig {
-            path: config.authzen.path.trim_matches('/').to_string(),
-            tenant_paths: config.authzen.tenant_paths.clone(),
-            max_evaluations: config.authzen.max_evaluations.max(1),
-        };
+        state.authzen = config.authzen.config();
+        state.porc = config.porc.config();
         // Configured tenants are pinned for the life of the process.
         {
             let mut pins = state.pins.lock().unwrap_or_else(|p| p.into_inner());
@@ -445,8 +446,61 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 private_key_file: t.private_key_file,
             }),
         };
-        let server =
+        let mut server =
             tenet_server::Server::new(listener, server_options).context("configuring TLS")?;
+        // The gRPC services, when a port serves them: their own
+        // (`grpc.listen`), the REST port (`grpc.on_rest_port`), or both.
+        let grpc_services = if config.grpc.listen.is_some() || config.grpc.on_rest_port {
+            let auth = state_auth.clone();
+            let authorize: tenet_grpc::Authorize = std::sync::Arc::new(move |headers| {
+                auth.check(tenet_server::auth::Scope::Decide, headers).is_ok()
+            });
+            let console = config.decision_logs.console;
+            let mut ext_authz =
+                tenet_grpc::ExtAuthz::new(host.clone(), config.grpc.ext_authz.clone())
+                    .with_authorize(authorize.clone())
+                    .with_decision_log(console);
+            let mut decisions =
+                tenet_grpc::DecisionService::new(host.clone(), config.grpc.decisions.clone())
+                    .with_authzen(config.authzen.config())
+                    .with_porc(config.porc.config())
+                    .with_authorize(authorize)
+                    .with_decision_log(console);
+            if let Some(recorder) = &state_recorder {
+                ext_authz = ext_authz.with_decision_logs(recorder.clone());
+                decisions = decisions.with_decision_logs(recorder.clone());
+            }
+            let services = tenet_grpc::Services {
+                ext_authz,
+                decisions,
+            };
+            Some(
+                tenet_grpc::Grpc::new(&config.grpc, services)
+                    .await
+                    .context("configuring gRPC")?,
+            )
+        } else {
+            None
+        };
+        if config.grpc.on_rest_port {
+            if let Some(grpc) = &grpc_services {
+                server = server.with_grpc(grpc.clone());
+            }
+        }
+        let grpc_tls = match &config.grpc.tls {
+            Some(files) => {
+                let read = |path: &std::path::Path| {
+                    std::fs::read(path).with_context(|| format!("grpc.tls: {}", path.display()))
+                };
+                let identity = tenet_grpc::Identity::from_pem(
+                    read(&files.cert_file)?,
+                    read(&files.private_key_file)?,
+                );
+                tenet_grpc::check_tls(&identity).context("grpc.tls")?;
+                Some(identity)
+            }
+            None => None,
+        };
         let grpc = match &config.grpc.listen {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)
@@ -474,20 +528,9 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         // The first line on stdout is the address, for scripts and tests.
         println!("tenet listening on {}://{local}", server.scheme());
         tracing::info!(addr = %local, bundles = %template, "serving");
-        let grpc = match grpc {
-            Some(listener) => {
+        let grpc = match (grpc, grpc_services) {
+            (Some(listener), Some(services)) => {
                 let grpc_local = listener.local_addr()?;
-                let auth = state_auth.clone();
-                let authorize: tenet_grpc::Authorize = std::sync::Arc::new(move |headers| {
-                    auth.check(tenet_server::auth::Scope::Decide, headers).is_ok()
-                });
-                let service = tenet_grpc::ExtAuthz::new(host.clone(), config.grpc.ext_authz.clone())
-                    .with_authorize(authorize)
-                    .with_decision_log(config.decision_logs.console);
-                let service = match &state_recorder {
-                    Some(recorder) => service.with_decision_logs(recorder.clone()),
-                    None => service,
-                };
                 // The second line names the gRPC address (a closed stdout
                 // is no reason to stop serving).
                 {
@@ -496,16 +539,16 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                     let _ = writeln!(out, "tenet grpc listening on {grpc_local}");
                     let _ = out.flush();
                 }
-                tracing::info!(addr = %grpc_local, "serving Envoy ext_authz over gRPC");
+                tracing::info!(addr = %grpc_local, "serving gRPC (ext_authz, tenet.v1.Decisions)");
                 let grpc_config = config.grpc.clone();
                 let shutdown = stopped();
                 Some(tokio::spawn(async move {
-                    tenet_grpc::serve(listener, &grpc_config, service, shutdown, drain)
+                    tenet_grpc::serve(listener, &grpc_config, services, grpc_tls, shutdown, drain)
                         .await
                         .inspect_err(|e| tracing::error!(error = %e, "the gRPC server stopped"))
                 }))
             }
-            None => None,
+            _ => None,
         };
         server.run(app, stopped()).await.context("serving")?;
         if let Some(grpc) = grpc {
@@ -549,181 +592,6 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
     // joining them.
     runtime.shutdown_background();
     served
-}
-
-/// The process log (stderr, `RUST_LOG`, info by default) and, with
-/// `traces.otlp_endpoint`, the span exporter; what must be shut down to
-/// flush the last spans.
-#[cfg(feature = "otlp")]
-fn logging(
-    config: &tenet_server::config::Config,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<Option<tenet_telemetry::traces::Traces>> {
-    use tracing_subscriber::prelude::*;
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        );
-    let Some(endpoint) = &config.traces.otlp_endpoint else {
-        tracing_subscriber::registry().with(fmt).init();
-        return Ok(None);
-    };
-    let otlp = tenet_telemetry::traces::OtlpConfig {
-        endpoint: endpoint.clone(),
-        service_name: config.traces.service_name.clone(),
-        export_interval: Duration::from_millis(config.traces.export_interval_ms.max(10)),
-        ..Default::default()
-    };
-    // The gRPC channel is created on the runtime, which drives it.
-    let _runtime = runtime.enter();
-    let (traces, layer) = tenet_telemetry::traces::Traces::start(&otlp)?;
-    // Requests and loads at info, decisions (debug spans in tenet-host)
-    // too; nothing else of the crates' debug output.
-    let spans = tracing_subscriber::filter::Targets::new()
-        .with_default(tracing::Level::INFO)
-        .with_target("tenet_host::host", tracing::Level::DEBUG);
-    tracing_subscriber::registry()
-        .with(fmt)
-        .with(layer.with_filter(spans))
-        .init();
-    tracing::info!(%endpoint, "exporting traces over OTLP");
-    Ok(Some(traces))
-}
-
-/// The process log (stderr, `RUST_LOG`, info by default); this build has
-/// no span exporter.
-#[cfg(not(feature = "otlp"))]
-fn logging(_: &tenet_server::config::Config, _: &tokio::runtime::Runtime) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    Ok(())
-}
-
-/// Pushes the content persisted by the last run again (`host.persist_pushed`)
-/// before the first request is served, so a client never sees a tenant
-/// without what it pushed. A tenant that fails is logged and skipped; its
-/// file stays for the next start.
-async fn restore_pushed(host: &tenet::Host) {
-    let started = std::time::Instant::now();
-    let restored = host.restore_pushed().await;
-    if restored.is_empty() {
-        return;
-    }
-    let mut failed = 0;
-    for (tenant, result) in &restored {
-        if let Err(e) = result {
-            failed += 1;
-            tracing::error!(tenant = %tenant, error = %e, "cannot restore pushed content");
-        }
-    }
-    tracing::info!(
-        tenants = restored.len(),
-        failed,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "restored pushed content"
-    );
-}
-
-/// How long the last decision-log upload may take at shutdown.
-const DECISION_LOG_FLUSH: Duration = Duration::from_secs(3);
-
-/// A running decision-log upload: the buffers, the client, where to, and
-/// the upload loop.
-type Uploads = (
-    tenet_telemetry::DecisionLogs,
-    tenet_source::HttpClient,
-    tenet_telemetry::UploadConfig,
-    tokio::task::JoinHandle<()>,
-);
-
-/// With `decision_logs.service`, the decision-log buffers in `state` and
-/// their upload loop; events carry OPA's labels (`id` of this process,
-/// `version`, the configured labels, and the tenant).
-fn start_decision_logs(
-    config: &Config,
-    file: &str,
-    state: &mut tenet_server::AppState,
-) -> Result<Option<Uploads>> {
-    let mut labels = serde_json::Map::new();
-    labels.insert("id".into(), uuid::Uuid::new_v4().to_string().into());
-    labels.insert("version".into(), env!("CARGO_PKG_VERSION").into());
-    for (k, v) in &config.host.labels {
-        labels.insert(k.clone(), v.clone().into());
-    }
-    let Some((http, upload)) = config.decision_log_upload(file)? else {
-        return Ok(None);
-    };
-    let client = tenet_source::HttpClient::new(&http, tenet::Limits::default())
-        .context("decision_logs.service")?;
-    upload.url_for("tenant").context("decision_logs.service")?;
-    let logs = tenet_telemetry::DecisionLogs::new(config.decision_log_buffers());
-    let task = logs.start_upload(client.clone(), upload.clone());
-    state.decision_logs = Some(tenet_telemetry::Recorder::start(
-        logs.clone(),
-        labels,
-        std::sync::Arc::new(tenet_server::decision_log::HostLogRules(state.host.clone())),
-    ));
-    tracing::info!(url = %upload.url, resource = %upload.resource, "uploading decision logs");
-    Ok(Some((logs, client, upload, task)))
-}
-
-/// With `status.service`, the loop that uploads each tenant's status
-/// report when what it says changed, once per `status.interval_seconds`.
-fn start_status(
-    config: &Config,
-    file: &str,
-    host: &tenet::Host,
-    logs: Option<tenet_telemetry::DecisionLogs>,
-) -> Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some((http, status)) = config.status_upload(file)? else {
-        return Ok(None);
-    };
-    let client =
-        tenet_source::HttpClient::new(&http, tenet::Limits::default()).context("status.service")?;
-    status.url_for("tenant").context("status.service")?;
-    tracing::info!(url = %status.url, resource = %status.resource, "uploading status reports");
-    let host = host.clone();
-    Ok(Some(tokio::spawn(async move {
-        let uploads = tenet_telemetry::StatusUploads::new();
-        let mut every = tokio::time::interval(status.interval);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            let reports = tenet_server::status::reports(&host, logs.as_ref());
-            uploads.round(&client, &status, reports).await;
-        }
-    })))
-}
-
-/// How long past the drain deadline the watchdog waits before it ends the
-/// process.
-const WATCHDOG_MARGIN: Duration = Duration::from_secs(5);
-
-/// Ends the process with status 1 if it is still running `after` from now.
-/// The drain deadline is kept by the runtime; this is the backstop for a
-/// runtime that cannot make progress (every worker thread blocked in
-/// synchronous code, a bug), which only a thread outside it can catch.
-fn exit_after(after: Duration) {
-    let spawned = std::thread::Builder::new()
-        .name("tenet-shutdown-watchdog".into())
-        .spawn(move || {
-            std::thread::sleep(after);
-            eprintln!(
-                "error: still running {} after the shutdown signal; exiting",
-                humantime::format_duration(after)
-            );
-            std::process::exit(1);
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the shutdown watchdog");
-    }
 }
 
 /// Prints `value` to stdout; a closed pipe (`tenet … | head`) ends the

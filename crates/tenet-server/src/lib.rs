@@ -38,6 +38,13 @@
 //!   process does not wait for (the caller exits).
 //! - Every request carries `ConnectInfo<SocketAddr>` for handlers.
 //!
+//! - **gRPC on the same port** ([`Server::with_grpc`]): an HTTP/2 request
+//!   whose `content-type` starts with `application/grpc` goes to the gRPC
+//!   routes (tenet-grpc's), everything else to the REST router. gRPC
+//!   requests get no body deadline (a `DecideStream` may stay open) and no
+//!   `ConnectInfo`; the REST port's HTTP/2 settings, idle timeout and TLS
+//!   apply to them.
+//!
 //! The stack does not route, authenticate or limit body sizes: that is the
 //! router's (`api`). It has no connection limit of its own.
 
@@ -180,6 +187,7 @@ pub struct Server {
     listener: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     options: ServeOptions,
+    grpc: Option<tenet_grpc::Grpc>,
 }
 
 impl std::fmt::Debug for Server {
@@ -188,6 +196,7 @@ impl std::fmt::Debug for Server {
             .field("listener", &self.listener)
             .field("tls", &self.acceptor.is_some())
             .field("options", &self.options)
+            .field("grpc", &self.grpc.is_some())
             .finish()
     }
 }
@@ -200,7 +209,16 @@ impl Server {
             listener,
             acceptor,
             options,
+            grpc: None,
         })
+    }
+
+    /// Also serves `grpc`'s routes on this port: HTTP/2 requests with a
+    /// `content-type` of `application/grpc*` go to them. Their health
+    /// turns `NOT_SERVING` when the drain starts.
+    pub fn with_grpc(mut self, grpc: tenet_grpc::Grpc) -> Self {
+        self.grpc = Some(grpc);
+        self
     }
 
     /// The address the listener is bound to.
@@ -230,8 +248,10 @@ impl Server {
             listener,
             acceptor,
             options,
+            grpc,
         } = self;
-        let shared = Arc::new(Shared::new(app, acceptor, &options));
+        let routes = grpc.as_ref().map(tenet_grpc::Grpc::routes);
+        let shared = Arc::new(Shared::new(app, routes, acceptor, &options));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
@@ -259,6 +279,9 @@ impl Server {
         let drain = options.drain_timeout;
         let deadline = tokio::time::Instant::now() + drain;
         stop_tx.send_replace(true);
+        if let Some(grpc) = &grpc {
+            grpc.set_not_serving().await;
+        }
         // Clients whose handshake the kernel completed before the signal
         // have most likely sent their request already; closing the listener
         // with them still queued would reset them. Take them (they are
@@ -335,6 +358,8 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 /// What every connection task reads.
 struct Shared {
     app: axum::Router,
+    /// gRPC routes served on this port, if any.
+    grpc: Option<tenet_grpc::GrpcRoutes>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     http1: auto::Builder<TokioExecutor>,
     /// HTTP/1.1 without keep-alive: one request, answered with
@@ -354,6 +379,7 @@ fn nonzero(d: Duration) -> Option<Duration> {
 impl Shared {
     fn new(
         app: axum::Router,
+        grpc: Option<tenet_grpc::GrpcRoutes>,
         acceptor: Option<tokio_rustls::TlsAcceptor>,
         options: &ServeOptions,
     ) -> Self {
@@ -377,6 +403,7 @@ impl Shared {
         http1_once.http1().keep_alive(false);
         Self {
             app,
+            grpc,
             acceptor,
             http1: builder.clone().http1_only(),
             http1_once,
@@ -483,13 +510,15 @@ async fn drive<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let app = shared.app.clone();
+    // gRPC is HTTP/2 only.
+    let grpc = shared.grpc.clone().filter(|_| h2);
     let body_timeout = shared.body_timeout;
     let activity = h2.then(|| Arc::new(idle::Activity::default()));
     let service = {
         let activity = activity.clone();
         hyper::service::service_fn(move |request| {
             let open = activity.as_ref().map(idle::Activity::start);
-            handle(app.clone(), request, peer, body_timeout, open)
+            handle(app.clone(), grpc.clone(), request, peer, body_timeout, open)
         })
     };
     let draining = *stop.borrow();
@@ -548,17 +577,34 @@ async fn drive<I>(
 /// deadline, and a 408 in place of the answer when the deadline passed.
 async fn handle(
     app: axum::Router,
+    grpc: Option<tenet_grpc::GrpcRoutes>,
     request: hyper::Request<Incoming>,
     peer: SocketAddr,
     body_timeout: Option<Duration>,
     open: Option<idle::Open>,
 ) -> Result<axum::response::Response, Infallible> {
-    let response = answer(app, request, peer, body_timeout).await?;
+    let response = match grpc.filter(|_| is_grpc(&request)) {
+        Some(routes) => match routes.oneshot(request).await {
+            Ok(response) => response.map(axum::body::Body::new),
+            Err(never) => match never {},
+        },
+        None => answer(app, request, peer, body_timeout).await?,
+    };
     // An HTTP/2 request stays open (not idle) until its body is sent.
     Ok(match open {
         Some(open) => response.map(|body| axum::body::Body::new(idle::OpenBody::new(body, open))),
         None => response,
     })
+}
+
+/// An HTTP/2 request for a gRPC service: `content-type: application/grpc`
+/// (or `application/grpc+proto`, `…+json`, …).
+fn is_grpc<B>(request: &hyper::Request<B>) -> bool {
+    request.version() == Version::HTTP_2
+        && request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// [`handle`]'s answer, before the idle bookkeeping.

@@ -2,6 +2,7 @@
 //! arguments, calls the library, and prints results; it holds no policy logic.
 
 mod cli;
+mod start;
 
 fn main() -> std::process::ExitCode {
     cli::run()

@@ -13,40 +13,15 @@ use support::{alice, root, Server, ALLOW};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A CA, and a certificate for 127.0.0.1 and localhost that it signed,
-/// written as PEM files into `dir`. Returns the CA certificate's PEM.
-fn make_certificates(dir: &Path) -> String {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose,
-    };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    std::fs::write(dir.join("server.crt"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-    ca.pem()
-}
-
 #[tokio::test]
 async fn https_with_a_generated_certificate_and_plain_http_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = make_certificates(dir.path());
+    let ca = support::make_certificates(dir.path());
     let cert = dir.path().join("server.crt");
     let key = dir.path().join("server.key");
     let server = Server::start(&[
@@ -336,7 +311,7 @@ async fn metrics_count_requests_and_decisions_per_tenant() {
 #[test]
 fn a_bad_certificate_file_stops_the_start_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    make_certificates(dir.path());
+    support::make_certificates(dir.path());
     let garbage = dir.path().join("garbage.crt");
     std::fs::write(&garbage, "this is not a certificate").unwrap();
     let key = dir.path().join("server.key");

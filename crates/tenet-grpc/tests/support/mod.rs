@@ -258,14 +258,20 @@ pub fn response_json(r: &CheckResponse) -> (Value, Option<String>) {
 
 /// A host serving `tests/fixtures/bundles/{tenant}`.
 pub fn host() -> tenet::Host {
+    host_with(|_| {})
+}
+
+/// [`host`] with its config changed by `change`.
+pub fn host_with(change: impl FnOnce(&mut tenet::HostConfig)) -> tenet::Host {
     let template = format!("{}/bundles/{{tenant}}", fixtures().display());
     let sources = tenet::SourceTemplate::new(template, tenet::Limits::default()).unwrap();
-    let config = tenet::HostConfig {
+    let mut config = tenet::HostConfig {
         on_demand: true,
         startup_timeout: Duration::from_secs(20),
         eval_threads: 2,
         ..tenet::HostConfig::default()
     };
+    change(&mut config);
     tenet::Host::new(config, Arc::new(sources))
 }
 
@@ -278,17 +284,40 @@ pub struct Server {
 }
 
 impl Server {
+    /// ext_authz as given, the native service on a host of its own.
     pub async fn start(config: tenet_grpc::GrpcConfig, service: tenet_grpc::ExtAuthz) -> Self {
+        let decisions = tenet_grpc::DecisionService::new(host(), config.decisions.clone());
+        let services = tenet_grpc::Services {
+            ext_authz: service,
+            decisions,
+        };
+        Self::start_with(config, services, None).await
+    }
+
+    /// `services`, with TLS when `tls` is given.
+    pub async fn start_with(
+        config: tenet_grpc::GrpcConfig,
+        services: tenet_grpc::Services,
+        tls: Option<tenet_grpc::Identity>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let grpc = tenet_grpc::Grpc::new(&config, services).await.unwrap();
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            tenet_grpc::serve(listener, &config, service, shutdown, Duration::from_secs(1))
-                .await
-                .unwrap();
+            tenet_grpc::serve(
+                listener,
+                &config,
+                grpc,
+                tls,
+                shutdown,
+                Duration::from_secs(1),
+            )
+            .await
+            .unwrap();
         });
         Self {
             addr,

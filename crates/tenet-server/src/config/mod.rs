@@ -19,7 +19,8 @@ pub use isolation::{AdaptiveSection, IsolationSection, WorkersSection};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 pub use telemetry::{
-    AuthzenSection, DecisionLogsSection, ReportingSection, StatusSection, TracesSection,
+    AuthzenSection, DecisionLogsSection, PorcSection, ReportingSection, StatusSection,
+    TracesSection,
 };
 
 /// Why the configuration cannot be used.
@@ -67,12 +68,15 @@ pub struct Config {
     pub host: HostSection,
     /// Process isolation between tenants.
     pub isolation: IsolationSection,
-    /// The gRPC front end (Envoy ext_authz); off unless `grpc.listen` is set.
+    /// The gRPC front end (Envoy ext_authz, `tenet.v1.Decisions`); off
+    /// unless `grpc.listen` or `grpc.on_rest_port` is set.
     pub grpc: tenet_grpc::GrpcConfig,
-    /// The AuthZEN evaluation endpoints.
+    /// The AuthZEN evaluation endpoints (HTTP and gRPC).
     pub authzen: AuthzenSection,
     /// Traces exported over OTLP.
     pub traces: TracesSection,
+    /// PORC requests (HTTP and gRPC).
+    pub porc: PorcSection,
 }
 
 /// `server:`.
@@ -510,6 +514,25 @@ impl Config {
             }
         }
         self.grpc.check().map_err(|e| invalid(&e.key, e.reason))?;
+        let paths = [
+            ("authzen.path".to_string(), &self.authzen.path),
+            ("porc.path".to_string(), &self.porc.path),
+        ];
+        let tenant_paths = self
+            .authzen
+            .tenant_paths
+            .iter()
+            .map(|(t, p)| (format!("authzen.tenant_paths.{t}"), p))
+            .chain(
+                self.porc
+                    .tenant_paths
+                    .iter()
+                    .map(|(t, p)| (format!("porc.tenant_paths.{t}"), p)),
+            );
+        for (key, path) in paths.into_iter().chain(tenant_paths) {
+            tenet::QueryPath::parse(path.trim_matches('/'))
+                .map_err(|e| invalid(&key, e.to_string()))?;
+        }
         self.check_isolation(&invalid)?;
         if !matches!(self.host.evaluator.as_str(), "interpreter" | "vm") {
             return Err(invalid(

@@ -55,6 +55,52 @@ impl Default for AuthzenSection {
     }
 }
 
+/// `porc:` Manetu-style PORC requests (`POST /v1/porc`, gRPC `Porc`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PorcSection {
+    /// Decision path for every tenant. Default `porc/allow`.
+    pub path: String,
+    /// Decision paths of tenants that decide elsewhere.
+    pub tenant_paths: BTreeMap<String, String>,
+    /// The input's shape: `porc` (as sent, the default) or `authzen`
+    /// (subject/action/resource/context, so one policy serves both).
+    pub input: crate::authzen::PorcInput,
+}
+
+impl Default for PorcSection {
+    fn default() -> Self {
+        let d = crate::authzen::PorcConfig::default();
+        Self {
+            path: d.path,
+            tenant_paths: d.tenant_paths,
+            input: d.input,
+        }
+    }
+}
+
+impl PorcSection {
+    /// The mapping's settings.
+    pub fn config(&self) -> crate::authzen::PorcConfig {
+        crate::authzen::PorcConfig {
+            path: self.path.trim_matches('/').to_string(),
+            tenant_paths: self.tenant_paths.clone(),
+            input: self.input,
+        }
+    }
+}
+
+impl AuthzenSection {
+    /// The mapping's settings.
+    pub fn config(&self) -> crate::authzen::AuthzenConfig {
+        crate::authzen::AuthzenConfig {
+            path: self.path.trim_matches('/').to_string(),
+            tenant_paths: self.tenant_paths.clone(),
+            max_evaluations: self.max_evaluations.max(1),
+        }
+    }
+}
+
 /// `decision_logs:` (OPA's keys, plus tenet's bounds over all tenants).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

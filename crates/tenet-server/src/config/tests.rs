@@ -117,6 +117,43 @@ fn grpc_is_off_by_default_and_configured_by_file_and_environment() {
 }
 
 #[test]
+fn grpc_ports_tls_and_porc_are_read_and_checked() {
+    let c = Config::load(None, []).unwrap();
+    assert!(!c.grpc.on_rest_port && c.grpc.tls.is_none() && c.grpc.reflection);
+    assert_eq!(c.porc.config(), crate::authzen::PorcConfig::default());
+    let f = write(
+        "grpc:\n  on_rest_port: true\n  listen: 127.0.0.1:0\n  tls:\n    cert_file: c.pem\n    private_key_file: k.pem\n  decisions:\n    max_in_flight: 8\nporc:\n  path: /acme/porc/\n  input: authzen\n",
+    );
+    let c = Config::load(Some(f.path()), []).unwrap();
+    assert!(c.grpc.on_rest_port);
+    assert_eq!(c.grpc.decisions.max_in_flight, 8);
+    assert_eq!(
+        c.grpc.tls.as_ref().map(|t| t.private_key_file.clone()),
+        Some("k.pem".into())
+    );
+    let porc = c.porc.config();
+    assert_eq!(porc.path, "acme/porc");
+    assert_eq!(porc.input, crate::authzen::PorcInput::Authzen);
+    for (bad, key) in [
+        ("porc:\n  path: a b.c\n", "porc.path"),
+        (
+            "authzen:\n  tenant_paths:\n    x: a b.c\n",
+            "authzen.tenant_paths.x",
+        ),
+        (
+            "grpc:\n  tls:\n    cert_file: c\n    private_key_file: k\n",
+            "grpc.tls",
+        ),
+    ] {
+        let f = write(bad);
+        let e = Config::load(Some(f.path()), []).unwrap_err().to_string();
+        assert!(e.contains(key), "{bad}: {e}");
+    }
+    let f = write("porc:\n  input: yaml\n");
+    assert!(Config::load(Some(f.path()), []).is_err());
+}
+
+#[test]
 fn file_and_environment_combine() {
     let f = write(
         "server:\n  addr: 0.0.0.0:9000\nhost:\n  grace_period_seconds: 5\nservices:\n  acme:\n    url: http://b.example/\nbundles:\n  service: acme\n  resource: bundles/{tenant}.tar.gz\n",

@@ -96,6 +96,12 @@ pub struct Server {
 impl Server {
     /// `tenet serve --addr 127.0.0.1:0 ARGS…` from the workspace root.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_reading(args, 0).0
+    }
+
+    /// [`Server::start`], also returning the `extra` stdout lines after the
+    /// first (the gRPC address line).
+    pub fn start_reading(args: &[&str], extra: usize) -> (Self, Vec<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tenet"))
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(args)
@@ -105,16 +111,22 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        out.read_line(&mut line).unwrap();
         let base = line
             .trim()
             .strip_prefix("tenet listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        Self { child, base }
+        let lines = (0..extra)
+            .map(|_| {
+                let mut line = String::new();
+                out.read_line(&mut line).unwrap();
+                line.trim().to_string()
+            })
+            .collect();
+        (Self { child, base }, lines)
     }
 
     /// `base` + `path`.
@@ -158,4 +170,29 @@ pub async fn serve_on_loopback(app: axum::Router) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
+}
+
+/// A CA, and a certificate for 127.0.0.1 and localhost that it signed,
+/// written as PEM files into `dir` (`server.crt`, `server.key`). Returns
+/// the CA certificate's PEM.
+pub fn make_certificates(dir: &Path) -> String {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(dir.join("server.crt"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    ca.pem()
 }

@@ -1,0 +1,216 @@
+//! One decision: the tenant's instance, its active revision, the decision
+//! cache, then the evaluation, on the evaluation pool (fair shares) or,
+//! for an isolated tenant, in its worker process (the host's `Offload`);
+//! counted in the instance's tally and traced as a `decision` span. The
+//! registry and the instances' lifecycle are host.rs.
+
+use crate::host::Decision;
+use crate::instance::{Activation, Instance};
+use crate::pool::RunError;
+use crate::{Host, HostError, IsolationLevel};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tenet_policy::{Input, PolicyError, QueryPath};
+
+impl Host {
+    /// Decides `path` (`data.a.b` or `a/b`) for `tenant` with `input`.
+    ///
+    /// Takes no lock. An unknown tenant is created and loaded when
+    /// `on_demand` is set, else refused; an instance that has never
+    /// activated is waited for up to `startup_timeout`.
+    pub async fn decide(
+        &self,
+        tenant: &str,
+        path: &str,
+        input: &Input,
+    ) -> Result<Decision, HostError> {
+        self.decide_in_session(tenant, None, path, input).await
+    }
+
+    /// [`Host::decide`] for a request that carries a session key: at
+    /// isolation level `session` the evaluation runs in that session's
+    /// worker; at other levels the key changes nothing.
+    pub async fn decide_in_session(
+        &self,
+        tenant: &str,
+        session: Option<&str>,
+        path: &str,
+        input: &Input,
+    ) -> Result<Decision, HostError> {
+        let instance = self.inner.requested(tenant)?;
+        let started = std::time::Instant::now();
+        // Debug level: off (and costing only a level check) unless a
+        // layer asks for it, as the trace exporter does.
+        let span = tracing::debug_span!(
+            "decision",
+            tenant = %instance.tenant,
+            labels = ?instance.labels,
+            path,
+            revision = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let decision = tracing::Instrument::instrument(
+            self.decide_on(&instance, session, path, input),
+            span.clone(),
+        )
+        .await;
+        if !span.is_disabled() {
+            span.record(
+                "outcome",
+                match &decision {
+                    Ok(d) => match &d.result {
+                        Some(serde_json::Value::Bool(true)) => "allow",
+                        Some(serde_json::Value::Bool(false)) => "deny",
+                        Some(_) => "defined",
+                        None => "undefined",
+                    },
+                    Err(e) => e.kind(),
+                },
+            );
+            if let Ok(d) = &decision {
+                span.record("revision", &*d.revision);
+            }
+        }
+        let deadline = matches!(
+            &decision,
+            Err(HostError::Policy {
+                source: PolicyError::Timeout { .. } | PolicyError::InstructionLimit { .. },
+                ..
+            })
+        );
+        instance.tally.decided(
+            decision.as_ref().ok().map(|d| &d.result),
+            deadline,
+            started.elapsed(),
+        );
+        decision
+    }
+
+    async fn decide_on(
+        &self,
+        instance: &Arc<Instance>,
+        session: Option<&str>,
+        path: &str,
+        input: &Input,
+    ) -> Result<Decision, HostError> {
+        let inner = &self.inner;
+        let instance = instance.clone();
+        instance.last_used.store(inner.now(), Ordering::Relaxed);
+        // With on-demand loading, traffic itself keeps an instance alive,
+        // whoever created it.
+        if inner.config.on_demand && !instance.on_demand.load(Ordering::Relaxed) {
+            instance.on_demand.store(true, Ordering::Relaxed);
+        }
+        let current = instance.current();
+        let activation = match current.as_ref() {
+            Some(activation) => activation.clone(),
+            None => {
+                drop(current);
+                inner.wait_ready(&instance).await?
+            }
+        };
+        let query = QueryPath::parse(path).map_err(|e| evaluation_failed(&instance, e))?;
+        let cache_key = activation
+            .cache
+            .as_ref()
+            .and_then(|_| Some((Arc::<str>::from(path), input.cache_key()?)));
+        if let (Some(cache), Some((p, i))) = (&activation.cache, &cache_key) {
+            if let Some(hit) = cache.get(p, i) {
+                instance.decisions.fetch_add(1, Ordering::Relaxed);
+                instance.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Decision {
+                    result: hit.as_ref().clone(),
+                    revision: activation.revision.clone(),
+                    cached: true,
+                    evaluator: None,
+                });
+            }
+        }
+        let offload = inner.offload.get();
+        if let Some(offload) = offload {
+            let level = instance.isolation();
+            if level != IsolationLevel::None {
+                let request = crate::OffloadRequest {
+                    tenant: instance.tenant.clone(),
+                    level,
+                    session: session
+                        .filter(|_| level == IsolationLevel::Session)
+                        .map(Arc::from),
+                    policy: activation.policy.clone(),
+                    path: query,
+                    input: input.clone(),
+                };
+                let evaluation = offload.evaluate(request).await;
+                return crate::offloaded::decided(&instance, &activation, evaluation, cache_key);
+            }
+        }
+        let input = input.clone();
+        let timed = offload.is_some();
+        let job = {
+            let (instance, activation) = (instance.clone(), activation.clone());
+            move || {
+                let start = timed.then(std::time::Instant::now);
+                let decision = evaluate(&instance, &activation, &query, &input, cache_key);
+                (decision, start.map(|s| s.elapsed()))
+            }
+        };
+        let report = |(decision, took): (Result<Decision, HostError>, Option<Duration>)| {
+            if let (Some(offload), Some(took)) = (offload, took) {
+                crate::offloaded::strike(offload.as_ref(), &instance.tenant, &decision, took);
+            }
+            decision
+        };
+        if inner.config.eval_inline {
+            return report(job());
+        }
+        match inner.pool.run(&instance.lane, job).await {
+            Ok(decision) => report(decision),
+            Err(RunError::Busy { pending }) => {
+                instance.decision_errors.fetch_add(1, Ordering::Relaxed);
+                Err(HostError::TooManyRequests {
+                    tenant: instance.tenant.to_string(),
+                    pending,
+                })
+            }
+            Err(RunError::Closed) => Err(evaluation_failed(
+                &instance,
+                PolicyError::Internal {
+                    message: "the evaluation pool has shut down".into(),
+                },
+            )),
+        }
+    }
+}
+
+pub(crate) fn evaluation_failed(instance: &Instance, source: PolicyError) -> HostError {
+    instance.decision_errors.fetch_add(1, Ordering::Relaxed);
+    HostError::Policy {
+        tenant: instance.tenant.to_string(),
+        source,
+    }
+}
+
+/// Evaluates on an evaluation thread (a cache miss) and fills the cache.
+fn evaluate(
+    instance: &Instance,
+    activation: &Activation,
+    query: &QueryPath,
+    input: &Input,
+    cache_key: Option<(Arc<str>, Vec<u8>)>,
+) -> Result<Decision, HostError> {
+    let fail = |e| evaluation_failed(instance, e);
+    instance.tally.evaluations.fetch_add(1, Ordering::Relaxed);
+    let prepared = activation.policy.query(query).map_err(fail)?;
+    let evaluation = prepared.evaluate(input).map_err(fail)?;
+    instance.decisions.fetch_add(1, Ordering::Relaxed);
+    if let (Some(cache), Some((p, i))) = (&activation.cache, cache_key) {
+        cache.insert(p, i, Arc::new(evaluation.result.clone()));
+    }
+    Ok(Decision {
+        result: evaluation.result,
+        revision: activation.revision.clone(),
+        cached: false,
+        evaluator: Some(evaluation.evaluator),
+    })
+}
