@@ -574,6 +574,9 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             if tokio::time::timeout(DECISION_LOG_FLUSH, last).await.is_err() {
                 tracing::warn!("decision logs still buffered at exit were not all uploaded");
             }
+        } else if let Some(recorder) = &state_recorder {
+            // The file sink alone: what was handed over is written.
+            let _ = tokio::time::timeout(DECISION_LOG_FLUSH, recorder.flush()).await;
         }
         Ok(())
     });

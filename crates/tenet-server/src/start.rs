@@ -99,8 +99,8 @@ pub(crate) type Uploads = (
     tokio::task::JoinHandle<()>,
 );
 
-/// With `decision_logs.service`, the decision-log buffers in `state` and
-/// their upload loop; events carry OPA's labels (`id` of this process,
+/// With `decision_logs.service` or `decision_logs.file`, the recorder in
+/// `state`; with the service, the buffers and their upload loop; events carry OPA's labels (`id` of this process,
 /// `version`, the configured labels, and the tenant).
 pub(crate) fn start_decision_logs(
     config: &Config,
@@ -113,19 +113,43 @@ pub(crate) fn start_decision_logs(
     for (k, v) in &config.host.labels {
         labels.insert(k.clone(), v.clone().into());
     }
-    let Some((http, upload)) = config.decision_log_upload(file)? else {
+    let service = config.decision_log_upload(file)?;
+    let sink = match &config.decision_logs.file {
+        Some(f) => Some(
+            tenet_telemetry::FileSink::start(tenet_telemetry::FileSinkConfig {
+                path: f.path.clone(),
+                max_bytes: f.max_bytes.max(1),
+                max_files: f.max_files.max(1),
+            })
+            .with_context(|| format!("decision_logs.file.path {}", f.path.display()))?,
+        ),
+        None => None,
+    };
+    if service.is_none() && sink.is_none() {
+        return Ok(None);
+    }
+    let logs = tenet_telemetry::DecisionLogs::new(config.decision_log_buffers());
+    let options = tenet_telemetry::RecorderOptions {
+        upload: service.is_some(),
+        file: sink,
+        masks: config.decision_logs.mask.clone(),
+    };
+    if let Some(f) = &config.decision_logs.file {
+        tracing::info!(path = %f.path.display(), "writing decision logs to a file");
+    }
+    state.decision_logs = Some(tenet_telemetry::Recorder::start_with(
+        logs.clone(),
+        labels,
+        std::sync::Arc::new(tenet_server::decision_log::HostLogRules(state.host.clone())),
+        options,
+    ));
+    let Some((http, upload)) = service else {
         return Ok(None);
     };
     let client = tenet_source::HttpClient::new(&http, tenet::Limits::default())
         .context("decision_logs.service")?;
     upload.url_for("tenant").context("decision_logs.service")?;
-    let logs = tenet_telemetry::DecisionLogs::new(config.decision_log_buffers());
     let task = logs.start_upload(client.clone(), upload.clone());
-    state.decision_logs = Some(tenet_telemetry::Recorder::start(
-        logs.clone(),
-        labels,
-        std::sync::Arc::new(tenet_server::decision_log::HostLogRules(state.host.clone())),
-    ));
     tracing::info!(url = %upload.url, resource = %upload.resource, "uploading decision logs");
     Ok(Some((logs, client, upload, task)))
 }

@@ -174,3 +174,65 @@ async fn decisions_reach_the_decision_log_service_by_exit() {
     );
     assert!(event["timestamp"].is_string());
 }
+
+/// `decision_logs.file` without a service: events as JSON lines in a
+/// rotating file, with the configured mask pointers erased (for every
+/// tenant and for one), written by the time the process has exited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_reach_the_decision_log_file_masked_by_exit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("decisions.log");
+    let config = write_config(
+        tmp.path(),
+        &format!(
+            "decision_logs:\n  file:\n    path: {}\n    max_bytes: 2048\n    max_files: 3\n  mask:\n    \"*\": [/input/amount]\n    payments: [/input/user]\n",
+            log.display()
+        ),
+    );
+    let mut server = Server::start(&["--config", &config]);
+    let c = client(60);
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let body: Value = c
+            .post(server.url(ALLOW))
+            .json(&json!({ "input": alice() }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(body["decision_id"].as_str().unwrap().to_string());
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let until = Instant::now() + Duration::from_secs(30);
+    while server.alive() {
+        assert!(Instant::now() < until, "the server did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Twenty events of a few hundred bytes in 2 KiB files: rotated,
+    // three kept.
+    let mut lines = Vec::new();
+    for name in ["decisions.log.2", "decisions.log.1", "decisions.log"] {
+        let text = std::fs::read_to_string(tmp.path().join(name)).unwrap();
+        assert!(text.len() <= 2048, "{name}: {} bytes", text.len());
+        lines.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
+    }
+    assert!(!tmp.path().join("decisions.log.3").exists());
+    assert!(lines.len() < 20, "the oldest files were deleted");
+    let last = lines.last().unwrap();
+    assert_eq!(last["decision_id"], json!(ids.last().unwrap()));
+    assert_eq!(last["path"], "payments/authz/allow");
+    assert_eq!(last["result"], true);
+    assert!(last["input"].get("amount").is_none(), "{last}");
+    assert!(last["input"].get("user").is_none(), "{last}");
+    assert_eq!(last["erased"], json!(["/input/amount", "/input/user"]));
+    assert_eq!(last["labels"]["tenant"], "payments");
+}

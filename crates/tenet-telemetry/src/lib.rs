@@ -18,6 +18,7 @@
 
 mod buffer;
 mod event;
+mod file_sink;
 mod mask;
 mod recorder;
 mod status;
@@ -27,7 +28,8 @@ mod upload;
 
 pub use buffer::{DecisionLogConfig, DecisionLogs, TenantLogStats};
 pub use event::DecisionEvent;
-pub use mask::{apply_log_rules, LogRules, MaskError};
-pub use recorder::{Decided, LoggedInput, Recorder, RuleEvaluator, RuleFuture};
+pub use file_sink::{FileSink, FileSinkConfig};
+pub use mask::{apply_log_rules, check_mask_pointer, LogRules, MaskError};
+pub use recorder::{Decided, LoggedInput, Recorder, RecorderOptions, RuleEvaluator, RuleFuture};
 pub use status::{StatusConfig, StatusReport, StatusUploads};
 pub use upload::{RoundReport, UploadConfig, UploadError};

@@ -238,6 +238,11 @@ where
     Some(event)
 }
 
+/// Checks a configured mask pointer (`/input/…` or `/result/…`).
+pub fn check_mask_pointer(pointer: &str) -> Result<(), MaskError> {
+    Rule::parse(&Value::String(pointer.to_string())).map(|_| ())
+}
+
 impl DecisionEvent {
     /// Applies the result of the tenant's `system.log.mask` policy (a set,
     /// serialized as an array): erased and masked pointers are listed in

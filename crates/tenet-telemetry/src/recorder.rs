@@ -79,11 +79,26 @@ enum Message {
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
+/// Where events go besides the upload buffers, and what is always erased.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderOptions {
+    /// Buffer events for the upload loop (a decision-log service is
+    /// configured).
+    pub upload: bool,
+    /// Also append them to a file.
+    pub file: Option<crate::FileSink>,
+    /// Pointers (`/input/…`, `/result/…`) erased from every event of a
+    /// tenant (key `*`: of every tenant), after the tenant's own rules;
+    /// listed in the event's `erased`.
+    pub masks: std::collections::BTreeMap<String, Vec<String>>,
+}
+
 /// Hands decisions to the decision-log worker. Cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
     logs: DecisionLogs,
     tx: mpsc::Sender<Message>,
+    file: Option<crate::FileSink>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -102,8 +117,28 @@ impl Recorder {
         labels: Map<String, Value>,
         rules: Arc<dyn RuleEvaluator>,
     ) -> Self {
+        Self::start_with(
+            logs,
+            labels,
+            rules,
+            RecorderOptions {
+                upload: true,
+                ..RecorderOptions::default()
+            },
+        )
+    }
+
+    /// [`Recorder::start`] with a file sink, configured masks, or no
+    /// upload buffering.
+    pub fn start_with(
+        logs: DecisionLogs,
+        labels: Map<String, Value>,
+        rules: Arc<dyn RuleEvaluator>,
+        options: RecorderOptions,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
         let worker_logs = logs.clone();
+        let file = options.file.clone();
         tokio::spawn(async move {
             while let Some(message) = rx.recv().await {
                 let d = match message {
@@ -120,13 +155,31 @@ impl Recorder {
                 let rules_here = rules.rules(&tenant);
                 let evaluate =
                     |path: &'static str, input: Value| rules.evaluate(&tenant, path, input);
-                match apply_log_rules(&tenant, rules_here, event, evaluate).await {
-                    Some(event) => worker_logs.record(&tenant, &event),
-                    None => worker_logs.count_dropped(&tenant),
+                let Some(mut event) = apply_log_rules(&tenant, rules_here, event, evaluate).await
+                else {
+                    worker_logs.count_dropped(&tenant);
+                    continue;
+                };
+                let pointers: Vec<Value> = ["*", tenant.as_str()]
+                    .iter()
+                    .filter_map(|key| options.masks.get(*key))
+                    .flatten()
+                    .map(|p| Value::String(p.clone()))
+                    .collect();
+                if !pointers.is_empty() && event.mask(&Value::Array(pointers)).is_err() {
+                    // The pointers were checked with the configuration.
+                    worker_logs.count_dropped(&tenant);
+                    continue;
+                }
+                if let Some(file) = &options.file {
+                    file.write(event.to_json());
+                }
+                if options.upload {
+                    worker_logs.record(&tenant, &event);
                 }
             }
         });
-        Self { logs, tx }
+        Self { logs, tx, file }
     }
 
     /// Hands `decided` over; counted as dropped when the queue is full.
@@ -147,6 +200,12 @@ impl Recorder {
         let (done, wait) = tokio::sync::oneshot::channel();
         if self.tx.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
+        }
+        if let Some(file) = self.file.clone() {
+            let _ = tokio::task::spawn_blocking(move || {
+                file.flush(std::time::Duration::from_secs(2));
+            })
+            .await;
         }
     }
 

@@ -118,6 +118,33 @@ pub struct DecisionLogsSection {
     pub max_total_bytes: u64,
     /// Most uploads at once, over all tenants.
     pub max_concurrent_uploads: usize,
+    /// Also write events as JSON lines to a rotating file.
+    pub file: Option<DecisionLogFileSection>,
+    /// JSON pointers (`/input/…`, `/result/…`) erased from every event, by
+    /// tenant (`*`: every tenant), after the tenant's own mask rules.
+    pub mask: BTreeMap<String, Vec<String>>,
+}
+
+/// `decision_logs.file:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionLogFileSection {
+    /// The file events are appended to.
+    pub path: std::path::PathBuf,
+    /// Size at which it is rotated.
+    #[serde(default = "default_file_bytes")]
+    pub max_bytes: u64,
+    /// Files kept, the current one included.
+    #[serde(default = "default_file_count")]
+    pub max_files: usize,
+}
+
+fn default_file_bytes() -> u64 {
+    tenet_telemetry::FileSinkConfig::default().max_bytes
+}
+
+fn default_file_count() -> usize {
+    tenet_telemetry::FileSinkConfig::default().max_files
 }
 
 impl Default for DecisionLogsSection {
@@ -129,6 +156,8 @@ impl Default for DecisionLogsSection {
             reporting: ReportingSection::default(),
             max_total_bytes: tenet_telemetry::DecisionLogConfig::default().max_total_bytes,
             max_concurrent_uploads: tenet_telemetry::UploadConfig::default().max_concurrent,
+            file: None,
+            mask: BTreeMap::new(),
         }
     }
 }
@@ -210,6 +239,12 @@ impl Config {
                     "traces.otlp_endpoint",
                     format!("{endpoint:?}: expected an http:// or https:// URL"),
                 ));
+            }
+        }
+        for (tenant, pointers) in &self.decision_logs.mask {
+            for pointer in pointers {
+                tenet_telemetry::check_mask_pointer(pointer)
+                    .map_err(|e| invalid(&format!("decision_logs.mask.{tenant}"), e.to_string()))?;
             }
         }
         let uploads = [
