@@ -203,14 +203,25 @@ fn evaluate(
     instance.tally.evaluations.fetch_add(1, Ordering::Relaxed);
     let prepared = activation.policy.query(query).map_err(fail)?;
     let evaluation = prepared.evaluate(input).map_err(fail)?;
+    Ok(answered(instance, activation, evaluation, cache_key))
+}
+
+/// An evaluation's decision (here or in a worker): counted, and cached
+/// when the activation caches.
+pub(crate) fn answered(
+    instance: &Instance,
+    activation: &Activation,
+    evaluation: tenet_policy::Evaluation,
+    cache_key: Option<(Arc<str>, Vec<u8>)>,
+) -> Decision {
     instance.decisions.fetch_add(1, Ordering::Relaxed);
     if let (Some(cache), Some((p, i))) = (&activation.cache, cache_key) {
         cache.insert(p, i, Arc::new(evaluation.result.clone()));
     }
-    Ok(Decision {
+    Decision {
         result: evaluation.result,
         revision: activation.revision.clone(),
         cached: false,
         evaluator: Some(evaluation.evaluator),
-    })
+    }
 }

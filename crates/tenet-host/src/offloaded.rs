@@ -48,16 +48,9 @@ pub(crate) fn decided(
             });
         }
     };
-    instance.decisions.fetch_add(1, Ordering::Relaxed);
-    if let (Some(cache), Some((p, i))) = (&activation.cache, cache_key) {
-        cache.insert(p, i, Arc::new(evaluation.result.clone()));
-    }
-    Ok(Decision {
-        result: evaluation.result,
-        revision: activation.revision.clone(),
-        cached: false,
-        evaluator: Some(evaluation.evaluator),
-    })
+    Ok(crate::decide::answered(
+        instance, activation, evaluation, cache_key,
+    ))
 }
 
 /// Tells `offload` what an in-process evaluation of `tenant` did, if it
