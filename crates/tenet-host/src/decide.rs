@@ -43,6 +43,7 @@ impl Host {
         // Debug level: off (and costing only a level check) unless a
         // layer asks for it, as the trace exporter does.
         let span = tracing::debug_span!(
+            target: "tenet::decision_span",
             "decision",
             tenant = %instance.tenant,
             labels = ?instance.labels,

@@ -39,7 +39,7 @@ pub(crate) fn logging(
     // too; nothing else of the crates' debug output.
     let spans = tracing_subscriber::filter::Targets::new()
         .with_default(tracing::Level::INFO)
-        .with_target("tenet_host::host", tracing::Level::DEBUG);
+        .with_target("tenet::decision_span", tracing::Level::DEBUG);
     tracing_subscriber::registry()
         .with(fmt)
         .with(layer.with_filter(spans))
