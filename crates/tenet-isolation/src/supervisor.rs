@@ -106,7 +106,7 @@ impl Supervisor {
                 dir.display()
             ),
             Err(why) => {
-                tracing::info!(%why, "worker cgroup v2 limits unavailable; workers are limited by setrlimit only");
+                tracing::debug!(%why, "worker cgroup v2 limits unavailable; workers are limited by setrlimit only");
                 format!("unavailable: {why}")
             }
         };
