@@ -9,8 +9,9 @@
 //! instances stay warm for the grace period and are then collected by a
 //! sweeper (and leave the scheduler and the watcher); capacity limits evict
 //! unreferenced instances, least recently used first. Tenants whose
-//! bundles are identical share one compiled policy. How one instance is
-//! loaded is load.rs; what the host reports about instances, snapshot.rs.
+//! bundles are identical share one compiled policy. How one decision is
+//! made is decide.rs; how one instance is loaded, load.rs; what the host
+//! reports about instances, snapshot.rs.
 //!
 //! The host must not parse HTTP or know where requests come from; it must
 //! never block a caller that changes references on a load.
