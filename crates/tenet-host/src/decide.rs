@@ -56,16 +56,15 @@ impl Host {
             span.clone(),
         )
         .await;
+        let outcome = decision
+            .as_ref()
+            .ok()
+            .map(|d| crate::Outcome::of(d.result.as_ref()));
         if !span.is_disabled() {
             span.record(
                 "outcome",
                 match &decision {
-                    Ok(d) => match &d.result {
-                        Some(serde_json::Value::Bool(true)) => "allow",
-                        Some(serde_json::Value::Bool(false)) => "deny",
-                        Some(_) => "defined",
-                        None => "undefined",
-                    },
+                    Ok(_) => outcome.map_or("", crate::Outcome::as_str),
                     Err(e) => e.kind(),
                 },
             );
@@ -80,11 +79,7 @@ impl Host {
                 ..
             })
         );
-        instance.tally.decided(
-            decision.as_ref().ok().map(|d| &d.result),
-            deadline,
-            started.elapsed(),
-        );
+        instance.tally.decided(outcome, deadline, started.elapsed());
         decision
     }
 
@@ -147,7 +142,8 @@ impl Host {
             }
         }
         let input = input.clone();
-        let timed = offload.is_some();
+        // Timed only for adaptive isolation (the tally times the whole decision).
+        let timed = offload.is_some_and(|o| o.wants_strikes());
         let job = {
             let (instance, activation) = (instance.clone(), activation.clone());
             move || {

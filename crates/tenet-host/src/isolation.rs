@@ -184,8 +184,15 @@ pub trait Offload: Send + Sync + 'static {
     /// Evaluates `request` in the worker for its tenant (and session).
     async fn evaluate(&self, request: OffloadRequest) -> Result<Evaluation, OffloadError>;
 
+    /// Whether [`Offload::strike`] is wanted: when false (the default),
+    /// in-process evaluations are neither timed nor reported.
+    fn wants_strikes(&self) -> bool {
+        false
+    }
+
     /// Told of every failed, and every slow (≥ 1 ms), evaluation of a
-    /// tenant at level `none`; must return at once.
+    /// tenant at level `none` when [`Offload::wants_strikes`]; must return
+    /// at once.
     fn strike(&self, _tenant: &str, _strike: Strike) {}
 }
 

@@ -38,5 +38,5 @@ pub use isolation::{
 };
 pub use overlay::{DataWrite, PatchKind, PatchOp, PolicyModule, WriteOutcome};
 pub use snapshot::{HostStats, TenantSnapshot};
-pub use tally::{DecisionTally, LATENCY_BOUNDS_US};
+pub use tally::{DecisionTally, Outcome, LATENCY_BOUNDS_US};
 pub use tenant::{validate_tenant, SourceFactory, SourceTemplate, MAX_TENANT_LEN};

@@ -14,6 +14,43 @@ pub const LATENCY_BOUNDS_US: [u64; 14] = [
     10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
 ];
 
+/// What a decision came to, as metrics, spans and the status page name
+/// it: `allow`/`deny` for a boolean result, `defined` for another result,
+/// `undefined` for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// `true`.
+    Allow,
+    /// `false`.
+    Deny,
+    /// A result that is not a boolean.
+    Defined,
+    /// No result.
+    Undefined,
+}
+
+impl Outcome {
+    /// The outcome of `result`.
+    pub fn of(result: Option<&serde_json::Value>) -> Self {
+        match result {
+            Some(serde_json::Value::Bool(true)) => Self::Allow,
+            Some(serde_json::Value::Bool(false)) => Self::Deny,
+            Some(_) => Self::Defined,
+            None => Self::Undefined,
+        }
+    }
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Defined => "defined",
+            Self::Undefined => "undefined",
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Tally {
     allow: AtomicU64,
@@ -60,21 +97,16 @@ pub struct DecisionTally {
 }
 
 impl Tally {
-    /// Counts a decision's outcome and latency.
-    pub(crate) fn decided(
-        &self,
-        result: Option<&Option<serde_json::Value>>,
-        deadline: bool,
-        took: Duration,
-    ) {
-        let counter = match result {
-            Some(Some(serde_json::Value::Bool(true))) => Some(&self.allow),
-            Some(Some(serde_json::Value::Bool(false))) => Some(&self.deny),
-            Some(Some(_)) => Some(&self.defined),
-            Some(None) => Some(&self.undefined),
-            None => None,
-        };
-        if let Some(counter) = counter {
+    /// Counts a decision's outcome (`None` for a failed decision) and
+    /// latency.
+    pub(crate) fn decided(&self, outcome: Option<Outcome>, deadline: bool, took: Duration) {
+        if let Some(outcome) = outcome {
+            let counter = match outcome {
+                Outcome::Allow => &self.allow,
+                Outcome::Deny => &self.deny,
+                Outcome::Defined => &self.defined,
+                Outcome::Undefined => &self.undefined,
+            };
             counter.fetch_add(1, Ordering::Relaxed);
         }
         if deadline {
@@ -119,14 +151,22 @@ mod tests {
     #[test]
     fn outcomes_and_latencies_land_in_their_counters() {
         let t = Tally::default();
-        t.decided(Some(&Some(json!(true))), false, Duration::from_micros(5));
-        t.decided(Some(&Some(json!(false))), false, Duration::from_micros(10));
         t.decided(
-            Some(&Some(json!({"allowed": true}))),
+            Some(Outcome::of(Some(&json!(true)))),
+            false,
+            Duration::from_micros(5),
+        );
+        t.decided(
+            Some(Outcome::of(Some(&json!(false)))),
+            false,
+            Duration::from_micros(10),
+        );
+        t.decided(
+            Some(Outcome::of(Some(&json!({"allowed": true})))),
             false,
             Duration::from_micros(11),
         );
-        t.decided(Some(&None), false, Duration::from_millis(3));
+        t.decided(Some(Outcome::of(None)), false, Duration::from_millis(3));
         t.decided(None, true, Duration::from_secs(5));
         let s = t.snapshot();
         assert_eq!(

@@ -209,6 +209,10 @@ impl Offload for Supervisor {
         })
     }
 
+    fn wants_strikes(&self) -> bool {
+        self.inner.adaptive.is_some()
+    }
+
     fn strike(&self, tenant: &str, strike: Strike) {
         if let Some(adaptive) = &self.inner.adaptive {
             adaptive.strike(tenant, strike);

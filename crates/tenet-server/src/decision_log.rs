@@ -60,9 +60,10 @@ pub(crate) fn decision_log(
         return None;
     }
     let id = uuid::Uuid::new_v4().to_string();
+    let (slash, at) = (slash_path(path), SystemTime::now());
     state
         .recent
-        .add(tenant, &id, &slash_path(path), decision.result.as_ref());
+        .add(tenant, &id, &slash, decision.result.as_ref(), at);
     if state.decision_log {
         tracing::info!(
             target: "tenet::decision_log",
@@ -90,11 +91,11 @@ pub(crate) fn decision_log(
                 .unwrap_or_default(),
             tenant: tenant.to_string(),
             decision_id: id.clone(),
-            path: slash_path(path),
+            path: slash,
             revision: decision.revision.to_string(),
             input: input(),
             result: decision.result.clone(),
-            at: SystemTime::now(),
+            at,
         });
     }
     Some(id)

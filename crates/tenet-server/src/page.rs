@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 /// The page.
 const PAGE: &str = include_str!("page.html");
@@ -45,13 +46,19 @@ pub(crate) async fn page() -> impl IntoResponse {
     )
 }
 
-/// One recent decision.
+/// One recent decision (its time formatted when it is read, not on the
+/// decision path).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Recent {
     decision_id: String,
     path: String,
     outcome: &'static str,
-    timestamp: String,
+    #[serde(rename = "timestamp", serialize_with = "rfc3339")]
+    at: SystemTime,
+}
+
+fn rfc3339<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*at))
 }
 
 /// The last decisions of each tenant (only while decision logging gives
@@ -68,24 +75,25 @@ impl RecentDecisions {
         decision_id: &str,
         path: &str,
         result: Option<&serde_json::Value>,
+        at: SystemTime,
     ) {
-        let outcome = match result {
-            Some(serde_json::Value::Bool(true)) => "allow",
-            Some(serde_json::Value::Bool(false)) => "deny",
-            Some(_) => "defined",
-            None => "undefined",
-        };
         let recent = Recent {
             decision_id: decision_id.to_string(),
             path: path.to_string(),
-            outcome,
-            timestamp: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            outcome: tenet::Outcome::of(result).as_str(),
+            at,
         };
         let mut by_tenant = self.by_tenant.lock().unwrap_or_else(|p| p.into_inner());
-        if !by_tenant.contains_key(tenant) && by_tenant.len() >= MAX_TENANTS {
-            return;
+        // The tenant's name is copied only the first time.
+        if !by_tenant.contains_key(tenant) {
+            if by_tenant.len() >= MAX_TENANTS {
+                return;
+            }
+            by_tenant.insert(tenant.to_string(), VecDeque::new());
         }
-        let list = by_tenant.entry(tenant.to_string()).or_default();
+        let Some(list) = by_tenant.get_mut(tenant) else {
+            return;
+        };
         if list.len() == PER_TENANT {
             list.pop_back();
         }
