@@ -309,26 +309,12 @@ impl Collector for WorkerCollector {
             ),
         ];
         for (name, help, is_counter, rows) in families {
-            let label = if name == "tenet_worker_errors" {
+            let key = if name == "tenet_worker_errors" {
                 "type"
             } else {
                 "state"
             };
-            let kind = if is_counter {
-                prometheus_client::metrics::MetricType::Counter
-            } else {
-                prometheus_client::metrics::MetricType::Gauge
-            };
-            let mut m = e.encode_descriptor(name, help, None, kind)?;
-            for (value, n) in rows {
-                let labels = [(label, value)];
-                let family = m.encode_family(&labels)?;
-                if is_counter {
-                    ConstCounter::new(n).encode(family)?;
-                } else {
-                    ConstGauge::new(clamp(n)).encode(family)?;
-                }
-            }
+            by_label(e, name, help, is_counter, key, rows)?;
         }
         for (name, help, value) in [
             (
@@ -508,7 +494,7 @@ impl Collector for HostCollector {
             &'static str,
             fn(&tenet::TenantSnapshot) -> u64,
         );
-        let counters: [PerTenant; 3] = [
+        let counters: [PerTenant; 8] = [
             ("tenet_decisions", "Decisions answered, per tenant", |t| {
                 t.decisions
             }),
@@ -521,6 +507,31 @@ impl Collector for HostCollector {
                 "tenet_decision_cache_hits",
                 "Decisions answered from the decision cache, per tenant",
                 |t| t.cache_hits,
+            ),
+            (
+                "tenet_tenant_deadline_hits",
+                "Decisions that ran into their deadline or instruction cap, per tenant",
+                |t| t.tally.deadline_hits,
+            ),
+            (
+                "tenet_tenant_evaluations",
+                "Decisions evaluated (decision-cache misses), per tenant",
+                |t| t.tally.evaluations,
+            ),
+            (
+                "tenet_tenant_bundle_fetches",
+                "Bundle fetches started, per tenant",
+                |t| t.tally.fetches,
+            ),
+            (
+                "tenet_tenant_activations",
+                "Revisions activated, per tenant",
+                |t| t.tally.activations,
+            ),
+            (
+                "tenet_tenant_activation_failures",
+                "Loads that failed (fetch, bundle or compile error), per tenant",
+                |t| t.tally.activation_failures,
             ),
         ];
         for (name, help, value) in counters {
@@ -630,6 +641,19 @@ fn per_tenant(
     counter: bool,
     values: BTreeMap<&str, u64>,
 ) -> Result<(), std::fmt::Error> {
+    by_label(encoder, name, help, counter, "tenant", values)
+}
+
+/// One family with one sample per value of the label `key` (`counter`,
+/// else a gauge).
+fn by_label<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    counter: bool,
+    key: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) -> Result<(), std::fmt::Error> {
     use prometheus_client::metrics::MetricType;
     let kind = if counter {
         MetricType::Counter
@@ -637,8 +661,8 @@ fn per_tenant(
         MetricType::Gauge
     };
     let mut m = encoder.encode_descriptor(name, help, None, kind)?;
-    for (tenant, n) in values {
-        let label = [("tenant", tenant)];
+    for (value, n) in values {
+        let label = [(key, value)];
         let family = m.encode_family(&label)?;
         if counter {
             ConstCounter::new(n).encode(family)?;

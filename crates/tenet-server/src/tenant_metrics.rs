@@ -1,8 +1,8 @@
-//! The per-tenant decision and load families of `/metrics`, from each
-//! tenant's tally (read at scrape time; the decision path only bumps
-//! atomics): decisions by outcome, deadline hits, evaluations (cache
-//! misses), bundle fetches, activations and failures, the active revision,
-//! and a decision latency histogram. Tenants without their own series
+//! The per-tenant families of `/metrics` that are more than one counter
+//! per tenant, from each tenant's tally (read at scrape time; the decision
+//! path only bumps atomics): decisions by outcome, the active revision,
+//! and a decision latency histogram. (The tally's plain counters are
+//! metrics.rs's, with the other per-tenant counters.) Tenants without their own series
 //! (label_cap.rs) are added up under `tenant="__other__"`. Encoding only.
 
 use crate::label_cap::label;
@@ -76,44 +76,6 @@ pub(crate) fn encode(
         for ((tenant, outcome), n) in by {
             let labels = [("tenant", tenant), ("outcome", outcome)];
             ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
-        }
-    }
-    type Count = (&'static str, &'static str, fn(&TenantSnapshot) -> u64);
-    let counters: [Count; 5] = [
-        (
-            "tenet_tenant_deadline_hits",
-            "Decisions that ran into their deadline or instruction cap, per tenant",
-            |t| t.tally.deadline_hits,
-        ),
-        (
-            "tenet_tenant_evaluations",
-            "Decisions evaluated (decision-cache misses), per tenant",
-            |t| t.tally.evaluations,
-        ),
-        (
-            "tenet_tenant_bundle_fetches",
-            "Bundle fetches started, per tenant",
-            |t| t.tally.fetches,
-        ),
-        (
-            "tenet_tenant_activations",
-            "Revisions activated, per tenant",
-            |t| t.tally.activations,
-        ),
-        (
-            "tenet_tenant_activation_failures",
-            "Loads that failed (fetch, bundle or compile error), per tenant",
-            |t| t.tally.activation_failures,
-        ),
-    ];
-    for (name, help, value) in counters {
-        let mut by: BTreeMap<&str, u64> = BTreeMap::new();
-        for t in tenants {
-            *by.entry(label(members, &t.tenant)).or_default() += value(t);
-        }
-        let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-        for (tenant, n) in by {
-            ConstCounter::new(n).encode(m.encode_family(&[("tenant", tenant)])?)?;
         }
     }
     // The active revision of each tenant with its own series.
