@@ -219,6 +219,12 @@ fn main() {
                 // TENET_BENCH_INLINE=1 decides on the tokio worker instead
                 // of the evaluation pool, to measure what the pool costs.
                 eval_inline: std::env::var_os("TENET_BENCH_INLINE").is_some(),
+                // TENET_BENCH_POOL=1 hands every evaluation to the pool
+                // (no inline turns for cheap tenants), for comparison.
+                fair_share: tenet::FairShareConfig {
+                    inline: std::env::var_os("TENET_BENCH_POOL").is_none(),
+                    ..Default::default()
+                },
                 ..HostConfig::default()
             },
             Arc::new(OneBundle(bundle)),

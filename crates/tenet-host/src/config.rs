@@ -136,6 +136,17 @@ pub struct FairShareConfig {
     /// 3 gets three evaluations to another's one while both have some
     /// waiting. Clamped to 1..=1000.
     pub weights: BTreeMap<String, u32>,
+    /// Let a cheap tenant's evaluation run on the async worker that
+    /// received the request instead of being handed to an evaluation
+    /// thread and back (two thread wake-ups, often more than the
+    /// evaluation). Only for tenants whose evaluations average under an
+    /// eighth of `heavy_after`, at most one fewer at once than the async
+    /// runtime has workers (none on a single-threaded runtime), and cut
+    /// off at `heavy_after`: such an evaluation runs again, from the
+    /// start, on the pool, and its tenant decides on the pool for the next
+    /// second.
+    /// Off with a fixed `max_running`. Default true.
+    pub inline: bool,
 }
 
 impl Default for FairShareConfig {
@@ -146,6 +157,7 @@ impl Default for FairShareConfig {
             max_running: 0,
             heavy_after: Duration::from_millis(1),
             weights: BTreeMap::new(),
+            inline: true,
         }
     }
 }

@@ -141,9 +141,40 @@ impl Host {
                 return crate::offloaded::decided(&instance, &activation, evaluation, cache_key);
             }
         }
-        let input = input.clone();
         // Timed only for adaptive isolation (the tally times the whole decision).
         let timed = offload.is_some_and(|o| o.wants_strikes());
+        let report = |(decision, took): (Result<Decision, HostError>, Option<Duration>)| {
+            if let (Some(offload), Some(took)) = (offload, took) {
+                crate::offloaded::strike(offload.as_ref(), &instance.tenant, &decision, took);
+            }
+            decision
+        };
+        let mut cache_key = cache_key;
+        // A cheap tenant evaluates right here, within the inline budget
+        // (see pool/mod.rs); cut off by it, it evaluates again on the pool.
+        let turn = (!inner.config.eval_inline)
+            .then(|| inner.pool.inline_turn(&instance.lane))
+            .flatten();
+        if inner.config.eval_inline {
+            let start = timed.then(std::time::Instant::now);
+            let decision = evaluate(&instance, &activation, &query, input, cache_key);
+            return report((decision, start.map(|s| s.elapsed())));
+        }
+        if let Some(turn) = turn {
+            let start = timed.then(std::time::Instant::now);
+            let budget = inner.pool.inline_budget();
+            match evaluate_within(&instance, &activation, &query, input, cache_key, budget) {
+                Evaluated::Decided(decision) => {
+                    drop(turn);
+                    return report((decision, start.map(|s| s.elapsed())));
+                }
+                Evaluated::CutOff(key) => {
+                    cache_key = key;
+                    turn.overran();
+                }
+            }
+        }
+        let input = input.clone();
         let job = {
             let (instance, activation) = (instance.clone(), activation.clone());
             move || {
@@ -152,15 +183,6 @@ impl Host {
                 (decision, start.map(|s| s.elapsed()))
             }
         };
-        let report = |(decision, took): (Result<Decision, HostError>, Option<Duration>)| {
-            if let (Some(offload), Some(took)) = (offload, took) {
-                crate::offloaded::strike(offload.as_ref(), &instance.tenant, &decision, took);
-            }
-            decision
-        };
-        if inner.config.eval_inline {
-            return report(job());
-        }
         match inner.pool.run(&instance.lane, job).await {
             Ok(decision) => report(decision),
             Err(RunError::Busy { pending }) => {
@@ -188,19 +210,65 @@ pub(crate) fn evaluation_failed(instance: &Instance, source: PolicyError) -> Hos
     }
 }
 
-/// Evaluates on an evaluation thread (a cache miss) and fills the cache.
+/// A decision cache key: the path and the input's key.
+type CacheKey = Option<(Arc<str>, Vec<u8>)>;
+
+enum Evaluated {
+    Decided(Result<Decision, HostError>),
+    /// Cut off by the inline budget, not by the policy's deadline: to be
+    /// evaluated again, on the pool.
+    CutOff(CacheKey),
+}
+
+/// Evaluates (a cache miss) and fills the cache.
 fn evaluate(
     instance: &Instance,
     activation: &Activation,
     query: &QueryPath,
     input: &Input,
-    cache_key: Option<(Arc<str>, Vec<u8>)>,
+    cache_key: CacheKey,
 ) -> Result<Decision, HostError> {
-    let fail = |e| evaluation_failed(instance, e);
+    let evaluation = activation
+        .policy
+        .query(query)
+        .and_then(|prepared| prepared.evaluate(input));
+    finish(instance, activation, evaluation, cache_key)
+}
+
+/// [`evaluate`] within `budget` or the policy's deadline, whichever is
+/// shorter; cut off by the budget, it is handed back to run elsewhere.
+fn evaluate_within(
+    instance: &Instance,
+    activation: &Activation,
+    query: &QueryPath,
+    input: &Input,
+    cache_key: CacheKey,
+    budget: Duration,
+) -> Evaluated {
+    let prepared = match activation.policy.query(query) {
+        Ok(prepared) => prepared,
+        Err(e) => return Evaluated::Decided(finish(instance, activation, Err(e), cache_key)),
+    };
+    if budget >= prepared.deadline() {
+        let evaluation = prepared.evaluate(input);
+        return Evaluated::Decided(finish(instance, activation, evaluation, cache_key));
+    }
+    match prepared.evaluate_within(input, budget) {
+        Err(PolicyError::Timeout { limit }) if limit == budget => Evaluated::CutOff(cache_key),
+        evaluation => Evaluated::Decided(finish(instance, activation, evaluation, cache_key)),
+    }
+}
+
+fn finish(
+    instance: &Instance,
+    activation: &Activation,
+    evaluation: Result<tenet_policy::Evaluation, PolicyError>,
+    cache_key: CacheKey,
+) -> Result<Decision, HostError> {
     instance.tally.evaluations.fetch_add(1, Ordering::Relaxed);
-    let prepared = activation.policy.query(query).map_err(fail)?;
-    let evaluation = prepared.evaluate(input).map_err(fail)?;
-    Ok(answered(instance, activation, evaluation, cache_key))
+    evaluation
+        .map(|evaluation| answered(instance, activation, evaluation, cache_key))
+        .map_err(|e| evaluation_failed(instance, e))
 }
 
 /// An evaluation's decision (here or in a worker): counted, and cached

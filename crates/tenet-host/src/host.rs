@@ -192,6 +192,15 @@ impl Host {
             max_pending: fair.max_pending,
             max_running: fair.max_running,
             heavy: fair.heavy_after,
+            // One async worker is always left for the accept loop and I/O.
+            max_inline: if fair.inline {
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_workers()
+                    .saturating_sub(1)
+            } else {
+                0
+            },
         };
         let pool = EvalPool::new(threads, config.eval_stack_bytes, shares);
         let inner = Arc::new(HostInner {

@@ -27,6 +27,13 @@ pub struct HostStats {
     pub collected: u64,
     /// Instances evicted for capacity before their grace period ended.
     pub evicted: u64,
+    /// Evaluations run on the async worker that asked for them (inline
+    /// turns of cheap tenants, `FairShareConfig::inline`), not handed to
+    /// an evaluation thread.
+    pub inline_evaluations: u64,
+    /// Inline evaluations cut off at the inline budget and evaluated again
+    /// on an evaluation thread.
+    pub inline_overruns: u64,
 }
 
 #[derive(Default)]
@@ -148,6 +155,8 @@ impl Host {
             activation_failures: get(&c.activation_failures),
             collected: get(&c.collected),
             evicted: get(&c.evicted),
+            inline_evaluations: self.inner.pool.inline_turns(),
+            inline_overruns: self.inner.pool.inline_overruns(),
         }
     }
 }

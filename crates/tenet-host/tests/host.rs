@@ -675,3 +675,61 @@ async fn unknown_tenants_are_not_fetched_again_within_the_ttl() {
     let _lease = h.acquire("ghost2").unwrap();
     assert_eq!(allow(&h, "ghost2").await.unwrap(), Some(json!(true)));
 }
+
+/// Cheap tenants evaluate on the async worker that asked (no hand-off to
+/// an evaluation thread); an evaluation that turns slow is cut off at the
+/// inline budget, evaluated again on the pool with the full deadline (the
+/// caller sees one right answer, counted once), and its tenant stays on
+/// the pool for the cooldown. Needs a runtime with two workers: one is
+/// always left for I/O.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cheap_tenants_decide_inline_and_a_slow_turn_moves_to_the_pool() {
+    let f = fixture(&[]);
+    write_bundle(
+        &f.root.join("t"),
+        "t-1",
+        "package app\n\nallow if count([x | some x in numbers.range(1, input.n); x % 2 == 0]) >= 0\n",
+    );
+    let host = host(
+        &f,
+        false,
+        HostConfig {
+            eval_inline: false,
+            ..config()
+        },
+    );
+    let _lease = host.acquire("t").unwrap();
+    let n = |n: u64| Input::from_value(&json!({ "n": n }), &EvalLimits::default()).unwrap();
+    let inline = || host.stats().inline_evaluations;
+    // The first ones go to the pool: no history yet, then an average
+    // raised by the first decision's compile, which decays an eighth a
+    // decision.
+    for _ in 0..200 {
+        let d = host.decide("t", "data.app.allow", &n(1)).await.unwrap();
+        assert_eq!(d.result, Some(json!(true)));
+        if inline() >= 4 {
+            break;
+        }
+    }
+    assert!(inline() >= 4, "inline evaluations: {}", inline());
+    let before = inline();
+    let evaluations = host.tenant("t").unwrap().tally.evaluations;
+    // 300,000 elements take well over the 1 ms budget, well under the 1 s
+    // deadline: cut off inline, decided on the pool.
+    let d = host
+        .decide("t", "data.app.allow", &n(300_000))
+        .await
+        .unwrap();
+    assert_eq!(d.result, Some(json!(true)));
+    assert_eq!(inline(), before + 1, "the slow one started inline");
+    assert_eq!(host.stats().inline_overruns, 1, "and was cut off");
+    let t = host.tenant("t").unwrap();
+    assert_eq!(t.tally.evaluations, evaluations + 1, "counted once");
+    assert_eq!(t.decision_errors, 0);
+    assert_eq!(t.tally.deadline_hits, 0);
+    // Cooling down: cheap decisions of this tenant use the pool again.
+    for _ in 0..4 {
+        host.decide("t", "data.app.allow", &n(1)).await.unwrap();
+    }
+    assert_eq!(inline(), before + 1);
+}

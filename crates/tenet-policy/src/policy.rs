@@ -29,6 +29,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 use tenet_bundle::Bundle;
 
 /// Which evaluator runs a prepared query.
@@ -650,6 +651,29 @@ impl PreparedQuery {
     /// and returned after success; after an error it is dropped, so no state
     /// of a failed evaluation can leak into the next.
     pub fn evaluate(&self, input: &Input) -> Result<Evaluation, PolicyError> {
+        self.evaluate_within(input, self.limits.deadline)
+    }
+
+    /// The deadline of one evaluation (the policy's `EvalLimits::deadline`).
+    pub fn deadline(&self) -> Duration {
+        self.limits.deadline
+    }
+
+    /// [`PreparedQuery::evaluate`] with a wall-clock limit of `limit`, or
+    /// the policy's deadline if that is shorter. An evaluation cut off by
+    /// it fails with `PolicyError::Timeout` naming the limit that applied,
+    /// so a caller that gave it a shorter turn (a host evaluating on a
+    /// thread it must not hold long) can tell that from the deadline and
+    /// evaluate again elsewhere.
+    pub fn evaluate_within(
+        &self,
+        input: &Input,
+        limit: Duration,
+    ) -> Result<Evaluation, PolicyError> {
+        let limits = EvalLimits {
+            deadline: limit.min(self.limits.deadline),
+            ..self.limits.clone()
+        };
         match &self.kind {
             Kind::Vm {
                 program,
@@ -662,10 +686,12 @@ impl PreparedQuery {
                     None => self.new_vm(program, data)?,
                 };
                 vm.set_input(input.0.clone());
+                // Per evaluation: pooled VMs may have run with another limit.
+                vm.set_execution_timer_config(Some(timer(&limits)));
                 let value = guarded(|| vm.execute().map_err(anyhow::Error::from));
                 let prints = cap_prints(vm.take_prints(), self.limits.max_print_bytes);
                 log_prints(&self.rego, &prints);
-                let value = match value.map_err(|e| self.map_error(e)) {
+                let value = match value.map_err(|e| self.map_error(e, &limits)) {
                     Ok(value) => value,
                     // The RVM's evaluation errors (conflicts, strict type
                     // errors) carry a program counter, not a source
@@ -680,8 +706,9 @@ impl PreparedQuery {
                         };
                         let mut engine = Engine::clone(&template);
                         engine.set_input(input.0.clone());
+                        engine.set_execution_timer_config(timer(&limits));
                         return Err(match guarded(|| engine.eval_rule(self.rego.clone())) {
-                            Err(located) => self.map_error(located),
+                            Err(located) => self.map_error(located, &limits),
                             Ok(_) => e,
                         });
                     }
@@ -698,6 +725,7 @@ impl PreparedQuery {
             Kind::Rule { template, pool } | Kind::Query { template, pool } => {
                 let mut engine = pool.pop().unwrap_or_else(|| Engine::clone(template));
                 engine.set_input(input.0.clone());
+                engine.set_execution_timer_config(timer(&limits));
                 let is_rule = matches!(self.kind, Kind::Rule { .. });
                 let value = guarded(|| {
                     if is_rule {
@@ -717,7 +745,7 @@ impl PreparedQuery {
                     self.limits.max_print_bytes,
                 );
                 log_prints(&self.rego, &prints);
-                let value = value.map_err(|e| self.map_error(e))?;
+                let value = value.map_err(|e| self.map_error(e, &limits))?;
                 let result = self.result(value)?;
                 pool.push(engine);
                 Ok(Evaluation {
@@ -782,14 +810,16 @@ impl PreparedQuery {
         Ok(vm)
     }
 
-    fn map_error(&self, e: anyhow::Error) -> PolicyError {
+    /// The error of an evaluation that ran with `limits` (its own
+    /// deadline, see `evaluate_within`).
+    fn map_error(&self, e: anyhow::Error, limits: &EvalLimits) -> PolicyError {
         use regorus::rvm::vm::VmError;
         use regorus::utils::limits::LimitError;
         for cause in e.chain() {
             match cause.downcast_ref::<LimitError>() {
                 Some(LimitError::TimeLimitExceeded { .. }) => {
                     return PolicyError::Timeout {
-                        limit: self.limits.deadline,
+                        limit: limits.deadline,
                     }
                 }
                 Some(LimitError::MemoryBudgetExceeded { budget, .. }) => {
@@ -840,7 +870,7 @@ impl PreparedQuery {
         }
         if message.contains("time limit") || message.contains("TimeLimitExceeded") {
             return PolicyError::Timeout {
-                limit: self.limits.deadline,
+                limit: limits.deadline,
             };
         }
         if message.contains("maximum instruction limit") {

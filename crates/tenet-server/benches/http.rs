@@ -123,6 +123,12 @@ fn main() {
                 // TENET_BENCH_INLINE=1 decides on the tokio worker instead
                 // of the evaluation pool, to measure what the pool costs.
                 eval_inline: std::env::var_os("TENET_BENCH_INLINE").is_some(),
+                // TENET_BENCH_POOL=1 hands every evaluation to the pool
+                // (no inline turns for cheap tenants), for comparison.
+                fair_share: tenet::FairShareConfig {
+                    inline: std::env::var_os("TENET_BENCH_POOL").is_none(),
+                    ..Default::default()
+                },
                 ..HostConfig::default()
             },
             Arc::new(OneBundle(examples().join("bundles/payments"))),
@@ -163,6 +169,7 @@ fn main() {
             Default::default(),
             Arc::new(tenet_server::decision_log::HostLogRules(host.clone())),
         );
+        let stats = host.clone();
         let mut logged = state(host);
         logged.decision_logs = Some(recorder);
         let logged_app = tenet_server::app(logged);
@@ -219,5 +226,10 @@ fn main() {
                 );
             }
         }
+        let s = stats.stats();
+        println!(
+            "\nInline evaluations: {}, cut off at the inline budget: {}",
+            s.inline_evaluations, s.inline_overruns
+        );
     });
 }

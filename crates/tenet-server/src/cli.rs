@@ -330,6 +330,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 max_running: h.fair_share.max_running,
                 heavy_after: Duration::from_millis(h.fair_share.heavy_after_ms),
                 weights: h.fair_share.weights.clone(),
+                inline: h.fair_share.inline,
             },
             eval_threads: h.eval_threads,
             trim_after: Duration::from_secs(h.trim_after_seconds),

@@ -463,6 +463,16 @@ impl Collector for HostCollector {
                 "Instances evicted for capacity",
                 s.evicted,
             ),
+            (
+                "tenet_eval_inline",
+                "Evaluations of cheap tenants run on the async worker that received them",
+                s.inline_evaluations,
+            ),
+            (
+                "tenet_eval_inline_overruns",
+                "Inline evaluations cut off at the inline budget and run again on the pool",
+                s.inline_overruns,
+            ),
         ] {
             counter(e, name, help, value)?;
         }

@@ -30,12 +30,27 @@
 //! answering through a oneshot. A job whose caller has gone away (client
 //! disconnected) is skipped, not evaluated.
 //!
+//! *Inline turns* skip the hand-off for cheap work. Handing a job to a
+//! pool thread and its answer back costs two thread wake-ups (tens of
+//! microseconds on a VM, more than a cheap decision itself), so a caller
+//! on an async worker may run the job itself ([`EvalPool::inline_turn`])
+//! when its lane is cheap (its average below an eighth of `heavy`, after a
+//! few jobs), has not overrun an inline turn in the last
+//! [`INLINE_COOLDOWN`], and fewer than `max_inline` inline turns run (one
+//! fewer than the async workers, so one is always left for the accept loop
+//! and I/O). The caller must cut the job off at [`EvalPool::inline_budget`]
+//! (`heavy`) and, if it had to, report it ([`InlineTurn::overran`]) and run
+//! it again on the pool: a policy that turns slow on some input holds an
+//! async worker for at most that long, once per cooldown. Inline turns are
+//! off with a fixed `max_running` (which bounds every job) and in an unfair
+//! pool.
+//!
 //! This module knows nothing of tenants or policies: it runs closures in
 //! named lanes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -55,6 +70,9 @@ pub(crate) struct Shares {
     pub(crate) max_running: usize,
     /// Average job time from which a lane counts as heavy.
     pub(crate) heavy: Duration,
+    /// Most inline turns at once (see the module's documentation); 0 for
+    /// none.
+    pub(crate) max_inline: usize,
 }
 
 impl Default for Shares {
@@ -64,8 +82,29 @@ impl Default for Shares {
             max_pending: 1024,
             max_running: 0,
             heavy: Duration::from_millis(1),
+            max_inline: 0,
         }
     }
+}
+
+/// How long a lane whose inline turn overran its budget takes no inline
+/// turn. Short, because the budget is wall time: on a busy machine a cheap
+/// evaluation is sometimes held off its core for longer than the budget
+/// (the HTTP bench saw 9 to 19 such cut-offs in a run), and a long
+/// cooldown would send a busy cheap tenant to the pool for nothing. Each
+/// overrun holds one async worker for at most the budget, and one worker
+/// is always left free.
+pub(crate) const INLINE_COOLDOWN: Duration = Duration::from_secs(1);
+
+/// Jobs a lane runs before it may take inline turns (its average starts at
+/// zero).
+const INLINE_AFTER_JOBS: u64 = 4;
+
+/// Nanoseconds since the first call, for times kept in atomics.
+fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// One lane: a tenant's place in the pool, kept by its instance.
@@ -77,6 +116,10 @@ pub(crate) struct Lane {
     cost_ns: AtomicU64,
     /// Its jobs waiting or running.
     pending: AtomicUsize,
+    /// Jobs it has run (on the pool or inline).
+    jobs: AtomicU64,
+    /// Until when (`now_ns`) it takes no inline turn.
+    no_inline_until: AtomicU64,
 }
 
 impl Lane {
@@ -85,6 +128,8 @@ impl Lane {
             weight: weight.max(1),
             cost_ns: AtomicU64::new(0),
             pending: AtomicUsize::new(0),
+            jobs: AtomicU64::new(0),
+            no_inline_until: AtomicU64::new(0),
         })
     }
 
@@ -103,6 +148,7 @@ impl Lane {
     /// slower ones otherwise, and one cheap job held off its core for a
     /// few milliseconds does not make it heavy.
     fn record(&self, took: Duration) {
+        self.jobs.fetch_add(1, Ordering::Relaxed);
         let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let old = self.cost_ns.load(Ordering::Relaxed);
         let new = if sample >= old {
@@ -122,6 +168,33 @@ pub(crate) enum RunError {
     Closed,
     /// The lane already has `max_pending` jobs waiting or running.
     Busy { pending: usize },
+}
+
+/// A job of a cheap lane running on its caller's thread (see the module's
+/// documentation). Dropping it records the job's time in its lane.
+#[must_use = "the turn ends when it is dropped"]
+pub(crate) struct InlineTurn<'a> {
+    shared: &'a Shared,
+    lane: &'a Lane,
+    started: Instant,
+}
+
+impl InlineTurn<'_> {
+    /// The job was cut off at the inline budget: its lane takes no inline
+    /// turn for [`INLINE_COOLDOWN`], and the caller runs it on the pool.
+    pub(crate) fn overran(self) {
+        let until = now_ns().saturating_add(INLINE_COOLDOWN.as_nanos() as u64);
+        self.lane.no_inline_until.store(until, Ordering::Relaxed);
+        self.shared.inline_overruns.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for InlineTurn<'_> {
+    fn drop(&mut self) {
+        self.lane.record(self.started.elapsed());
+        self.lane.pending.fetch_sub(1, Ordering::Relaxed);
+        self.shared.inline_running.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// A lane's jobs in the queue, and how many of them run now.
@@ -162,6 +235,10 @@ struct Shared {
     /// One per kind of thread, so a job wakes a thread that may take it.
     work: [Condvar; 2],
     queued: AtomicUsize,
+    /// Inline turns running now, and taken in all.
+    inline_running: AtomicUsize,
+    inline_turns: AtomicU64,
+    inline_overruns: AtomicU64,
     shares: Shares,
     /// Most jobs a heavy lane may run at once (automatic bound).
     heavy_cap: usize,
@@ -190,6 +267,9 @@ impl EvalPool {
             state: Mutex::new(State::default()),
             work: [Condvar::new(), Condvar::new()],
             queued: AtomicUsize::new(0),
+            inline_running: AtomicUsize::new(0),
+            inline_turns: AtomicU64::new(0),
+            inline_overruns: AtomicU64::new(0),
             heavy_cap,
             shares,
             background: std::sync::atomic::AtomicBool::new(false),
@@ -267,6 +347,52 @@ impl EvalPool {
         }
         self.shared.submit(queue, lane, job)?;
         rx.await.map_err(|_| RunError::Closed)
+    }
+
+    /// A turn to run a job of `lane` on the caller's thread, if the lane
+    /// may take one now (see the module's documentation). The caller runs
+    /// the job within [`EvalPool::inline_budget`] and drops the turn.
+    pub(crate) fn inline_turn<'a>(&'a self, lane: &'a Lane) -> Option<InlineTurn<'a>> {
+        let shared = &*self.shared;
+        let shares = &shared.shares;
+        if shares.max_inline == 0 || !shares.fair || shares.max_running > 0 || self.threads == 0 {
+            return None;
+        }
+        let cheap = lane.jobs.load(Ordering::Relaxed) >= INLINE_AFTER_JOBS
+            && lane.cost() < shares.heavy / 8
+            && lane.pending() < shares.max_pending;
+        if !cheap || lane.no_inline_until.load(Ordering::Relaxed) > now_ns() {
+            return None;
+        }
+        let running = &shared.inline_running;
+        if running.fetch_add(1, Ordering::Acquire) >= shares.max_inline {
+            running.fetch_sub(1, Ordering::Release);
+            return None;
+        }
+        lane.pending.fetch_add(1, Ordering::Relaxed);
+        shared.inline_turns.fetch_add(1, Ordering::Relaxed);
+        Some(InlineTurn {
+            shared,
+            lane,
+            started: Instant::now(),
+        })
+    }
+
+    /// How long an inline turn may run before the caller must cut it off
+    /// and run the job on the pool instead: `heavy`, the time that would
+    /// make its lane heavy.
+    pub(crate) fn inline_budget(&self) -> Duration {
+        self.shared.shares.heavy
+    }
+
+    /// Inline turns taken since the pool started.
+    pub(crate) fn inline_turns(&self) -> u64 {
+        self.shared.inline_turns.load(Ordering::Relaxed)
+    }
+
+    /// Inline turns cut off at the budget (and run again on the pool).
+    pub(crate) fn inline_overruns(&self) -> u64 {
+        self.shared.inline_overruns.load(Ordering::Relaxed)
     }
 
     /// Jobs waiting for a thread.

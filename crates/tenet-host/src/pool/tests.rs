@@ -373,3 +373,85 @@ async fn a_job_running_past_heavy_makes_its_lane_heavy_at_once() {
     assert!(!first.contains("bg"), "{first}");
     assert_eq!(second, "tenet-eval-bg-0");
 }
+
+fn inline_shares(max_inline: usize) -> Shares {
+    Shares {
+        max_inline,
+        ..Shares::default()
+    }
+}
+
+/// Runs `n` jobs of `took` each through the pool, so the lane has a history.
+async fn warm(pool: &EvalPool, lane: &Arc<Lane>, n: usize, took: Duration) {
+    for _ in 0..n {
+        pool.run(lane, move || std::thread::sleep(took))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_cheap_lane_takes_inline_turns_after_a_few_jobs() {
+    let pool = pool(1, inline_shares(1));
+    let lane = Lane::new(1);
+    // A lane with no history runs on the pool.
+    assert!(pool.inline_turn(&lane).is_none());
+    warm(&pool, &lane, INLINE_AFTER_JOBS as usize, Duration::ZERO).await;
+    let turn = pool.inline_turn(&lane).expect("a cheap lane takes a turn");
+    assert_eq!(lane.pending(), 1, "an inline job counts as pending");
+    // At most max_inline at once, whatever the lane.
+    let other = Lane::new(1);
+    warm(&pool, &other, INLINE_AFTER_JOBS as usize, Duration::ZERO).await;
+    assert!(pool.inline_turn(&other).is_none());
+    drop(turn);
+    assert_eq!(lane.pending(), 0);
+    assert!(pool.inline_turn(&other).is_some());
+    assert_eq!(pool.inline_turns(), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_lane_that_is_not_cheap_takes_no_inline_turn() {
+    let pool = pool(1, inline_shares(1));
+    // Its average (an eighth of the way per job) is past heavy / 8.
+    let lane = Lane::new(1);
+    warm(&pool, &lane, 8, Duration::from_millis(2)).await;
+    assert!(lane.cost() >= Duration::from_micros(125));
+    assert!(pool.inline_turn(&lane).is_none());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_overrun_turn_sends_the_lane_to_the_pool_for_the_cooldown() {
+    let pool = pool(1, inline_shares(1));
+    let lane = Lane::new(1);
+    warm(&pool, &lane, INLINE_AFTER_JOBS as usize, Duration::ZERO).await;
+    pool.inline_turn(&lane).expect("cheap").overran();
+    assert_eq!(lane.pending(), 0);
+    assert_eq!(pool.inline_overruns(), 1);
+    assert!(pool.inline_turn(&lane).is_none(), "cooling down");
+    // Other lanes keep theirs.
+    let other = Lane::new(1);
+    warm(&pool, &other, INLINE_AFTER_JOBS as usize, Duration::ZERO).await;
+    assert!(pool.inline_turn(&other).is_some());
+}
+
+#[test]
+fn inline_turns_are_off_without_max_inline_with_a_fixed_bound_or_unfair() {
+    for shares in [
+        inline_shares(0),
+        Shares {
+            max_running: 2,
+            ..inline_shares(1)
+        },
+        Shares {
+            fair: false,
+            ..inline_shares(1)
+        },
+    ] {
+        let pool = EvalPool::new(1, 1 << 20, shares.clone());
+        let lane = Lane::new(1);
+        for _ in 0..INLINE_AFTER_JOBS {
+            lane.record(Duration::ZERO);
+        }
+        assert!(pool.inline_turn(&lane).is_none(), "{shares:?}");
+    }
+}

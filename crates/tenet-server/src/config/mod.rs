@@ -345,6 +345,9 @@ pub struct FairShareSection {
     pub heavy_after_ms: u64,
     /// Round-robin weight by tenant (default 1).
     pub weights: BTreeMap<String, u32>,
+    /// Cheap tenants evaluate on the async worker that received the
+    /// request, cut off at `heavy_after_ms` (see `tenet::FairShareConfig`).
+    pub inline: bool,
 }
 
 impl Default for FairShareSection {
@@ -356,6 +359,7 @@ impl Default for FairShareSection {
             max_running: d.max_running,
             heavy_after_ms: u64::try_from(d.heavy_after.as_millis()).unwrap_or(u64::MAX),
             weights: d.weights,
+            inline: d.inline,
         }
     }
 }
