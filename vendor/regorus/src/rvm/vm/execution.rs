@@ -148,7 +148,7 @@ impl RegoVM {
             // working data structures coherent.
             #[cfg(debug_assertions)]
             self.assert_vm_invariants();
-            self.memory_check()?;
+            self.memory_check_tick()?;
             if self.executed_instructions >= self.max_instructions {
                 return Err(VmError::InstructionLimitExceeded {
                     limit: self.max_instructions,
@@ -427,7 +427,7 @@ impl RegoVM {
             // exact contract. Compiled out in release.
             #[cfg(debug_assertions)]
             self.assert_vm_invariants();
-            self.memory_check()?;
+            self.memory_check_tick()?;
             self.frame_pc_overridden = false;
             let should_finalize_rule = self.execution_stack.last().is_some_and(|frame| {
                 matches!(
@@ -837,6 +837,30 @@ mod tests {
             assert_eq!(vm.execute().expect("execution succeeds"), Value::Bool(true));
             assert_eq!(vm.executed_instructions, 2);
             assert_eq!(vm.memory_check_count, vm.executed_instructions);
+        }
+    }
+
+    #[allow(clippy::expect_used)]
+    #[test]
+    fn a_memory_check_interval_checks_every_nth_dispatched_instruction() {
+        // Four instructions; with an interval of 3 the loop checks before
+        // the first and the fourth.
+        let mut program = Program::new();
+        program.add_instruction(Instruction::LoadTrue { dest: 0 }, None);
+        program.add_instruction(Instruction::LoadTrue { dest: 0 }, None);
+        program.add_instruction(Instruction::LoadTrue { dest: 0 }, None);
+        program.add_instruction(Instruction::Return { value: 0 }, None);
+        let program = Arc::new(program);
+
+        for mode in [ExecutionMode::RunToCompletion, ExecutionMode::Suspendable] {
+            let mut vm = RegoVM::new();
+            vm.set_execution_mode(mode);
+            vm.set_memory_check_interval(core::num::NonZeroU32::new(3).expect("non-zero"));
+            vm.load_program(program.clone());
+
+            assert_eq!(vm.execute().expect("execution succeeds"), Value::Bool(true));
+            assert_eq!(vm.executed_instructions, 4);
+            assert_eq!(vm.memory_check_count, 2, "{mode:?}");
         }
     }
 

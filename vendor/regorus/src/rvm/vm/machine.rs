@@ -108,6 +108,12 @@ pub struct RegoVM {
     /// Current count of executed instructions
     pub(super) executed_instructions: usize,
 
+    /// The dispatch loops check memory every this many instructions
+    /// (default 1: every instruction).
+    pub(super) memory_check_interval: u32,
+    /// Instructions left before the dispatch loops' next memory check.
+    pub(super) memory_check_countdown: u32,
+
     #[cfg(test)]
     pub(super) memory_check_count: usize,
 
@@ -302,6 +308,8 @@ impl RegoVM {
             max_instructions: 25000, // Default maximum instruction limit
             max_call_depth: DEFAULT_MAX_CALL_DEPTH,
             executed_instructions: 0,
+            memory_check_interval: 1,
+            memory_check_countdown: 1,
             #[cfg(test)]
             memory_check_count: 0,
             #[cfg(all(test, feature = "allocator-memory-limits", not(miri)))]
@@ -429,6 +437,19 @@ impl RegoVM {
     /// Set the maximum number of instructions that can be executed
     pub const fn set_max_instructions(&mut self, max: usize) {
         self.max_instructions = max;
+    }
+
+    /// Check the memory limits (the global limit and this execution's
+    /// budget) every `interval` instructions of the dispatch loop instead of
+    /// before every one (the default, 1). Each check reads thread-local
+    /// allocator counters, which costs several percent of a short
+    /// evaluation. Builtin and rule calls still check before and after they
+    /// run, and builtins refuse values sized from their arguments before
+    /// allocating them, so a larger interval only lets the cheap
+    /// instructions between two checks run before a breach is seen.
+    pub fn set_memory_check_interval(&mut self, interval: core::num::NonZeroU32) {
+        self.memory_check_interval = interval.get();
+        self.memory_check_countdown = 1;
     }
 
     /// Set the maximum nesting of rule and function calls. A call that would
@@ -1291,6 +1312,18 @@ impl RegoVM {
                 pc: self.pc,
             },
         }
+    }
+
+    /// The dispatch loops' memory check: every `memory_check_interval`
+    /// instructions.
+    #[inline]
+    pub(super) fn memory_check_tick(&mut self) -> Result<()> {
+        if self.memory_check_countdown > 1 {
+            self.memory_check_countdown -= 1;
+            return Ok(());
+        }
+        self.memory_check_countdown = self.memory_check_interval;
+        self.memory_check()
     }
 
     #[cfg(all(feature = "allocator-memory-limits", not(miri)))]
