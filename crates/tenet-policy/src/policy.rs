@@ -124,6 +124,9 @@ impl std::fmt::Debug for Policy {
     }
 }
 
+/// How many RVM instructions run between the dispatch loop's memory checks.
+const MEMORY_CHECK_INTERVAL: NonZeroU32 = NonZeroU32::new(16).expect("16 is not zero");
+
 fn timer(limits: &EvalLimits) -> ExecutionTimerConfig {
     ExecutionTimerConfig {
         limit: limits.deadline,
@@ -805,6 +808,10 @@ impl PreparedQuery {
         vm.set_gather_prints(true);
         vm.set_builtin_limits(builtin_limits(&self.limits));
         vm.set_memory_budget_config(memory_budget(&self.limits));
+        // The loop's own check reads thread-local allocator counters; every
+        // 16th instruction is enough, as builtins and rule calls check
+        // before and after they run and refuse sizes past the budget.
+        vm.set_memory_check_interval(MEMORY_CHECK_INTERVAL);
         // One pattern cache per policy, shared by its engines and VMs.
         vm.set_pattern_cache(self.pattern_cache.clone());
         Ok(vm)
