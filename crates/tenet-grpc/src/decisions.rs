@@ -77,6 +77,14 @@ impl DecisionService {
         self
     }
 
+    /// Decisions of tenants at isolation level `session` run in the
+    /// worker of the session key named `name` (the REST API's
+    /// `isolation.session_header`): a call's metadata entry of that name.
+    pub fn with_session_key(mut self, name: &str) -> Self {
+        self.front.set_session_key(name);
+        self
+    }
+
     /// Logs every decision (tracing target `tenet::decision`).
     pub fn with_decision_log(mut self, on: bool) -> Self {
         self.front.console = on;
@@ -91,6 +99,7 @@ impl DecisionService {
     async fn decide_one(
         &self,
         tenant: &str,
+        session: Option<&str>,
         path: &str,
         input: Option<&Document>,
     ) -> Result<Decision, Status> {
@@ -101,17 +110,22 @@ impl DecisionService {
             return Err(Status::invalid_argument("path is required"));
         }
         let (input, json) = documents::to_input(input, self.limits())?;
-        self.decide_input(tenant, path, input, json).await
+        self.decide_input(tenant, session, path, input, json).await
     }
 
     async fn decide_input(
         &self,
         tenant: &str,
+        session: Option<&str>,
         path: &str,
         input: Input,
         json: Option<Value>,
     ) -> Result<Decision, Status> {
-        let decided = self.front.host.decide(tenant, path, &input).await;
+        let decided = self
+            .front
+            .host
+            .decide_in_session(tenant, session, path, &input)
+            .await;
         let decision = decided.map_err(|e| {
             tracing::debug!(%tenant, %path, error = %e, "decision failed");
             host_status(&e)
@@ -137,7 +151,12 @@ impl DecisionService {
         Ok(to_decision(decision, decision_id))
     }
 
-    async fn outcome(&self, defaults: (&str, &str), item: DecideRequest) -> Outcome {
+    async fn outcome(
+        &self,
+        defaults: (&str, &str),
+        session: Option<&str>,
+        item: DecideRequest,
+    ) -> Outcome {
         let tenant = if item.tenant.is_empty() {
             defaults.0
         } else {
@@ -148,7 +167,9 @@ impl DecisionService {
         } else {
             &item.path
         };
-        let result = self.decide_one(tenant, path, item.input.as_ref()).await;
+        let result = self
+            .decide_one(tenant, session, path, item.input.as_ref())
+            .await;
         Outcome {
             id: item.id,
             outcome: Some(match result {
@@ -178,13 +199,14 @@ impl DecisionService {
     async fn authzen_decide(
         &self,
         tenant: &str,
+        session: Option<&str>,
         path: &str,
         document: Value,
     ) -> Result<Value, Status> {
         let input = Input::from_value(&document, self.limits())
             .map_err(|e| crate::status::policy_status(&e))?;
         let decision = self
-            .decide_input(tenant, path, input, Some(document))
+            .decide_input(tenant, session, path, input, Some(document))
             .await?;
         authzen::answer(decision_json(&decision), path).map_err(|e| Status::internal(e.to_string()))
     }
@@ -229,8 +251,9 @@ type OutcomeStream = Pin<Box<dyn Stream<Item = Result<Outcome, Status>> + Send>>
 impl Decisions for DecisionService {
     async fn decide(&self, request: Request<DecideRequest>) -> Result<Response<Decision>, Status> {
         self.front.check_token(request.metadata())?;
+        let session = self.front.session(request.metadata())?;
         let r = request.get_ref();
-        self.decide_one(&r.tenant, &r.path, r.input.as_ref())
+        self.decide_one(&r.tenant, session, &r.path, r.input.as_ref())
             .await
             .map(Response::new)
     }
@@ -240,6 +263,8 @@ impl Decisions for DecisionService {
         request: Request<BatchDecideRequest>,
     ) -> Result<Response<BatchDecideResponse>, Status> {
         self.front.check_token(request.metadata())?;
+        let session = self.front.session(request.metadata())?.map(str::to_owned);
+        let session = session.as_deref();
         let r = request.into_inner();
         let max = self.config.limits.max_batch;
         if r.items.len() > max {
@@ -250,7 +275,7 @@ impl Decisions for DecisionService {
         }
         let defaults = (r.tenant.as_str(), r.path.as_str());
         let outcomes = futures_util::stream::iter(r.items)
-            .map(|item| self.outcome(defaults, item))
+            .map(|item| self.outcome(defaults, session, item))
             .buffered(self.config.limits.max_in_flight.max(1))
             .collect()
             .await;
@@ -264,6 +289,7 @@ impl Decisions for DecisionService {
         request: Request<Streaming<DecideRequest>>,
     ) -> Result<Response<OutcomeStream>, Status> {
         self.front.check_token(request.metadata())?;
+        let session: Option<Arc<str>> = self.front.session(request.metadata())?.map(Arc::from);
         let mut incoming = request.into_inner();
         let in_flight = self.config.limits.max_in_flight.max(1);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Outcome, Status>>(in_flight);
@@ -283,8 +309,9 @@ impl Decisions for DecisionService {
                 match message {
                     Ok(Some(item)) => {
                         let (service, tx) = (service.clone(), tx.clone());
+                        let session = session.clone();
                         tokio::spawn(async move {
-                            let outcome = service.outcome(("", ""), item).await;
+                            let outcome = service.outcome(("", ""), session.as_deref(), item).await;
                             let _ = tx.send(Ok(outcome)).await;
                             drop(permit);
                         });
@@ -305,6 +332,7 @@ impl Decisions for DecisionService {
 
     async fn is(&self, request: Request<IsRequest>) -> Result<Response<IsResponse>, Status> {
         self.front.check_token(request.metadata())?;
+        let session = self.front.session(request.metadata())?;
         let r = request.get_ref();
         if r.tenant.is_empty() {
             return Err(Status::invalid_argument("tenant is required"));
@@ -329,7 +357,7 @@ impl Decisions for DecisionService {
             path.push(name.clone());
             let path = path.join("/");
             let detail = self
-                .decide_input(&r.tenant, &path, input.clone(), json.clone())
+                .decide_input(&r.tenant, session, &path, input.clone(), json.clone())
                 .await?;
             decisions.push(IsDecision {
                 decision: name.clone(),
@@ -345,13 +373,14 @@ impl Decisions for DecisionService {
         request: Request<JsonRequest>,
     ) -> Result<Response<JsonResponse>, Status> {
         self.front.check_token(request.metadata())?;
+        let session = self.front.session(request.metadata())?;
         let r = request.get_ref();
         let body = self.body(r)?;
         let evaluation =
             authzen::evaluation(&body, &Map::new()).map_err(Status::invalid_argument)?;
         let path = self.config.authzen.path(&r.tenant).to_string();
         let answer = self
-            .authzen_decide(&r.tenant, &path, Value::Object(evaluation))
+            .authzen_decide(&r.tenant, session, &path, Value::Object(evaluation))
             .await?;
         Ok(Response::new(json_response(&answer)))
     }
@@ -361,6 +390,7 @@ impl Decisions for DecisionService {
         request: Request<JsonRequest>,
     ) -> Result<Response<JsonResponse>, Status> {
         self.front.check_token(request.metadata())?;
+        let session = self.front.session(request.metadata())?;
         let r = request.get_ref();
         let body = self.body(r)?;
         let path = self.config.authzen.path(&r.tenant).to_string();
@@ -370,7 +400,7 @@ impl Decisions for DecisionService {
             let evaluation =
                 authzen::evaluation(&body, &Map::new()).map_err(Status::invalid_argument)?;
             let answer = self
-                .authzen_decide(&r.tenant, &path, Value::Object(evaluation))
+                .authzen_decide(&r.tenant, session, &path, Value::Object(evaluation))
                 .await?;
             return Ok(Response::new(json_response(&answer)));
         };
@@ -383,7 +413,7 @@ impl Decisions for DecisionService {
         let (tenant, path) = (r.tenant.as_str(), path.as_str());
         let answer = batch
             .run(&body, |evaluation| async move {
-                self.authzen_decide(tenant, path, Value::Object(evaluation))
+                self.authzen_decide(tenant, session, path, Value::Object(evaluation))
                     .await
                     .map_err(|s| (http_status(s.code()), s.message().to_string()))
             })
@@ -393,12 +423,15 @@ impl Decisions for DecisionService {
 
     async fn porc(&self, request: Request<JsonRequest>) -> Result<Response<JsonResponse>, Status> {
         self.front.check_token(request.metadata())?;
+        let session = self.front.session(request.metadata())?;
         let r = request.get_ref();
         let body = self.body(r)?;
         let document =
             porc::input(&body, self.config.porc.input).map_err(Status::invalid_argument)?;
         let path = self.config.porc.path(&r.tenant).to_string();
-        let answer = self.authzen_decide(&r.tenant, &path, document).await?;
+        let answer = self
+            .authzen_decide(&r.tenant, session, &path, document)
+            .await?;
         Ok(Response::new(json_response(&answer)))
     }
 }

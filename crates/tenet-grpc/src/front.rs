@@ -23,7 +23,14 @@ pub(crate) struct Front {
     /// Log every decision (tracing target `tenet::decision`).
     pub(crate) console: bool,
     recorder: Option<Recorder>,
+    /// The metadata key (lowercase) that carries a call's session key, for
+    /// tenants at isolation level `session` (the REST API's
+    /// `isolation.session_header`).
+    session_key: Option<String>,
 }
+
+/// Longest session key (as the REST API's).
+pub(crate) const MAX_SESSION_BYTES: usize = 256;
 
 impl std::fmt::Debug for Front {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,6 +38,7 @@ impl std::fmt::Debug for Front {
             .field("authorize", &self.authorize.is_some())
             .field("console", &self.console)
             .field("recorder", &self.recorder.is_some())
+            .field("session_key", &self.session_key)
             .finish()
     }
 }
@@ -42,7 +50,46 @@ impl Front {
             authorize: None,
             console: false,
             recorder: None,
+            session_key: None,
         }
+    }
+
+    pub(crate) fn set_session_key(&mut self, name: &str) {
+        self.session_key = Some(name.to_ascii_lowercase());
+    }
+
+    /// The session key a call carries in its metadata, if any.
+    pub(crate) fn session<'m>(&self, metadata: &'m MetadataMap) -> Result<Option<&'m str>, Status> {
+        let Some(name) = &self.session_key else {
+            return Ok(None);
+        };
+        metadata
+            .get(name.as_str())
+            .map(|v| self.session_value(v.to_str().ok()))
+            .transpose()
+    }
+
+    /// A session key as given (`None`: not text): printable ASCII, 1 to
+    /// [`MAX_SESSION_BYTES`] bytes, else `INVALID_ARGUMENT`.
+    pub(crate) fn session_value<'v>(&self, value: Option<&'v str>) -> Result<&'v str, Status> {
+        match value {
+            Some(key)
+                if !key.is_empty()
+                    && key.len() <= MAX_SESSION_BYTES
+                    && key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
+            {
+                Ok(key)
+            }
+            _ => Err(Status::invalid_argument(format!(
+                "{}: a session key is 1 to {MAX_SESSION_BYTES} printable ASCII characters",
+                self.session_key.as_deref().unwrap_or("session key")
+            ))),
+        }
+    }
+
+    /// The session key `name`d in `session_key`, if set.
+    pub(crate) fn session_key(&self) -> Option<&str> {
+        self.session_key.as_deref()
     }
 
     pub(crate) fn set_authorize(&mut self, authorize: Authorize) {

@@ -77,6 +77,14 @@ impl ExtAuthz {
         self
     }
 
+    /// Decisions of tenants at isolation level `session` run in the
+    /// worker of the session key named `name` (the REST API's
+    /// `isolation.session_header`): a call's metadata entry of that name, or, first, the checked HTTP request's header of that name.
+    pub fn with_session_key(mut self, name: &str) -> Self {
+        self.front.set_session_key(name);
+        self
+    }
+
     /// Logs every decision (tracing target `tenet::decision`); dry-run
     /// decisions are logged either way.
     pub fn with_decision_log(mut self, on: bool) -> Self {
@@ -94,6 +102,43 @@ impl ExtAuthz {
 
     /// One Check, after authentication.
     pub async fn check_request(&self, request: &CheckRequest) -> Result<CheckResponse, Status> {
+        self.check_in_session(request, None).await
+    }
+
+    /// The session key of a Check: the checked HTTP request's header named
+    /// by the session key (an end user's session), else the call's own
+    /// metadata entry (`call`). The caller turns a malformed key into a
+    /// denial (400), not a gRPC error, which `failure_mode_allow` would
+    /// turn into an allow.
+    fn session<'r>(
+        &self,
+        request: &'r CheckRequest,
+        call: Option<&'r str>,
+    ) -> Result<Option<&'r str>, Status> {
+        let Some(name) = self.front.session_key() else {
+            return Ok(None);
+        };
+        let header = request
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref())
+            .and_then(|h| h.headers.get(name));
+        match header {
+            Some(value) => self.front.session_value(Some(value)).map(Some),
+            None => Ok(call),
+        }
+    }
+
+    async fn check_in_session(
+        &self,
+        request: &CheckRequest,
+        call_session: Option<&str>,
+    ) -> Result<CheckResponse, Status> {
+        let session = match self.session(request, call_session) {
+            Ok(session) => session,
+            Err(s) => return Ok(response::denied(400, s.message().to_string())),
+        };
         let Some(tenant) = tenant::resolve(&self.config, request) else {
             return Ok(response::denied(
                 403,
@@ -127,7 +172,11 @@ impl ExtAuthz {
         };
         let path = self.path(tenant);
         let decision_id = uuid::Uuid::new_v4().to_string();
-        let decided = self.front.host.decide(tenant, path, &input).await;
+        let decided = self
+            .front
+            .host
+            .decide_in_session(tenant, session, path, &input)
+            .await;
         let result = match decided {
             Ok(d) => {
                 self.front.record(tenant, path, &decision_id, &d, || {
@@ -181,7 +230,17 @@ impl Authorization for ExtAuthz {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         self.front.check_token(request.metadata())?;
-        self.check_request(request.get_ref())
+        // A malformed key is a denial here too, never a gRPC error.
+        let call_session = match self.front.session(request.metadata()) {
+            Ok(session) => session,
+            Err(s) => {
+                return Ok(Response::new(response::denied(
+                    400,
+                    s.message().to_string(),
+                )))
+            }
+        };
+        self.check_in_session(request.get_ref(), call_session)
             .await
             .map(Response::new)
     }

@@ -460,12 +460,14 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             let mut ext_authz =
                 tenet_grpc::ExtAuthz::new(host.clone(), config.grpc.ext_authz.clone())
                     .with_authorize(authorize.clone())
+                    .with_session_key(&config.isolation.session_header)
                     .with_decision_log(console);
             let mut decisions =
                 tenet_grpc::DecisionService::new(host.clone(), config.grpc.decisions.clone())
                     .with_authzen(config.authzen.config())
                     .with_porc(config.porc.config())
                     .with_authorize(authorize)
+                    .with_session_key(&config.isolation.session_header)
                     .with_decision_log(console);
             if let Some(recorder) = &state_recorder {
                 ext_authz = ext_authz.with_decision_logs(recorder.clone());

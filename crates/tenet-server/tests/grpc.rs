@@ -127,3 +127,101 @@ async fn serve_answers_ext_authz_beside_rest_with_the_same_token_and_drains_on_s
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// #11's session level over gRPC: the session key (`isolation.session_header`)
+/// comes from the checked HTTP request's header for ext_authz, and from the
+/// call's metadata for `tenet.v1.Decisions`; each session decides in its own
+/// worker (asserted by pid from `/v1/workers`). A malformed key in a Check
+/// is a 400 denial, never a gRPC error (which `failure_mode_allow` would
+/// turn into an allow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_decide_in_their_sessions_worker() {
+    use tenet_grpc::pb::decisions_client::DecisionsClient;
+    use tenet_grpc::pb::{document, DecideRequest, Document};
+
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = support::root().join("crates/tenet-grpc/tests/fixtures/bundles/{tenant}");
+    let config = support::write_config(
+        dir.path(),
+        &format!(
+            "bundles:\n  template: {}\ngrpc:\n  listen: 127.0.0.1:0\nisolation:\n  tenants:\n    acme: session\n",
+            bundles.display()
+        ),
+    );
+    let (server, lines) = support::Server::start_reading(&["--config", &config], 1);
+    let addr = lines[0]
+        .strip_prefix("tenet grpc listening on ")
+        .unwrap_or_else(|| panic!("second line {:?}", lines[0]))
+        .to_string();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .unwrap();
+    let mut authz = AuthorizationClient::new(channel.clone());
+    let mut decisions = DecisionsClient::new(channel);
+    let with_session = |session: &str| {
+        let mut r = request("acme", "/public");
+        let http = r
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+            .unwrap();
+        http.headers.insert("x-session-id".into(), session.into());
+        r
+    };
+
+    let checked = authz.check(with_session("e1")).await.unwrap().into_inner();
+    assert_eq!(checked.status.unwrap().code, 0);
+    let mut decide = tonic::Request::new(DecideRequest {
+        tenant: "acme".into(),
+        path: "envoy/authz/public".into(),
+        input: Some(Document {
+            kind: Some(document::Kind::Json(
+                br#"{"parsed_path": ["public"]}"#.to_vec(),
+            )),
+        }),
+        id: String::new(),
+    });
+    decide
+        .metadata_mut()
+        .insert("x-session-id", "g1".parse().unwrap());
+    let decided = decisions.decide(decide).await.unwrap().into_inner();
+    assert_eq!(decided.result_json, b"true");
+
+    let http = support::client(10);
+    let report: serde_json::Value = http
+        .get(server.url("/v1/workers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pid = |session: &str| {
+        report["result"]["report"]["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["tenant"] == "acme" && w["session"] == session)
+            .and_then(|w| w["pid"].as_u64())
+            .unwrap_or_else(|| panic!("no worker for session {session}: {report}"))
+    };
+    let (e1, g1) = (pid("e1"), pid("g1"));
+    assert_ne!(e1, g1, "two sessions never share a process");
+    assert_ne!(e1, u64::from(server.child.id()));
+
+    let refused = authz
+        .check(with_session(&"x".repeat(300)))
+        .await
+        .expect("a denial, not a gRPC error")
+        .into_inner();
+    assert_eq!(refused.status.unwrap().code, 7, "PERMISSION_DENIED");
+    let denied = refused.http_response.unwrap();
+    let tenet_grpc::envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse::DeniedResponse(denied) = denied else {
+        panic!("not a denied response");
+    };
+    assert_eq!(denied.status.unwrap().code, 400);
+}
