@@ -255,6 +255,7 @@ fn hostile_policies_fail_per_evaluation_and_the_process_survives() {
             }
             let p = compiled.unwrap_or_else(|e| panic!("{name} ({force:?}): {e}"));
             let got = p.evaluation(case["query"].as_str().unwrap(), &input);
+            let answered = got.as_ref().map(|e| e.result.clone()).map_err(|e| e.kind());
             // The interpreter has no instruction counter; its deadline stops
             // what the VM's instruction cap stops.
             let want = match force {
@@ -279,8 +280,17 @@ fn hostile_policies_fail_per_evaluation_and_the_process_survives() {
                 }
                 (None, Err(e)) => panic!("{name} ({force:?}): unexpected error {e}"),
             }
-            // The same compiled policy keeps answering after the failure.
-            assert!(p.evaluation("data", &Input::none()).is_ok() || case.get("error").is_some());
+            // The same compiled policy answers the same again: nothing of
+            // the first evaluation (failed or not) leaks into the next.
+            let again = p.evaluation(case["query"].as_str().unwrap(), &input);
+            assert_eq!(
+                again
+                    .as_ref()
+                    .map(|e| e.result.clone())
+                    .map_err(|e| e.kind()),
+                answered,
+                "{name} ({force:?}), evaluated again"
+            );
         }
         seen += 1;
     }
