@@ -1952,10 +1952,13 @@ impl<'source> Parser<'source> {
     }
 
     pub fn parse_query_or_literal_stmt(&mut self) -> Result<Query> {
-        let state = self.clone();
         let mut span = self.tok.1.clone();
 
         if self.token_text() == "{" {
+            // Only a `{` may start either; the parser is saved (a clone of
+            // its whole state) only then, to back out of a query that is a
+            // literal after all.
+            let state = self.clone();
             self.next_token()?;
             let pos = self.end;
             match self.parse_query(span.clone(), "}") {
@@ -1966,10 +1969,9 @@ impl<'source> Parser<'source> {
                 }
                 _ => (),
             }
+            // Restore state.
+            *self = state;
         }
-
-        // Restore state.
-        *self = state;
         let stmts = vec![self.parse_literal_stmt()?];
         span.end = self.end;
         Ok(Query {
@@ -2193,11 +2195,10 @@ impl<'source> Parser<'source> {
     }
 
     pub fn parse_rule(&mut self) -> Result<Rule> {
-        let pos = self.end;
-        match self.parse_default_rule() {
-            Ok(r) => return Ok(r),
-            Err(e) if pos != self.end => return Err(e),
-            _ => (),
+        // Only a rule that starts with `default` can be a default rule:
+        // trying every rule as one built (and dropped) an error each time.
+        if self.token_text() == "default" {
+            return self.parse_default_rule();
         }
 
         let mut span = self.tok.1.clone();

@@ -6,40 +6,15 @@
 //! must not allocate an error value, or a copy of the rule's metadata, that
 //! nothing uses (`ok_or` builds its error eagerly; `RuleInfo::clone` copies
 //! names and tables).
-#![cfg(feature = "rvm")]
 
+use crate::counting::counted;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::vm::RegoVM;
 use regorus::{Engine, Rc, Value};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-/// The counter is process-wide: one measurement at a time.
-static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 /// Allocations made by one execution of `data.test.p` in `module`, with
 /// `n` as `input.n`.
 fn allocations(module: &str, n: i64) -> usize {
-    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let mut engine = Engine::new();
     engine
         .add_policy("test.rego".to_string(), module.to_string())
@@ -51,16 +26,13 @@ fn allocations(module: &str, n: i64) -> usize {
     let mut vm = RegoVM::new();
     vm.load_program(program);
     let input = Value::from_json_str(&format!("{{\"n\": {n}}}")).expect("input");
-    vm.set_input(input);
+    vm.set_input(input.clone());
     // One run first, so lazily built state is not counted.
     assert_eq!(vm.execute().expect("run"), Value::from(true));
-    vm.set_input(Value::from_json_str(&format!("{{\"n\": {n}}}")).expect("input"));
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
-    let value = vm.execute();
-    COUNTING.store(false, Ordering::Relaxed);
+    vm.set_input(input);
+    let (value, allocations) = counted(|| vm.execute());
     assert_eq!(value.expect("run"), Value::from(true));
-    ALLOCATIONS.load(Ordering::Relaxed)
+    allocations
 }
 
 /// Extra allocations per loop iteration of `body` over the same loop with
