@@ -37,6 +37,6 @@ pub use isolation::{
     IsolationLevel, IsolationRules, Offload, OffloadError, OffloadRequest, Strike,
 };
 pub use overlay::{DataWrite, PatchKind, PatchOp, PolicyModule, WriteOutcome};
-pub use snapshot::{HostStats, TenantSnapshot};
+pub use snapshot::{HostStats, TenantCounters, TenantSnapshot};
 pub use tally::{DecisionTally, Outcome, LATENCY_BOUNDS_US};
 pub use tenant::{validate_tenant, SourceFactory, SourceTemplate, MAX_TENANT_LEN};

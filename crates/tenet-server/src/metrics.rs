@@ -27,7 +27,7 @@
 //! This module only counts and encodes; it makes no decisions and changes
 //! no state of the host.
 
-use crate::label_cap::{label, LabelCap};
+use crate::label_cap::{LabelCap, OTHER};
 use crate::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -477,10 +477,10 @@ impl Collector for HostCollector {
             counter(e, name, help, value)?;
         }
 
-        let tenants = host.tenants();
+        let tenants = host.tenant_counters();
         let members = self
             .cap
-            .update(tenants.iter().map(|t| (t.tenant.as_str(), t.decisions)));
+            .update(tenants.iter().map(|t| (&*t.tenant, t.decisions)));
         let by_state = [
             InstanceState::Loading,
             InstanceState::Active,
@@ -502,7 +502,7 @@ impl Collector for HostCollector {
         type PerTenant = (
             &'static str,
             &'static str,
-            fn(&tenet::TenantSnapshot) -> u64,
+            fn(&tenet::TenantCounters) -> u64,
         );
         let counters: [PerTenant; 8] = [
             ("tenet_decisions", "Decisions answered, per tenant", |t| {
@@ -545,7 +545,7 @@ impl Collector for HostCollector {
             ),
         ];
         for (name, help, value) in counters {
-            let rows = tenants.iter().map(|t| (t.tenant.as_str(), value(t)));
+            let rows = tenants.iter().map(|t| (&*t.tenant, value(t)));
             per_tenant(e, name, help, true, per_label(rows, &members, add))?;
         }
         crate::tenant_metrics::encode(e, &tenants, &members)?;
@@ -558,7 +558,7 @@ impl Collector for HostCollector {
                 None,
                 prometheus_client::metrics::MetricType::Gauge,
             )?;
-            for t in tenants.iter().filter(|t| members.contains(&t.tenant)) {
+            for t in tenants.iter().filter(|t| members.contains(&*t.tenant)) {
                 // Two keys that read the same once sanitized: the first wins.
                 let mut seen = HashSet::new();
                 let labels: Vec<(String, String)> = t
@@ -600,7 +600,7 @@ impl Collector for HostCollector {
             } else {
                 add
             };
-            let rows = tenants.iter().map(|t| (t.tenant.as_str(), value(t)));
+            let rows = tenants.iter().map(|t| (&*t.tenant, value(t)));
             per_tenant(e, name, help, false, per_label(rows, &members, fold))?;
         }
         Ok(())
@@ -629,11 +629,20 @@ fn per_label<'a>(
     fold: fn(u64, u64) -> u64,
 ) -> BTreeMap<&'a str, u64> {
     let mut by_label: BTreeMap<&str, u64> = BTreeMap::new();
+    // Most tenants fold into `__other__`: kept apart, out of the map.
+    let mut other: Option<u64> = None;
     for (tenant, v) in rows {
-        by_label
-            .entry(label(members, tenant))
-            .and_modify(|n| *n = fold(*n, v))
-            .or_insert(v);
+        if members.contains(tenant) {
+            by_label
+                .entry(tenant)
+                .and_modify(|n| *n = fold(*n, v))
+                .or_insert(v);
+        } else {
+            other = Some(other.map_or(v, |n| fold(n, v)));
+        }
+    }
+    if let Some(v) = other {
+        by_label.insert(OTHER, v);
     }
     by_label
 }

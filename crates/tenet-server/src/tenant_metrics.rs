@@ -5,14 +5,14 @@
 //! metrics.rs's, with the other per-tenant counters.) Tenants without their own series
 //! (label_cap.rs) are added up under `tenant="__other__"`. Encoding only.
 
-use crate::label_cap::label;
+use crate::label_cap::{label, OTHER};
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 use std::collections::{BTreeMap, HashSet};
-use tenet::TenantSnapshot;
+use tenet::TenantCounters;
 
 /// A histogram already counted: buckets (upper bound in seconds, count,
 /// not cumulative), sum and count.
@@ -48,23 +48,32 @@ fn bounds() -> Vec<f64> {
 /// Encodes the families for `tenants`; `members` keep their own label.
 pub(crate) fn encode(
     e: &mut DescriptorEncoder,
-    tenants: &[TenantSnapshot],
+    tenants: &[TenantCounters],
     members: &HashSet<String>,
 ) -> Result<(), std::fmt::Error> {
     // Decisions by outcome: errors are the decisions that failed.
     {
+        const OUTCOMES: [&str; 5] = ["allow", "deny", "defined", "undefined", "error"];
         let mut by: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        // Most tenants fold into `__other__`: summed apart, out of the map.
+        let mut other: Option<[u64; 5]> = None;
         for t in tenants {
-            let tenant = label(members, &t.tenant);
             let s = &t.tally;
-            for (outcome, n) in [
-                ("allow", s.allow),
-                ("deny", s.deny),
-                ("defined", s.defined),
-                ("undefined", s.undefined),
-                ("error", t.decision_errors),
-            ] {
-                *by.entry((tenant, outcome)).or_default() += n;
+            let counts = [s.allow, s.deny, s.defined, s.undefined, t.decision_errors];
+            if members.contains(&*t.tenant) {
+                for (outcome, n) in OUTCOMES.into_iter().zip(counts) {
+                    *by.entry((&*t.tenant, outcome)).or_default() += n;
+                }
+            } else {
+                let sum = other.get_or_insert([0; 5]);
+                for (slot, n) in sum.iter_mut().zip(counts) {
+                    *slot += n;
+                }
+            }
+        }
+        if let Some(sum) = other {
+            for (outcome, n) in OUTCOMES.into_iter().zip(sum) {
+                by.insert((OTHER, outcome), n);
             }
         }
         let mut m = e.encode_descriptor(
@@ -86,12 +95,9 @@ pub(crate) fn encode(
             None,
             MetricType::Gauge,
         )?;
-        for t in tenants.iter().filter(|t| members.contains(&t.tenant)) {
+        for t in tenants.iter().filter(|t| members.contains(&*t.tenant)) {
             if let Some(revision) = &t.revision {
-                let labels = [
-                    ("tenant", t.tenant.as_str()),
-                    ("revision", revision.as_str()),
-                ];
+                let labels = [("tenant", &*t.tenant), ("revision", &**revision)];
                 ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
             }
         }

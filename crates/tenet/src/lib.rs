@@ -22,8 +22,8 @@ pub use tenet_host::{
     validate_tenant, DataWrite, Decision, DecisionCacheConfig, DecisionTally, FairShareConfig,
     Host, HostConfig, HostError, HostStats, InstanceState, IsolationLevel, IsolationRules, Lease,
     Offload, OffloadError, OffloadRequest, Outcome, PatchKind, PatchOp, PolicyModule,
-    PollingConfig, ReferenceChange, SourceFactory, SourceTemplate, Strike, TenantSnapshot,
-    WeakHost, WriteOutcome, LATENCY_BOUNDS_US,
+    PollingConfig, ReferenceChange, SourceFactory, SourceTemplate, Strike, TenantCounters,
+    TenantSnapshot, WeakHost, WriteOutcome, LATENCY_BOUNDS_US,
 };
 pub use tenet_isolation::{
     parse_worker_args, run_worker, Adaptive, AdaptiveConfig, Supervisor, SupervisorConfig,
