@@ -95,6 +95,14 @@ impl Grpc {
         self.routes.clone()
     }
 
+    /// The same services behind routes that `wrap` makes of these: for an
+    /// embedder's layers (the server's metrics) on every port that serves
+    /// them.
+    pub fn map_routes(mut self, wrap: impl FnOnce(Routes) -> Routes) -> Self {
+        self.routes = wrap(self.routes);
+        self
+    }
+
     /// Health turns `NOT_SERVING` for every service (at shutdown).
     pub async fn set_not_serving(&self) {
         self.reporter

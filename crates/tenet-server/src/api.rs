@@ -66,6 +66,9 @@ pub struct AppState {
     /// Run every request in a span that joins the caller's trace
     /// (traces.rs); set when traces are exported.
     pub traces: bool,
+    /// The gRPC calls' families in `/metrics` (grpc_metrics.rs): wrap the
+    /// gRPC routes with [`crate::GrpcMetrics::instrument`] to fill them.
+    pub grpc_metrics: crate::GrpcMetrics,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ impl AppState {
             session_header: None,
             recent: Default::default(),
             traces: false,
+            grpc_metrics: Default::default(),
         }
     }
 }

@@ -430,6 +430,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         restore_pushed(&host).await;
         let state_auth = state.auth.clone();
         let state_recorder = state.decision_logs.clone();
+        let grpc_metrics = state.grpc_metrics.clone();
         let app = tenet_server::app(state);
         let server_options = tenet_server::ServeOptions {
             drain_timeout: Duration::from_secs(config.server.drain_seconds),
@@ -480,7 +481,8 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             Some(
                 tenet_grpc::Grpc::new(&config.grpc, services)
                     .await
-                    .context("configuring gRPC")?,
+                    .context("configuring gRPC")?
+                    .map_routes(|routes| grpc_metrics.instrument(routes)),
             )
         } else {
             None

@@ -55,6 +55,7 @@ mod batch;
 pub mod config;
 pub mod decision_log;
 mod error;
+mod grpc_metrics;
 mod idle;
 mod input;
 mod label_cap;
@@ -72,6 +73,7 @@ mod workers;
 pub use api::{app, AppState};
 pub use axum::http::HeaderName;
 pub use error::ApiError;
+pub use grpc_metrics::GrpcMetrics;
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use tls::{TlsConfig, TlsError};
 

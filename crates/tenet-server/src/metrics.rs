@@ -67,7 +67,7 @@ struct HandlerLabels {
     handler: String,
 }
 
-fn histogram() -> Histogram {
+pub(crate) fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
@@ -101,9 +101,11 @@ impl Metrics {
         logs: Option<tenet_telemetry::DecisionLogs>,
         max_tenant_labels: usize,
         workers: Option<tenet::Supervisor>,
+        grpc: &crate::GrpcMetrics,
     ) -> Self {
         let cap = Arc::new(LabelCap::new(max_tenant_labels));
         let mut registry = Registry::default();
+        grpc.register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "tenet_http_requests",
@@ -152,6 +154,7 @@ pub(crate) fn instrument(router: Router, state: &Arc<AppState>) -> Router {
         state.decision_logs.as_ref().map(|r| r.logs().clone()),
         state.max_tenant_labels,
         state.workers.clone(),
+        &state.grpc_metrics,
     ));
     let scrape = {
         let metrics = metrics.clone();

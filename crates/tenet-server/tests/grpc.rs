@@ -225,3 +225,79 @@ async fn grpc_calls_decide_in_their_sessions_worker() {
     };
     assert_eq!(denied.status.unwrap().code, 400);
 }
+
+/// gRPC calls are in `/metrics`, by method and status code, with their
+/// duration; a method tenet does not serve counts under `unknown`, so
+/// random method names cannot grow `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_are_counted_in_metrics_by_method_and_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = support::root().join("crates/tenet-grpc/tests/fixtures/bundles/{tenant}");
+    let config = support::write_config(
+        dir.path(),
+        &format!(
+            "bundles:\n  template: {}\ngrpc:\n  listen: 127.0.0.1:0\n",
+            bundles.display()
+        ),
+    );
+    let (server, lines) = support::Server::start_reading(&["--config", &config], 1);
+    let addr = lines[0]
+        .strip_prefix("tenet grpc listening on ")
+        .unwrap_or_else(|| panic!("second line {:?}", lines[0]))
+        .to_string();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .unwrap();
+    let mut authz = AuthorizationClient::new(channel);
+    for path in ["/public", "/public", "/private"] {
+        authz.check(request("acme", path)).await.unwrap();
+    }
+    // A tenant that does not exist is a denial (OK with a 403 inside).
+    authz.check(request("nobody", "/public")).await.unwrap();
+    // Methods nobody serves, each with another name.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        let resp = h2
+            .post(format!("http://{addr}/tenet.v1.Decisions/Nope{i}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(vec![0u8, 0, 0, 0, 0])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["grpc-status"], "12");
+    }
+
+    let text = support::client(10)
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = |labels: &str| {
+        let prefix = format!("tenet_grpc_calls_total{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix}in\n{text}"))
+            .to_string()
+    };
+    let check = "/envoy.service.auth.v3.Authorization/Check";
+    assert_eq!(sample(&format!("method=\"{check}\",code=\"OK\"")), "4");
+    assert_eq!(sample("method=\"unknown\",code=\"UNIMPLEMENTED\""), "5");
+    assert!(!text.contains("Nope"), "method names of unknown calls leak");
+    assert!(
+        text.contains(&format!(
+            "tenet_grpc_call_duration_seconds_count{{method=\"{check}\"}} 4"
+        )),
+        "{text}"
+    );
+}

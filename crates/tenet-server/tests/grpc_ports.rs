@@ -139,6 +139,24 @@ async fn one_tls_port_serves_rest_and_grpc_by_content_type() {
         rest_answers(&builder.build().unwrap(), &base).await;
     }
     grpc_answers(channel(base.clone(), Some(&ca)).await.unwrap()).await;
+    // Calls on the shared port are in /metrics too.
+    let metrics = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "tenet_grpc_calls_total{method=\"/tenet.v1.Decisions/Decide\",code=\"OK\"} 1"
+        ),
+        "{metrics}"
+    );
     // The REST API's own routes do not answer gRPC's content type on
     // HTTP/1.1: gRPC is HTTP/2 only.
     let r = reqwest::Client::builder()
