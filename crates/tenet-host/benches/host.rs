@@ -173,8 +173,11 @@ deny_reasons contains msg if {
 /// per instance. With `trim`, the sweeper drops idle evaluators right away
 /// (`trim_after: 0`, a sweep every 100 tenants), as it does for tenants idle
 /// for `trim_after` (10 s by default); without, every tenant keeps the
-/// evaluator of its decision.
-fn memory(tenants: Tenants, n: usize, trim: bool) {
+/// evaluator of its decision. With `busy` as well, every tenant then decides
+/// once more: the steady state of a tenant that keeps deciding on its
+/// paths (its evaluator back, its analysed engine still dropped, as the
+/// sweeper leaves a busy tenant after `trim_after` without a new path).
+fn memory(tenants: Tenants, n: usize, trim: bool, busy: bool) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let payments = examples().join("bundles/payments");
@@ -251,6 +254,12 @@ fn memory(tenants: Tenants, n: usize, trim: bool) {
         }
     }
     host.sweep();
+    if busy {
+        for i in 0..n {
+            rt.block_on(host.decide(&format!("t{i}"), path, &input))
+                .unwrap();
+        }
+    }
     let after = rss_bytes();
     let stats = host.stats();
     println!(
@@ -260,7 +269,11 @@ fn memory(tenants: Tenants, n: usize, trim: bool) {
             Tenants::OwnPaymentsEach => "own_payments_each",
             Tenants::OwnSmallRbacEach => "own_small_rbac_each",
         },
-        if trim { "/trimmed" } else { "" },
+        match (trim, busy) {
+            (true, true) => "/busy",
+            (true, false) => "/trimmed",
+            _ => "",
+        },
         n,
         (after - before) as f64 / (1 << 20) as f64,
         (after - before) as f64 / 1024.0 / n as f64,
@@ -304,11 +317,18 @@ fn main() {
             .unwrap_or(10_000);
         let only = std::env::var("TENET_BENCH_MEMORY").ok();
         let passes = [
-            ("one_shared_bundle", Tenants::OneSharedBundle, n, false),
+            (
+                "one_shared_bundle",
+                Tenants::OneSharedBundle,
+                n,
+                false,
+                false,
+            ),
             (
                 "own_payments_each",
                 Tenants::OwnPaymentsEach,
                 n.min(10_000),
+                false,
                 false,
             ),
             (
@@ -316,18 +336,40 @@ fn main() {
                 Tenants::OwnPaymentsEach,
                 n.min(10_000),
                 true,
+                false,
             ),
-            ("own_small_rbac_each", Tenants::OwnSmallRbacEach, n, false),
+            (
+                "own_payments_each/busy",
+                Tenants::OwnPaymentsEach,
+                n.min(10_000),
+                true,
+                true,
+            ),
+            (
+                "own_small_rbac_each",
+                Tenants::OwnSmallRbacEach,
+                n,
+                false,
+                false,
+            ),
             (
                 "own_small_rbac_each/trimmed",
                 Tenants::OwnSmallRbacEach,
                 n,
                 true,
+                false,
+            ),
+            (
+                "own_small_rbac_each/busy",
+                Tenants::OwnSmallRbacEach,
+                n,
+                true,
+                true,
             ),
         ];
-        for (name, tenants, n, trim) in passes {
+        for (name, tenants, n, trim, busy) in passes {
             if only.as_deref().is_none_or(|o| o == name) {
-                memory(tenants, n, trim);
+                memory(tenants, n, trim, busy);
             }
         }
     }

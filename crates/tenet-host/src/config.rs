@@ -18,7 +18,10 @@ pub struct HostConfig {
     pub sweep_interval: Duration,
     /// An instance that has made no decision for this long drops the
     /// evaluators pooled for it (the sweeper checks; the next decision
-    /// builds one again), so idle tenants hold only their compiled policy.
+    /// builds one again), so idle tenants hold only their compiled policy;
+    /// a busy one drops its policy's analysed engine once no new path,
+    /// interpreter fallback or error report has needed it for this long
+    /// (the RVM decides without it; the next need rebuilds it, a compile).
     /// Default 10 s.
     pub trim_after: Duration,
     /// Create and load an instance on the first decision for an unknown

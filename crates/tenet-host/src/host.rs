@@ -745,6 +745,20 @@ impl HostInner {
                 if let Some(activation) = instance.current().as_ref() {
                     activation.policy.trim();
                 }
+            } else if let Some(activation) = instance.current().as_ref() {
+                // A busy instance keeps its evaluators; it drops the
+                // analysed engine once nothing has needed it for as long.
+                let uses = activation.policy.engine_uses();
+                if instance.engine_uses_seen.swap(uses, Ordering::Relaxed) != uses {
+                    instance.engine_unused_since.store(now, Ordering::Relaxed);
+                } else if now
+                    >= instance
+                        .engine_unused_since
+                        .load(Ordering::Relaxed)
+                        .saturating_add(trim_after)
+                {
+                    activation.policy.drop_engine();
+                }
             }
             if instance.in_use(now, idle_timeout) || instance.is_collected() {
                 continue;

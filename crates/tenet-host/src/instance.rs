@@ -80,6 +80,11 @@ pub(crate) struct Instance {
     /// `last_used` when the sweeper last dropped the pooled evaluators, so
     /// an idle instance is trimmed once, not at every sweep.
     pub(crate) trimmed_at_use: AtomicU64,
+    /// The policy's `engine_uses` at the last sweep, and since when (host
+    /// time) it has not changed: a busy instance drops its analysed engine
+    /// after `trim_after` without a use.
+    pub(crate) engine_uses_seen: AtomicU64,
+    pub(crate) engine_unused_since: AtomicU64,
     pub(crate) decisions: AtomicU64,
     pub(crate) decision_errors: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
@@ -128,6 +133,8 @@ impl Instance {
             idle_since: AtomicU64::new(now),
             last_used: AtomicU64::new(now),
             trimmed_at_use: AtomicU64::new(u64::MAX),
+            engine_uses_seen: AtomicU64::new(u64::MAX),
+            engine_unused_since: AtomicU64::new(0),
             decisions: AtomicU64::new(0),
             decision_errors: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),

@@ -201,6 +201,39 @@ async fn idle_instances_drop_their_pooled_evaluators() {
     assert_eq!(h.tenant("a").unwrap().idle_evaluators, 1);
 }
 
+/// #9, memory per busy tenant: an instance that keeps deciding on the
+/// same path keeps its evaluator but drops its policy's analysed engine
+/// once nothing has needed it for `trim_after`, and keeps answering.
+#[tokio::test(start_paused = true)]
+async fn busy_instances_drop_their_analysed_engine() {
+    let f = fixture(&["a"]);
+    let h = host(
+        &f,
+        false,
+        HostConfig {
+            trim_after: Duration::from_secs(10),
+            ..config()
+        },
+    );
+    let _lease = h.acquire("a").unwrap();
+    assert_eq!(allow(&h, "a").await.unwrap(), Some(json!(true)));
+    let busy = h.tenant("a").unwrap().approx_bytes;
+    h.sweep();
+    for _ in 0..3 {
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert_eq!(allow(&h, "a").await.unwrap(), Some(json!(true)));
+        h.sweep();
+    }
+    let t = h.tenant("a").unwrap();
+    assert!(t.approx_bytes < busy, "{} of {busy}", t.approx_bytes);
+    assert_eq!(t.idle_evaluators, 1, "busy: the evaluator stays");
+    // A new path brings the engine back, for another `trim_after`.
+    let roles = h.decide("a", "data.app.rev", &alice()).await.unwrap();
+    assert_eq!(roles.result, Some(json!("one")));
+    h.sweep();
+    assert_eq!(h.tenant("a").unwrap().approx_bytes, busy);
+}
+
 #[tokio::test(start_paused = true)]
 async fn on_demand_instances_live_until_idle_then_grace() {
     let f = fixture(&["a"]);

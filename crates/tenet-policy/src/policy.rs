@@ -97,6 +97,8 @@ struct Inner {
     /// the largest part of a small policy, and the RVM does not need it to
     /// decide) and rebuilt from `modules` on the next need.
     template: ArcSwapOption<Engine>,
+    /// How many times `template` was asked for (`engine_uses`).
+    template_uses: AtomicU64,
     /// Whether each of `modules` is Rego v0, to rebuild `template`.
     modules_v0: Vec<bool>,
     data: Value,
@@ -188,6 +190,7 @@ fn build_engine(
 impl Inner {
     /// The analysed engine, rebuilt if `trim` dropped it.
     fn template(&self) -> Result<Arc<Engine>, PolicyError> {
+        self.template_uses.fetch_add(1, Ordering::Relaxed);
         if let Some(engine) = self.template.load_full() {
             return Ok(engine);
         }
@@ -259,6 +262,7 @@ impl Policy {
                 revision,
                 digest,
                 template: ArcSwapOption::from_pointee(engine),
+                template_uses: AtomicU64::new(0),
                 modules_v0,
                 data,
                 options,
@@ -432,6 +436,23 @@ impl Policy {
                 query.trim();
             }
         }
+    }
+
+    /// How many times the analysed engine has been asked for (a new path
+    /// prepared, an interpreter fallback built, a located error report):
+    /// a caller that sees this number unchanged for a while may
+    /// [`Policy::drop_engine`].
+    pub fn engine_uses(&self) -> u64 {
+        self.inner.template_uses.load(Ordering::Relaxed)
+    }
+
+    /// Drops the analysed engine (not the evaluators). A policy that keeps
+    /// deciding on paths it has prepared for the RVM does not need it, and
+    /// it is most of a small policy's memory; prepared queries on the
+    /// interpreter keep their own reference, so this never slows them. The
+    /// next need rebuilds it (a compile). Returns whether it was there.
+    pub fn drop_engine(&self) -> bool {
+        self.inner.template.swap(None).is_some()
     }
 
     /// Evaluators pooled by this policy's prepared queries, ready for the

@@ -327,6 +327,42 @@ fn rules_with_several_definitions_run_on_the_vm_and_conflicts_are_errors() {
     );
 }
 
+/// #9, memory per busy tenant: `engine_uses` counts what needs the
+/// analysed engine (a new path, an error report), not decisions on
+/// prepared RVM paths; `drop_engine` drops it and keeps the evaluators, and
+/// the next new path rebuilds it.
+#[test]
+fn a_policy_deciding_on_prepared_paths_needs_no_engine() {
+    let b = bundle(&[("app/rbac.rego", RBAC), ("data.json", RBAC_DATA)]);
+    let p = compile(&b, Evaluator::Vm, EvalLimits::default());
+    let alice = input(json!({"user": "alice", "action": "write"}));
+    assert_eq!(
+        p.evaluate("data.app.rbac.allow", &alice).unwrap(),
+        Some(json!(true))
+    );
+    let uses = p.engine_uses();
+    assert!(uses >= 1, "preparing a path uses the engine");
+    let busy = p.approx_bytes();
+    assert!(p.drop_engine());
+    assert!(!p.drop_engine(), "already dropped");
+    assert!(p.approx_bytes() < busy, "{} of {busy}", p.approx_bytes());
+    for _ in 0..3 {
+        assert_eq!(
+            p.evaluate("data.app.rbac.allow", &alice).unwrap(),
+            Some(json!(true))
+        );
+    }
+    assert_eq!(p.engine_uses(), uses, "decisions need no engine");
+    assert_eq!(p.idle_evaluators(), 1, "the evaluator stays");
+    // A new path rebuilds it.
+    assert_eq!(
+        p.evaluate("data.app.rbac.roles", &alice).unwrap(),
+        Some(json!(["admin"]))
+    );
+    assert!(p.engine_uses() > uses);
+    assert_eq!(p.approx_bytes(), busy);
+}
+
 /// #9, memory per tenant: a trimmed policy drops its pooled evaluators and
 /// its analysed engine, and rebuilds what it needs: it still decides,
 /// prepares new paths (on both evaluators) and reports an RVM conflict with
