@@ -288,7 +288,15 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
     // The config is checked before anything starts, so a bad one fails
     // with its file, key and reason and nothing else on the screen.
     let config = args.config()?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    // The async workers get the evaluation threads' stack (8 MiB, reserved
+    // and touched only as used): a cheap tenant's evaluation may take an
+    // inline turn on one of them (host.fair_share.inline), and its depth
+    // bounds then have the same room as on the evaluation pool.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(tenet::HostConfig::default().eval_stack_bytes)
+        .build()
+        .context("starting the runtime")?;
     let traces = logging(&config, &runtime)?;
     let drain = Duration::from_secs(config.server.drain_seconds);
     let served = runtime.block_on(async move {
