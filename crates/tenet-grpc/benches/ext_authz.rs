@@ -14,7 +14,8 @@
 //!
 //! Run: `cargo bench -p tenet-grpc --bench ext_authz` (`-- --secs N` per
 //! level; `TENET_BENCH_INLINE=1` evaluates on the async workers instead of
-//! the evaluation pool).
+//! the evaluation pool; `TENET_BENCH_POOL=1` turns inline turns off, so
+//! every evaluation is handed to the pool).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;

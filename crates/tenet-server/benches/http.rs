@@ -14,7 +14,8 @@
 //!
 //! Run: `cargo bench -p tenet-server --bench http` (`-- --secs N` per level;
 //! `TENET_BENCH_INLINE=1` evaluates on the async workers instead of the
-//! evaluation pool).
+//! evaluation pool; `TENET_BENCH_POOL=1` turns inline turns off, so every
+//! evaluation is handed to the pool).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::routing::post;
