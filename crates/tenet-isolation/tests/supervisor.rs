@@ -229,9 +229,11 @@ async fn a_decision_past_its_kill_time_kills_the_worker_only() {
         &[("spin", SPIN), ("shared", ALLOW)],
         &[("spin", IsolationLevel::Tenant)],
         |c, h| {
-            // The engine's own deadline is far away: the kill must come
-            // from the supervisor.
+            // The engine's own deadline and instruction cap are far away
+            // (a faster VM ran into the default cap before 300 ms): the
+            // kill must come from the supervisor.
             h.eval_limits.deadline = Duration::from_secs(60);
+            h.eval_limits.max_instructions = usize::MAX;
             c.kill_after = Some(Duration::from_millis(300));
         },
     );

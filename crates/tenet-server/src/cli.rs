@@ -359,6 +359,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
             },
             eval_limits: EvalLimits {
                 deadline: Duration::from_millis(h.deadline_ms),
+                max_instructions: h.max_instructions,
                 max_input_bytes: config.server.max_body_bytes,
                 max_memory_bytes: h.eval_memory_bytes,
                 max_result_bytes: config.server.max_result_bytes,

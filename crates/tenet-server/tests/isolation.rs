@@ -277,11 +277,13 @@ async fn a_runaway_policy_ends_at_the_deadline_in_process_and_by_a_kill_in_a_wor
     let tmp = tempfile::tempdir().unwrap();
     // In a worker the kill at 300 ms ends the decision, well before the
     // engine's deadline (2 s); in the host process (the `slow` tenant,
-    // pushed the same policy) the engine's deadline does.
+    // pushed the same policy) the engine's deadline does. The instruction
+    // cap is out of the way: the RVM runs the default 10,000,000 in less
+    // than 300 ms.
     let config = write_config(
         tmp.path(),
         &format!(
-            "host:\n  deadline_ms: 2000\nisolation:\n  tenants:\n    untrusted-*: tenant\n{WORKERS}    kill_after_ms: 300\n"
+            "host:\n  deadline_ms: 2000\n  max_instructions: 1000000000000\nisolation:\n  tenants:\n    untrusted-*: tenant\n{WORKERS}    kill_after_ms: 300\n"
         ),
     );
     let mut server = Server::start(&["--config", &config]);

@@ -273,6 +273,9 @@ pub struct HostSection {
     pub load_concurrency: usize,
     /// Evaluation deadline in milliseconds.
     pub deadline_ms: u64,
+    /// Most instructions one RVM evaluation may run (regorus's own bound;
+    /// OPA has none, only the deadline).
+    pub max_instructions: usize,
     /// Most memory one evaluation may hold, in bytes (0: no budget).
     pub eval_memory_bytes: u64,
     /// `vm` (default: the RVM wherever it compiles the entrypoint, the
@@ -315,6 +318,7 @@ impl Default for HostSection {
             max_pushed_bytes: 64 << 20,
             load_concurrency: 8,
             deadline_ms: 1000,
+            max_instructions: tenet::EvalLimits::default().max_instructions,
             eval_memory_bytes: tenet::EvalLimits::default().max_memory_bytes,
             evaluator: "vm".into(),
             eval_threads: 0,
