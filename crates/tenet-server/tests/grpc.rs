@@ -8,28 +8,23 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::grpc::{address, channel, check as request, config};
 use tenet_grpc::envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use tenet_grpc::envoy_types::pb::envoy::service::auth::v3::{
-    attribute_context, AttributeContext, CheckRequest,
-};
+use tenet_grpc::envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use tonic::Code;
 
-fn request(tenant: &str, path: &str) -> CheckRequest {
-    let mut attributes = AttributeContext::default();
-    attributes
-        .context_extensions
-        .insert("tenant".into(), tenant.into());
-    attributes.request = Some(attribute_context::Request {
-        time: None,
-        http: Some(attribute_context::HttpRequest {
-            method: "GET".into(),
-            path: path.into(),
-            ..Default::default()
-        }),
-    });
-    CheckRequest {
-        attributes: Some(attributes),
-    }
+/// The real binary serving the fixture bundles, with `grpc.listen` on a
+/// loopback port, plus `extra` config: its temporary directory, the
+/// server and the gRPC address.
+fn with_grpc_port(extra: &str) -> (tempfile::TempDir, support::Server, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        &format!("grpc:\n  listen: 127.0.0.1:0\n{extra}"),
+    );
+    let (server, lines) = support::Server::start_reading(&["--config", &config], 1);
+    let addr = address(&lines[0]);
+    (dir, server, addr)
 }
 
 fn authorized(r: CheckRequest, token: &str) -> tonic::Request<CheckRequest> {
@@ -42,13 +37,9 @@ fn authorized(r: CheckRequest, token: &str) -> tonic::Request<CheckRequest> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_ext_authz_beside_rest_with_the_same_token_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let bundles = support::root().join("crates/tenet-grpc/tests/fixtures/bundles/{tenant}");
-    let config = support::write_config(
+    let config = config(
         dir.path(),
-        &format!(
-            "bundles:\n  template: {}\nserver:\n  decision_token: tok\n  drain_seconds: 2\ngrpc:\n  listen: 127.0.0.1:0\n",
-            bundles.display()
-        ),
+        "server:\n  decision_token: tok\n  drain_seconds: 2\ngrpc:\n  listen: 127.0.0.1:0\n",
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_tenet"))
         .args(["serve", "--addr", "127.0.0.1:0", "--config", &config])
@@ -61,19 +52,9 @@ async fn serve_answers_ext_authz_beside_rest_with_the_same_token_and_drains_on_s
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let rest = lines.next().unwrap().unwrap();
     assert!(rest.starts_with("tenet listening on http://"), "{rest}");
-    let grpc = lines.next().unwrap().unwrap();
-    let addr = grpc
-        .strip_prefix("tenet grpc listening on ")
-        .unwrap_or_else(|| panic!("second line {grpc:?}"))
-        .to_string();
-
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .timeout(Duration::from_secs(30))
-        .connect()
-        .await
-        .unwrap();
-    let mut client = AuthorizationClient::new(channel);
+    let addr = address(&lines.next().unwrap().unwrap());
+    let mut client =
+        AuthorizationClient::new(channel(format!("http://{addr}"), None).await.unwrap());
     // REST's decide rule: a decision token is configured, so it is needed.
     let e = client
         .check(request("acme", "/public"))
@@ -139,26 +120,8 @@ async fn grpc_calls_decide_in_their_sessions_worker() {
     use tenet_grpc::pb::decisions_client::DecisionsClient;
     use tenet_grpc::pb::{document, DecideRequest, Document};
 
-    let dir = tempfile::tempdir().unwrap();
-    let bundles = support::root().join("crates/tenet-grpc/tests/fixtures/bundles/{tenant}");
-    let config = support::write_config(
-        dir.path(),
-        &format!(
-            "bundles:\n  template: {}\ngrpc:\n  listen: 127.0.0.1:0\nisolation:\n  tenants:\n    acme: session\n",
-            bundles.display()
-        ),
-    );
-    let (server, lines) = support::Server::start_reading(&["--config", &config], 1);
-    let addr = lines[0]
-        .strip_prefix("tenet grpc listening on ")
-        .unwrap_or_else(|| panic!("second line {:?}", lines[0]))
-        .to_string();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .timeout(Duration::from_secs(60))
-        .connect()
-        .await
-        .unwrap();
+    let (_dir, server, addr) = with_grpc_port("isolation:\n  tenants:\n    acme: session\n");
+    let channel = channel(format!("http://{addr}"), None).await.unwrap();
     let mut authz = AuthorizationClient::new(channel.clone());
     let mut decisions = DecisionsClient::new(channel);
     let with_session = |session: &str| {
@@ -231,27 +194,9 @@ async fn grpc_calls_decide_in_their_sessions_worker() {
 /// random method names cannot grow `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_calls_are_counted_in_metrics_by_method_and_code() {
-    let dir = tempfile::tempdir().unwrap();
-    let bundles = support::root().join("crates/tenet-grpc/tests/fixtures/bundles/{tenant}");
-    let config = support::write_config(
-        dir.path(),
-        &format!(
-            "bundles:\n  template: {}\ngrpc:\n  listen: 127.0.0.1:0\n",
-            bundles.display()
-        ),
-    );
-    let (server, lines) = support::Server::start_reading(&["--config", &config], 1);
-    let addr = lines[0]
-        .strip_prefix("tenet grpc listening on ")
-        .unwrap_or_else(|| panic!("second line {:?}", lines[0]))
-        .to_string();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .timeout(Duration::from_secs(30))
-        .connect()
-        .await
-        .unwrap();
-    let mut authz = AuthorizationClient::new(channel);
+    let (_dir, server, addr) = with_grpc_port("");
+    let mut authz =
+        AuthorizationClient::new(channel(format!("http://{addr}"), None).await.unwrap());
     for path in ["/public", "/public", "/private"] {
         authz.check(request("acme", path)).await.unwrap();
     }

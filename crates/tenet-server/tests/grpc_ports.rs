@@ -9,56 +9,12 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
+use support::grpc::{address, channel, check, config};
 use tenet_grpc::envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use tenet_grpc::envoy_types::pb::envoy::service::auth::v3::{
-    attribute_context, AttributeContext, CheckRequest,
-};
 use tenet_grpc::pb::decisions_client::DecisionsClient;
 use tenet_grpc::pb::{DecideRequest, JsonRequest};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
-
-fn config(dir: &Path, extra: &str) -> String {
-    let bundles = support::root().join("crates/tenet-grpc/tests/fixtures/bundles/{tenant}");
-    support::write_config(
-        dir,
-        &format!("bundles:\n  template: {}\n{extra}", bundles.display()),
-    )
-}
-
-fn check(tenant: &str, path: &str) -> CheckRequest {
-    let mut attributes = AttributeContext::default();
-    attributes
-        .context_extensions
-        .insert("tenant".into(), tenant.into());
-    attributes.request = Some(attribute_context::Request {
-        time: None,
-        http: Some(attribute_context::HttpRequest {
-            method: "GET".into(),
-            path: path.into(),
-            ..Default::default()
-        }),
-    });
-    CheckRequest {
-        attributes: Some(attributes),
-    }
-}
-
-async fn channel(url: String, ca: Option<&str>) -> Result<Channel, tonic::transport::Error> {
-    let mut endpoint = Channel::from_shared(url)
-        .unwrap()
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(10));
-    if let Some(ca) = ca {
-        endpoint = endpoint.tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .domain_name("localhost"),
-        )?;
-    }
-    endpoint.connect().await
-}
+use tonic::transport::Channel;
 
 /// ext_authz and `Decide` answer on `channel`.
 async fn grpc_answers(channel: Channel) {
@@ -187,10 +143,7 @@ async fn plain_rest_port_with_grpc_and_a_separate_tls_grpc_port() {
         ),
     );
     let (server, lines) = support::Server::start_reading(&["--config", &config], 1);
-    let grpc_addr = lines[0]
-        .strip_prefix("tenet grpc listening on ")
-        .unwrap_or_else(|| panic!("second line {:?}", lines[0]))
-        .to_string();
+    let grpc_addr = address(&lines[0]);
     // REST and h2c gRPC on the REST port.
     rest_answers(&support::client(20), &server.base).await;
     grpc_answers(channel(server.base.clone(), None).await.unwrap()).await;
