@@ -149,18 +149,15 @@ impl Host {
             }
             decision
         };
-        let mut cache_key = cache_key;
-        // A cheap tenant evaluates right here, within the inline budget
-        // (see pool/mod.rs); cut off by it, it evaluates again on the pool.
-        let turn = (!inner.config.eval_inline)
-            .then(|| inner.pool.inline_turn(&instance.lane))
-            .flatten();
         if inner.config.eval_inline {
             let start = timed.then(std::time::Instant::now);
             let decision = evaluate(&instance, &activation, &query, input, cache_key);
             return report((decision, start.map(|s| s.elapsed())));
         }
-        if let Some(turn) = turn {
+        let mut cache_key = cache_key;
+        // A cheap tenant evaluates right here, within the inline budget
+        // (see pool/mod.rs); cut off by it, it evaluates again on the pool.
+        if let Some(turn) = inner.pool.inline_turn(&instance.lane) {
             let start = timed.then(std::time::Instant::now);
             let budget = inner.pool.inline_budget();
             match evaluate_within(&instance, &activation, &query, input, cache_key, budget) {
