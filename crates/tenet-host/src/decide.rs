@@ -72,15 +72,31 @@ impl Host {
                 span.record("revision", &*d.revision);
             }
         }
-        let deadline = matches!(
-            &decision,
-            Err(HostError::Policy {
-                source: PolicyError::Timeout { .. } | PolicyError::InstructionLimit { .. },
-                ..
-            })
-        );
-        instance.tally.decided(outcome, deadline, started.elapsed());
+        tally(&instance, &decision, outcome, started.elapsed());
         decision
+    }
+
+    /// `instance`'s active revision, marking the instance used; waits for
+    /// its first activation.
+    pub(crate) async fn activation_of(
+        &self,
+        instance: &Instance,
+    ) -> Result<Arc<Activation>, HostError> {
+        let inner = &self.inner;
+        instance.last_used.store(inner.now(), Ordering::Relaxed);
+        // With on-demand loading, traffic itself keeps an instance alive,
+        // whoever created it.
+        if inner.config.on_demand && !instance.on_demand.load(Ordering::Relaxed) {
+            instance.on_demand.store(true, Ordering::Relaxed);
+        }
+        let current = instance.current();
+        match current.as_ref() {
+            Some(activation) => Ok(activation.clone()),
+            None => {
+                drop(current);
+                inner.wait_ready(instance).await
+            }
+        }
     }
 
     async fn decide_on(
@@ -92,37 +108,12 @@ impl Host {
     ) -> Result<Decision, HostError> {
         let inner = &self.inner;
         let instance = instance.clone();
-        instance.last_used.store(inner.now(), Ordering::Relaxed);
-        // With on-demand loading, traffic itself keeps an instance alive,
-        // whoever created it.
-        if inner.config.on_demand && !instance.on_demand.load(Ordering::Relaxed) {
-            instance.on_demand.store(true, Ordering::Relaxed);
-        }
-        let current = instance.current();
-        let activation = match current.as_ref() {
-            Some(activation) => activation.clone(),
-            None => {
-                drop(current);
-                inner.wait_ready(&instance).await?
-            }
-        };
+        let activation = self.activation_of(&instance).await?;
         let query = QueryPath::parse(path).map_err(|e| evaluation_failed(&instance, e))?;
-        let cache_key = activation
-            .cache
-            .as_ref()
-            .and_then(|_| Some((Arc::<str>::from(path), input.cache_key()?)));
-        if let (Some(cache), Some((p, i))) = (&activation.cache, &cache_key) {
-            if let Some(hit) = cache.get(p, i) {
-                instance.decisions.fetch_add(1, Ordering::Relaxed);
-                instance.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Decision {
-                    result: hit.as_ref().clone(),
-                    revision: activation.revision.clone(),
-                    cached: true,
-                    evaluator: None,
-                });
-            }
-        }
+        let cache_key = match cached(&instance, &activation, path, input) {
+            Ok(hit) => return Ok(hit),
+            Err(key) => key,
+        };
         let offload = inner.offload.get();
         if let Some(offload) = offload {
             let level = instance.isolation();
@@ -208,7 +199,54 @@ pub(crate) fn evaluation_failed(instance: &Instance, source: PolicyError) -> Hos
 }
 
 /// A decision cache key: the path and the input's key.
-type CacheKey = Option<(Arc<str>, Vec<u8>)>;
+pub(crate) type CacheKey = Option<(Arc<str>, Vec<u8>)>;
+
+/// The cached decision for `path` and `input`, or the key to cache the
+/// evaluated one under (`None` when the activation does not cache).
+pub(crate) fn cached(
+    instance: &Instance,
+    activation: &Activation,
+    path: &str,
+    input: &Input,
+) -> Result<Decision, CacheKey> {
+    let Some(cache) = &activation.cache else {
+        return Err(None);
+    };
+    let Some(key) = input.cache_key() else {
+        return Err(None);
+    };
+    let path = Arc::<str>::from(path);
+    match cache.get(&path, &key) {
+        Some(hit) => {
+            instance.decisions.fetch_add(1, Ordering::Relaxed);
+            instance.cache_hits.fetch_add(1, Ordering::Relaxed);
+            Ok(Decision {
+                result: hit.as_ref().clone(),
+                revision: activation.revision.clone(),
+                cached: true,
+                evaluator: None,
+            })
+        }
+        None => Err(Some((path, key))),
+    }
+}
+
+/// Counts a finished decision of `instance` in its tally.
+pub(crate) fn tally(
+    instance: &Instance,
+    decision: &Result<Decision, HostError>,
+    outcome: Option<crate::Outcome>,
+    took: Duration,
+) {
+    let deadline = matches!(
+        decision,
+        Err(HostError::Policy {
+            source: PolicyError::Timeout { .. } | PolicyError::InstructionLimit { .. },
+            ..
+        })
+    );
+    instance.tally.decided(outcome, deadline, took);
+}
 
 enum Evaluated {
     Decided(Result<Decision, HostError>),

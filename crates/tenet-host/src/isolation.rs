@@ -136,6 +136,38 @@ pub struct OffloadRequest {
     pub input: Input,
 }
 
+/// Several evaluations of one path for one tenant (and session), to run in
+/// its worker together: one round trip instead of one per input.
+#[derive(Debug, Clone)]
+pub struct OffloadBatch {
+    /// The tenant.
+    pub tenant: Arc<str>,
+    /// Its level (`Tenant` or `Session`).
+    pub level: IsolationLevel,
+    /// The requests' session key, at level `Session`.
+    pub session: Option<Arc<str>>,
+    /// The active revision.
+    pub policy: Policy,
+    /// What to evaluate.
+    pub path: QueryPath,
+    /// For each of these inputs, in order.
+    pub inputs: Vec<Input>,
+}
+
+impl OffloadBatch {
+    /// The batch's `n`th evaluation on its own.
+    pub fn request(&self, n: usize) -> Option<OffloadRequest> {
+        Some(OffloadRequest {
+            tenant: self.tenant.clone(),
+            level: self.level,
+            session: self.session.clone(),
+            policy: self.policy.clone(),
+            path: self.path.clone(),
+            input: self.inputs.get(n)?.clone(),
+        })
+    }
+}
+
 /// Why an offloaded evaluation has no answer.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -183,6 +215,19 @@ pub enum Strike {
 pub trait Offload: Send + Sync + 'static {
     /// Evaluates `request` in the worker for its tenant (and session).
     async fn evaluate(&self, request: OffloadRequest) -> Result<Evaluation, OffloadError>;
+
+    /// Evaluates each input of `batch`, answering in order; one input's
+    /// failure does not fail the others. By default, one
+    /// [`Offload::evaluate`] after the other.
+    async fn evaluate_batch(&self, batch: OffloadBatch) -> Vec<Result<Evaluation, OffloadError>> {
+        let mut answers = Vec::with_capacity(batch.inputs.len());
+        for n in 0..batch.inputs.len() {
+            if let Some(request) = batch.request(n) {
+                answers.push(self.evaluate(request).await);
+            }
+        }
+        answers
+    }
 
     /// Whether [`Offload::strike`] is wanted: when false (the default),
     /// in-process evaluations are neither timed nor reported.

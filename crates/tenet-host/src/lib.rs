@@ -8,6 +8,7 @@
 //! change references never wait for a load; a referenced instance is never
 //! collected or evicted. This crate does not parse HTTP.
 
+mod batch;
 mod cache;
 mod config;
 mod decide;
@@ -34,7 +35,7 @@ pub use error::HostError;
 pub use host::{Decision, Host, Lease, ReferenceChange, WeakHost};
 pub use instance::InstanceState;
 pub use isolation::{
-    IsolationLevel, IsolationRules, Offload, OffloadError, OffloadRequest, Strike,
+    IsolationLevel, IsolationRules, Offload, OffloadBatch, OffloadError, OffloadRequest, Strike,
 };
 pub use overlay::{DataWrite, PatchKind, PatchOp, PolicyModule, WriteOutcome};
 pub use snapshot::{HostStats, TenantCounters, TenantSnapshot};

@@ -8,7 +8,11 @@
 //! 3. the resident memory of an idle worker holding payments;
 //! 4. tenant B's (payments) latency while 8 clients loop on tenant A's
 //!    deadline-bound policy (fixtures/policies/hostile/busy-loop.rego,
-//!    50 ms), with A at level `none` (fair shares) and at `tenant`.
+//!    50 ms), with A at level `none` (fair shares) and at `tenant`;
+//! 5. a batch of 100 payments decisions for a tenant in a worker: one
+//!    `Host::decide_batch` (one request to the worker) against 100
+//!    `Host::decide` one after the other (what batches did before), and
+//!    the same batch in the host process.
 //!
 //! All in one run, so ratios compare like with like on a noisy machine.
 //! `cargo bench -p tenet-isolation --bench workers`; `TENET_BENCH_SAMPLES`
@@ -181,6 +185,60 @@ async fn overhead(root: &Path, samples: usize) {
     supervisor.shutdown().await;
 }
 
+async fn batches(root: &Path, rounds: usize) {
+    const INPUTS: usize = 100;
+    let (host, supervisor) = setup(root, &[("payments-iso", IsolationLevel::Tenant)], 0);
+    let inputs = vec![alice(); INPUTS];
+    let path = "payments/authz/allow";
+    let (mut batched, mut one_by_one, mut local) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds + 5 {
+        let start = Instant::now();
+        let answers = host
+            .decide_batch("payments-iso", None, path, &inputs)
+            .await
+            .unwrap();
+        let b = start.elapsed().as_micros() as u64;
+        assert!(answers
+            .iter()
+            .all(|a| a.as_ref().unwrap().result == Some(serde_json::json!(true))));
+        let start = Instant::now();
+        for input in &inputs {
+            host.decide("payments-iso", path, input).await.unwrap();
+        }
+        let o = start.elapsed().as_micros() as u64;
+        let start = Instant::now();
+        host.decide_batch("payments", None, path, &inputs)
+            .await
+            .unwrap();
+        let l = start.elapsed().as_micros() as u64;
+        if round >= 5 {
+            batched.push(b);
+            one_by_one.push(o);
+            local.push(l);
+        }
+    }
+    for v in [&mut batched, &mut one_by_one, &mut local] {
+        v.sort_unstable();
+    }
+    println!("5. a batch of {INPUTS} payments decisions, {rounds} rounds, p50 per batch");
+    println!(
+        "   in a worker, one request:      {} µs ({} µs per input)",
+        pct(&batched, 0.5),
+        pct(&batched, 0.5) / INPUTS as u64
+    );
+    println!(
+        "   in a worker, {INPUTS} requests:     {} µs ({} µs per input)",
+        pct(&one_by_one, 0.5),
+        pct(&one_by_one, 0.5) / INPUTS as u64
+    );
+    println!(
+        "   in the host process:           {} µs ({} µs per input)",
+        pct(&local, 0.5),
+        pct(&local, 0.5) / INPUTS as u64
+    );
+    supervisor.shutdown().await;
+}
+
 async fn cold_starts(root: &Path) {
     for pool_size in [0, 2] {
         let levels: Vec<(String, IsolationLevel)> = (0..20)
@@ -281,5 +339,6 @@ fn main() {
         overhead(tmp.path(), samples).await;
         cold_starts(tmp.path()).await;
         hammered(tmp.path(), samples).await;
+        batches(tmp.path(), (samples / 20).max(20)).await;
     });
 }

@@ -17,6 +17,7 @@
 //! It knows nothing of HTTP; the server wires it to the host.
 
 mod adaptive;
+mod batch;
 mod config;
 mod limits;
 mod process;

@@ -17,8 +17,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::io::{self, Read, Write};
 use tenet_policy::{Evaluator, PolicyError, PolicyImage};
 
-/// The protocol version both sides must speak.
-pub const PROTOCOL: u32 = 1;
+/// The protocol version both sides must speak (2: batches).
+pub const PROTOCOL: u32 = 2;
 
 /// Largest frame the worker reads (a policy image with its data).
 pub const MAX_TO_WORKER: usize = 1 << 30;
@@ -50,6 +50,13 @@ pub enum Kind {
     Shutdown = 8,
     /// Worker → host: a request failed ([`Failure`]).
     Failure = 9,
+    /// Host → worker: evaluate one path for several inputs
+    /// ([`BatchDecide`] head; the inputs' JSON one after another in the
+    /// body).
+    BatchDecide = 10,
+    /// Worker → host: the batch's answers, in order ([`BatchDecided`]
+    /// head; the defined results' JSON one after another in the body).
+    BatchDecided = 11,
 }
 
 impl Kind {
@@ -64,6 +71,8 @@ impl Kind {
             7 => Self::HealthReport,
             8 => Self::Shutdown,
             9 => Self::Failure,
+            10 => Self::BatchDecide,
+            11 => Self::BatchDecided,
             _ => return None,
         })
     }
@@ -117,6 +126,77 @@ pub struct Decided {
     pub evaluator: Evaluator,
     /// Whether the result is defined (then the body is its JSON).
     pub defined: bool,
+}
+
+/// Several evaluations of one path, decided one after another on one of
+/// the worker's threads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchDecide {
+    /// The loaded policy to use.
+    pub digest: String,
+    /// Components of the path under `data`.
+    pub path: Vec<String>,
+    /// Each input's length in the body, in order; `None` for no input.
+    pub inputs: Vec<Option<u32>>,
+}
+
+/// A batch's answers, one per input, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchDecided {
+    /// The answers.
+    pub answers: Vec<BatchAnswer>,
+}
+
+/// One input's answer in a batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum BatchAnswer {
+    /// Decided ([`Decided`]); `len` is the result's length in the body,
+    /// `None` when it is undefined.
+    Decided {
+        /// Which evaluator decided.
+        evaluator: Evaluator,
+        /// The result's length in the body.
+        len: Option<u32>,
+    },
+    /// This input failed; the others are unaffected.
+    Failed {
+        /// Why.
+        failure: Failure,
+    },
+}
+
+/// Cuts `body` into the pieces `lens` names, in order (`None` is no
+/// piece); the lengths must add up to the body's.
+pub fn split_body(
+    body: &[u8],
+    lens: impl IntoIterator<Item = Option<u32>>,
+) -> Result<Vec<Option<&[u8]>>, ProtocolError> {
+    let mut rest = body;
+    let mut pieces = Vec::new();
+    for len in lens {
+        pieces.push(match len {
+            None => None,
+            Some(len) => {
+                let len = len as usize;
+                if len > rest.len() {
+                    return Err(ProtocolError::Malformed(
+                        "batch pieces longer than the body".into(),
+                    ));
+                }
+                let (piece, after) = rest.split_at(len);
+                rest = after;
+                Some(piece)
+            }
+        });
+    }
+    if !rest.is_empty() {
+        return Err(ProtocolError::Malformed(format!(
+            "{} bytes after the batch's last piece",
+            rest.len()
+        )));
+    }
+    Ok(pieces)
 }
 
 /// What a worker says of itself.
@@ -374,9 +454,72 @@ mod tests {
         let mut other = Hello::ours();
         other.protocol = PROTOCOL + 1;
         let e = check_hello(&Frame::new(Kind::Hello, 0, &other, vec![])).unwrap_err();
-        assert!(e.to_string().contains("protocol 2"), "{e}");
+        assert!(e.to_string().contains("protocol 3"), "{e}");
         let e = check_hello(&Frame::bare(Kind::Health, 0)).unwrap_err();
         assert!(e.to_string().contains("expected a hello"), "{e}");
+    }
+
+    #[test]
+    fn batch_bodies_split_by_their_lengths_and_nothing_else() {
+        let body = b"{}[1]null";
+        let pieces = split_body(body, [Some(2), None, Some(3), Some(4)]).unwrap();
+        assert_eq!(
+            pieces,
+            [
+                Some(&b"{}"[..]),
+                None,
+                Some(&b"[1]"[..]),
+                Some(&b"null"[..])
+            ]
+        );
+        for lens in [
+            vec![Some(2), Some(3)],          // bytes left over
+            vec![Some(2), Some(3), Some(5)], // past the end
+            vec![Some(u32::MAX)],
+        ] {
+            assert!(split_body(body, lens.clone()).is_err(), "{lens:?}");
+        }
+        assert_eq!(split_body(b"", [None, None]).unwrap(), [None, None]);
+    }
+
+    #[test]
+    fn batch_answers_round_trip_with_their_failures() {
+        let head = BatchDecided {
+            answers: vec![
+                BatchAnswer::Decided {
+                    evaluator: Evaluator::Vm,
+                    len: Some(4),
+                },
+                BatchAnswer::Failed {
+                    failure: Failure::Policy {
+                        error: PolicyError::MemoryLimit { limit: 7 },
+                    },
+                },
+                BatchAnswer::Decided {
+                    evaluator: Evaluator::Interpreter,
+                    len: None,
+                },
+            ],
+        };
+        let frame = Frame::new(Kind::BatchDecided, 3, &head, b"true".to_vec());
+        let bytes = frame.encode().unwrap();
+        let back: BatchDecided = Frame::read(&mut bytes.as_slice(), MAX_TO_HOST)
+            .unwrap()
+            .head()
+            .unwrap();
+        assert!(matches!(
+            back.answers[..],
+            [
+                BatchAnswer::Decided {
+                    evaluator: Evaluator::Vm,
+                    len: Some(4)
+                },
+                BatchAnswer::Failed {
+                    failure: Failure::Policy { .. }
+                },
+                BatchAnswer::Decided { len: None, .. },
+            ]
+        ));
     }
 
     #[test]

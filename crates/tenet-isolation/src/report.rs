@@ -102,6 +102,8 @@ pub struct WorkersReport {
     pub stop_seconds: f64,
     /// Sum of restart delays waited, seconds.
     pub backoff_seconds: f64,
+    /// Batches sent to workers as one request each (`BatchDecide`).
+    pub batches: u64,
     /// Decisions that waited for a worker's answer right now.
     pub queue_depth: usize,
     /// Tenants adaptive isolation moved into workers, with why.

@@ -18,10 +18,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
-use tenet_host::{IsolationLevel, Offload, OffloadError, OffloadRequest, Strike};
-use tenet_policy::{Evaluation, PolicyError};
+use tenet_host::{IsolationLevel, Offload, OffloadBatch, OffloadError, OffloadRequest, Strike};
+use tenet_policy::{Evaluation, Policy, PolicyError};
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -45,7 +45,7 @@ struct SlotState {
     rss_bytes: Option<u64>,
 }
 
-struct Slot {
+pub(crate) struct Slot {
     key: Key,
     state: Mutex<SlotState>,
     /// One start at a time.
@@ -55,7 +55,7 @@ struct Slot {
 }
 
 #[derive(Default)]
-struct Counters {
+pub(crate) struct Counters {
     transitions: BTreeMap<&'static str, u64>,
     errors: BTreeMap<String, u64>,
     restarts: u64,
@@ -64,13 +64,14 @@ struct Counters {
     stops: u64,
     stop_seconds: f64,
     backoff_seconds: f64,
+    pub(crate) batches: u64,
 }
 
 pub(crate) struct Inner {
     pub(crate) config: SupervisorConfig,
     slots: Mutex<HashMap<Key, Arc<Slot>>>,
     warm: Mutex<Vec<Arc<WorkerProcess>>>,
-    counters: Mutex<Counters>,
+    pub(crate) counters: Mutex<Counters>,
     epoch: Instant,
     pub(crate) adaptive: Option<Adaptive>,
     cgroup: String,
@@ -89,9 +90,13 @@ impl std::fmt::Debug for Supervisor {
     }
 }
 
-enum Ran {
-    Done(Evaluation),
+/// What came of a request to a worker.
+pub(crate) enum Ran<T> {
+    /// Answered.
+    Done(T),
+    /// The worker does not hold the policy: load it and ask again.
     NotLoaded,
+    /// Failed as a whole.
     Failed(OffloadError),
 }
 
@@ -169,33 +174,16 @@ impl Supervisor {
 impl Offload for Supervisor {
     async fn evaluate(&self, request: OffloadRequest) -> Result<Evaluation, OffloadError> {
         let inner = &self.inner;
-        let key = Key {
-            tenant: request.tenant.clone(),
-            session: match request.level {
-                IsolationLevel::Session => {
-                    Some(request.session.clone().unwrap_or_else(|| "".into()))
-                }
-                _ => None,
-            },
-        };
-        // A slot retired (idle, moved) while this decision reached it is
-        // asked for again: a fresh slot starts a fresh worker.
-        let mut attempts = 0;
-        let (slot, process) = loop {
-            let slot = inner.slot(key.clone())?;
-            slot.last_used.store(inner.millis(), Ordering::Relaxed);
-            match inner.ready(&slot).await {
-                Ok(process) => break (slot, process),
-                Err(Some(e)) => return Err(e),
-                Err(None) if attempts < 3 => attempts += 1,
-                Err(None) => return Err(Inner::unavailable("its worker is being stopped")),
-            }
-        };
+        let (slot, process) = inner
+            .worker(&request.tenant, request.level, request.session.as_ref())
+            .await?;
         for _ in 0..2 {
-            inner.ensure_loaded(&slot, &process, &request).await?;
+            inner
+                .ensure_loaded(&slot, &process, &request.policy)
+                .await?;
             match inner.run(&slot, &process, &request).await {
                 Ran::Done(evaluation) => {
-                    lock(&slot.state).failures = 0;
+                    slot.answered();
                     return Ok(evaluation);
                 }
                 Ran::NotLoaded => {
@@ -204,9 +192,11 @@ impl Offload for Supervisor {
                 Ran::Failed(e) => return Err(e),
             }
         }
-        Err(OffloadError::Unavailable {
-            reason: "the worker dropped the policy twice while it was being loaded".into(),
-        })
+        Err(Inner::dropped_twice())
+    }
+
+    async fn evaluate_batch(&self, batch: OffloadBatch) -> Vec<Result<Evaluation, OffloadError>> {
+        self.inner.evaluate_batch(&batch).await
     }
 
     fn wants_strikes(&self) -> bool {
@@ -220,12 +210,53 @@ impl Offload for Supervisor {
     }
 }
 
+impl Slot {
+    /// Its worker answered: the failures in a row start again from zero.
+    pub(crate) fn answered(&self) {
+        lock(&self.state).failures = 0;
+    }
+}
+
 impl Inner {
+    /// The slot and running process for a tenant (and session), started
+    /// if need be.
+    pub(crate) async fn worker(
+        self: &Arc<Self>,
+        tenant: &Arc<str>,
+        level: IsolationLevel,
+        session: Option<&Arc<str>>,
+    ) -> Result<(Arc<Slot>, Arc<WorkerProcess>), OffloadError> {
+        let key = Key {
+            tenant: tenant.clone(),
+            session: match level {
+                IsolationLevel::Session => Some(session.cloned().unwrap_or_else(|| "".into())),
+                _ => None,
+            },
+        };
+        // A slot retired (idle, moved) while this decision reached it is
+        // asked for again: a fresh slot starts a fresh worker.
+        let mut attempts = 0;
+        loop {
+            let slot = self.slot(key.clone())?;
+            slot.last_used.store(self.millis(), Ordering::Relaxed);
+            match self.ready(&slot).await {
+                Ok(process) => return Ok((slot, process)),
+                Err(Some(e)) => return Err(e),
+                Err(None) if attempts < 3 => attempts += 1,
+                Err(None) => return Err(Self::unavailable("its worker is being stopped")),
+            }
+        }
+    }
+
+    pub(crate) fn dropped_twice() -> OffloadError {
+        Self::unavailable("the worker dropped the policy twice while it was being loaded")
+    }
+
     fn millis(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn unavailable(reason: impl Into<String>) -> OffloadError {
+    pub(crate) fn unavailable(reason: impl Into<String>) -> OffloadError {
         OffloadError::Unavailable {
             reason: reason.into(),
         }
@@ -494,13 +525,13 @@ impl Inner {
             .is_some_and(|s| Arc::ptr_eq(s, slot))
     }
 
-    async fn ensure_loaded(
+    pub(crate) async fn ensure_loaded(
         &self,
         slot: &Slot,
         process: &Arc<WorkerProcess>,
-        request: &OffloadRequest,
+        policy: &Policy,
     ) -> Result<(), OffloadError> {
-        let digest = request.policy.digest();
+        let digest = policy.digest();
         if lock(&process.loaded).contains(digest) {
             return Ok(());
         }
@@ -508,8 +539,8 @@ impl Inner {
         if lock(&process.loaded).contains(digest) {
             return Ok(());
         }
-        let data = request.policy.data_json().map_err(OffloadError::Policy)?;
-        let image = request.policy.image();
+        let data = policy.data_json().map_err(OffloadError::Policy)?;
+        let image = policy.image();
         let answer = process
             .request(
                 |id| load_frame(id, &image, data),
@@ -542,7 +573,7 @@ impl Inner {
         slot: &Arc<Slot>,
         process: &Arc<WorkerProcess>,
         request: &OffloadRequest,
-    ) -> Ran {
+    ) -> Ran<Evaluation> {
         let body = match request.input.to_json_bytes() {
             None => Vec::new(),
             Some(Ok(bytes)) => bytes,
@@ -554,10 +585,7 @@ impl Inner {
             has_input: !request.input.is_none(),
         };
         let deadline = request.policy.limits().deadline;
-        let allowed = self
-            .config
-            .kill_after
-            .unwrap_or(deadline.saturating_add(self.config.kill_grace));
+        let allowed = self.kill_after(&request.policy, 1);
         let answer = process
             .request(
                 |id| Frame::new(Kind::Decide, id, &head, body),
@@ -579,21 +607,43 @@ impl Inner {
             Err(Unanswered::Gone(why)) => Ran::Failed(Self::unavailable(why)),
             Err(Unanswered::Busy(pending)) => Ran::Failed(OffloadError::Busy { pending }),
             Err(Unanswered::TimedOut) => {
-                process.kill();
-                self.failed(
-                    slot,
-                    Some(process),
-                    "killed_deadline",
-                    format!(
-                        "a decision ran {allowed:?} without an answer; worker {} killed",
-                        process.pid
-                    ),
-                );
-                Ran::Failed(OffloadError::Policy(PolicyError::Timeout {
-                    limit: deadline,
-                }))
+                Ran::Failed(self.overran(slot, process, allowed, deadline))
             }
         }
+    }
+
+    /// How long a request of `inputs` evaluations on `policy` may go
+    /// unanswered before its worker is killed.
+    pub(crate) fn kill_after(&self, policy: &Policy, inputs: usize) -> Duration {
+        let each = self.config.kill_after.unwrap_or(
+            policy
+                .limits()
+                .deadline
+                .saturating_add(self.config.kill_grace),
+        );
+        each.saturating_mul(u32::try_from(inputs.max(1)).unwrap_or(u32::MAX))
+    }
+
+    /// Kills a worker that let a request go unanswered for `allowed`: the
+    /// request ends as a timeout of `deadline`.
+    pub(crate) fn overran(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        process: &Arc<WorkerProcess>,
+        allowed: Duration,
+        deadline: Duration,
+    ) -> OffloadError {
+        process.kill();
+        self.failed(
+            slot,
+            Some(process),
+            "killed_deadline",
+            format!(
+                "a decision ran {allowed:?} without an answer; worker {} killed",
+                process.pid
+            ),
+        );
+        OffloadError::Policy(PolicyError::Timeout { limit: deadline })
     }
 
     /// Stops a slot's worker on purpose (idle, shutdown).
@@ -657,6 +707,7 @@ impl Inner {
         report.stops = counters.stops;
         report.stop_seconds = counters.stop_seconds;
         report.backoff_seconds = counters.backoff_seconds;
+        report.batches = counters.batches;
         drop(counters);
         if let Some(adaptive) = &self.adaptive {
             report.adaptive = adaptive.moved();
@@ -687,16 +738,23 @@ fn decided(frame: &Frame) -> Result<Evaluation, OffloadError> {
 }
 
 /// The error in a `Failure` frame (or an unexpected one).
-fn failure(frame: &Frame) -> OffloadError {
+pub(crate) fn failure(frame: &Frame) -> OffloadError {
     match frame.head::<Failure>() {
-        Ok(Failure::Policy { error }) => OffloadError::Policy(error),
-        Ok(Failure::NotLoaded { digest }) => {
+        Ok(failed) => failure_error(failed),
+        Err(e) => Inner::unavailable(format!("unexpected answer {:?}: {e}", frame.kind)),
+    }
+}
+
+/// What a worker's `Failure` means to the host.
+pub(crate) fn failure_error(failure: Failure) -> OffloadError {
+    match failure {
+        Failure::Policy { error } => OffloadError::Policy(error),
+        Failure::NotLoaded { digest } => {
             Inner::unavailable(format!("the worker does not hold revision {digest}"))
         }
-        Ok(Failure::BadRequest { reason }) => {
+        Failure::BadRequest { reason } => {
             Inner::unavailable(format!("the worker refused a request: {reason}"))
         }
-        Err(e) => Inner::unavailable(format!("unexpected answer {:?}: {e}", frame.kind)),
     }
 }
 

@@ -7,19 +7,23 @@
 //! environment for policies: everything comes over the channel.
 
 use crate::protocol::{
-    check_hello, Decide, Decided, Failure, Frame, HealthReport, Hello, Kind, Loaded, ProtocolError,
-    MAX_TO_WORKER,
+    check_hello, split_body, BatchAnswer, BatchDecide, BatchDecided, Decide, Decided, Failure,
+    Frame, HealthReport, Hello, Kind, Loaded, ProtocolError, MAX_TO_HOST, MAX_TO_WORKER,
 };
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use tenet_policy::{Input, Policy, PolicyError, PolicyImage, QueryPath};
+use tenet_policy::{Evaluator, Input, Policy, PolicyError, PolicyImage, QueryPath};
 
 /// How many compiled policies a worker keeps (the active revision and the
 /// ones before it, for decisions still running on them).
 const KEEP_POLICIES: usize = 4;
+
+/// Most result bytes in one batch's answer: half of what the host reads in
+/// one frame, leaving room for the head.
+const MAX_BATCH_ANSWER_BYTES: usize = MAX_TO_HOST / 2;
 
 /// A worker's settings, from its command line.
 #[derive(Debug, Clone, Default)]
@@ -141,7 +145,7 @@ pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
             Err(e) => break Err(e.into()),
         };
         match frame.kind {
-            Kind::Load | Kind::Decide => {
+            Kind::Load | Kind::Decide | Kind::BatchDecide => {
                 shared.in_flight.fetch_add(1, Ordering::Relaxed);
                 if jobs.send(frame).is_err() {
                     break Ok(());
@@ -187,6 +191,7 @@ fn handle(shared: &Shared, frame: Frame) {
     match frame.kind {
         Kind::Load => load(shared, frame),
         Kind::Decide => decide(shared, frame),
+        Kind::BatchDecide => batch(shared, frame),
         _ => {}
     }
 }
@@ -219,8 +224,40 @@ fn load(shared: &Shared, frame: Frame) {
 }
 
 fn decide(shared: &Shared, frame: Frame) {
-    let head: Decide = match frame.head() {
-        Ok(head) => head,
+    let Some((head, policy)) = policy_for::<Decide>(shared, &frame, |h| &h.digest) else {
+        return;
+    };
+    let path = QueryPath::from_components(head.path);
+    let input = head.has_input.then_some(&frame.body[..]);
+    let evaluated = evaluate(&policy, &path, input);
+    shared.evaluations.fetch_add(1, Ordering::Relaxed);
+    match evaluated {
+        Ok((evaluator, body)) => {
+            let head = Decided {
+                evaluator,
+                defined: body.is_some(),
+            };
+            shared.send(&Frame::new(
+                Kind::Decided,
+                frame.id,
+                &head,
+                body.unwrap_or_default(),
+            ));
+        }
+        Err(error) => shared.fail(frame.id, Failure::Policy { error }),
+    }
+}
+
+/// Decides each input of a batch in turn, on this thread. An input that
+/// fails is answered with its failure and the others go on; results past
+/// [`MAX_BATCH_ANSWER_BYTES`] in all fail as too large, so the answer
+/// stays readable by the host.
+fn batch(shared: &Shared, frame: Frame) {
+    let Some((head, policy)) = policy_for::<BatchDecide>(shared, &frame, |h| &h.digest) else {
+        return;
+    };
+    let inputs = match split_body(&frame.body, head.inputs.iter().copied()) {
+        Ok(inputs) => inputs,
         Err(e) => {
             return shared.fail(
                 frame.id,
@@ -230,47 +267,103 @@ fn decide(shared: &Shared, frame: Frame) {
             )
         }
     };
-    let Some(policy) = shared.policy(&head.digest) else {
-        return shared.fail(
+    let path = QueryPath::from_components(head.path);
+    let mut answers = Vec::with_capacity(inputs.len());
+    let mut body = Vec::new();
+    for input in inputs {
+        let evaluated = evaluate(&policy, &path, input);
+        shared.evaluations.fetch_add(1, Ordering::Relaxed);
+        answers.push(match evaluated {
+            Ok((evaluator, None)) => BatchAnswer::Decided {
+                evaluator,
+                len: None,
+            },
+            Ok((evaluator, Some(result)))
+                if body.len().saturating_add(result.len()) <= MAX_BATCH_ANSWER_BYTES =>
+            {
+                let len = u32::try_from(result.len()).unwrap_or(u32::MAX);
+                body.extend_from_slice(&result);
+                BatchAnswer::Decided {
+                    evaluator,
+                    len: Some(len),
+                }
+            }
+            Ok(_) => BatchAnswer::Failed {
+                failure: Failure::Policy {
+                    error: PolicyError::ResultTooLarge {
+                        limit: MAX_BATCH_ANSWER_BYTES as u64,
+                    },
+                },
+            },
+            Err(error) => BatchAnswer::Failed {
+                failure: Failure::Policy { error },
+            },
+        });
+    }
+    shared.send(&Frame::new(
+        Kind::BatchDecided,
+        frame.id,
+        &BatchDecided { answers },
+        body,
+    ));
+}
+
+/// A request's head and the policy it names, or `None` once the request
+/// has been answered with why not.
+fn policy_for<H: serde::de::DeserializeOwned>(
+    shared: &Shared,
+    frame: &Frame,
+    digest: impl Fn(&H) -> &String,
+) -> Option<(H, Policy)> {
+    let head: H = match frame.head() {
+        Ok(head) => head,
+        Err(e) => {
+            shared.fail(
+                frame.id,
+                Failure::BadRequest {
+                    reason: e.to_string(),
+                },
+            );
+            return None;
+        }
+    };
+    let Some(policy) = shared.policy(digest(&head)) else {
+        shared.fail(
             frame.id,
             Failure::NotLoaded {
-                digest: head.digest,
+                digest: digest(&head).clone(),
             },
         );
+        return None;
     };
-    let evaluated = (|| {
-        let input = if head.has_input {
-            let text = std::str::from_utf8(&frame.body).map_err(|e| PolicyError::InvalidInput {
+    Some((head, policy))
+}
+
+/// One evaluation: the evaluator that decided and the result's JSON
+/// (`None`: undefined). `input` is JSON text, or `None` for no input.
+fn evaluate(
+    policy: &Policy,
+    path: &QueryPath,
+    input: Option<&[u8]>,
+) -> Result<(Evaluator, Option<Vec<u8>>), PolicyError> {
+    let input = match input {
+        Some(bytes) => {
+            let text = std::str::from_utf8(bytes).map_err(|e| PolicyError::InvalidInput {
                 reason: e.to_string(),
             })?;
             Input::from_json(text, policy.limits())?
-        } else {
-            Input::none()
-        };
-        let path = QueryPath::from_components(head.path);
-        policy.query(&path)?.evaluate(&input)
-    })();
-    shared.evaluations.fetch_add(1, Ordering::Relaxed);
-    match evaluated {
-        Ok(evaluation) => {
-            let body = match &evaluation.result {
-                Some(result) => match serde_json::to_vec(result) {
-                    Ok(body) => body,
-                    Err(e) => {
-                        let error = PolicyError::Internal {
-                            message: format!("serializing the result: {e}"),
-                        };
-                        return shared.fail(frame.id, Failure::Policy { error });
-                    }
-                },
-                None => Vec::new(),
-            };
-            let head = Decided {
-                evaluator: evaluation.evaluator,
-                defined: evaluation.result.is_some(),
-            };
-            shared.send(&Frame::new(Kind::Decided, frame.id, &head, body));
         }
-        Err(error) => shared.fail(frame.id, Failure::Policy { error }),
-    }
+        None => Input::none(),
+    };
+    let evaluation = policy.query(path)?.evaluate(&input)?;
+    let body = evaluation
+        .result
+        .as_ref()
+        .map(|result| {
+            serde_json::to_vec(result).map_err(|e| PolicyError::Internal {
+                message: format!("serializing the result: {e}"),
+            })
+        })
+        .transpose()?;
+    Ok((evaluation.evaluator, body))
 }

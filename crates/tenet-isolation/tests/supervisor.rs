@@ -162,6 +162,76 @@ async fn isolated_tenants_decide_in_their_own_process_with_the_same_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_goes_to_the_worker_in_one_request_with_each_answer_in_order() {
+    // `r` conflicts (an evaluation error) when both a and b are set.
+    const CONFLICT: &str =
+        "package app\nimport rego.v1\nr := 1 if input.a\nr := 2 if input.b\nr := 3 if input.c\n";
+    let s = setup(
+        &[("iso", CONFLICT), ("shared", CONFLICT)],
+        &[("iso", IsolationLevel::Tenant)],
+        |_, _| {},
+    );
+    let inputs: Vec<Input> = (0..40)
+        .map(|n| {
+            let text = match n % 4 {
+                0 => r#"{"a": true}"#,
+                1 => r#"{"a": true, "b": true}"#,
+                2 => r#"{}"#,
+                _ => r#"{"c": true}"#,
+            };
+            Input::from_json(text, &EvalLimits::default()).unwrap()
+        })
+        .collect();
+    let answers = |decisions: Vec<Result<tenet_host::Decision, HostError>>| -> Vec<String> {
+        decisions
+            .into_iter()
+            .map(|d| match d {
+                Ok(d) => format!("{:?}", d.result),
+                Err(e) => e.kind().to_string(),
+            })
+            .collect()
+    };
+    let isolated = answers(
+        s.host
+            .decide_batch("iso", None, "app/r", &inputs)
+            .await
+            .unwrap(),
+    );
+    let shared = answers(
+        s.host
+            .decide_batch("shared", None, "app/r", &inputs)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(isolated, shared, "the worker answers as the host does");
+    assert_eq!(
+        isolated[..4],
+        [
+            "Some(Number(1))",
+            "evaluation_error",
+            "None",
+            "Some(Number(3))"
+        ]
+    );
+    assert!(pid_of(&s.supervisor, "iso", None).is_some());
+    assert_eq!(s.supervisor.report().batches, 1, "40 inputs, one request");
+    // The tenant's tally counts each input.
+    let counters = s.host.tenant_counters();
+    let iso = counters.iter().find(|c| &*c.tenant == "iso").unwrap();
+    assert_eq!(
+        (iso.tally.defined, iso.tally.undefined, iso.decision_errors),
+        (20, 10, 10)
+    );
+    // A tenant that is not there fails the batch as a whole.
+    assert!(s
+        .host
+        .decide_batch("absent", None, "app/r", &inputs)
+        .await
+        .is_err());
+    s.supervisor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_get_processes_of_their_own_up_to_the_limit() {
     let s = setup(
         &[("chat", ALLOW)],

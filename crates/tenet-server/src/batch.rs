@@ -1,8 +1,9 @@
 //! The batch query API in Enterprise OPA's shape:
 //! `POST /v1/batch/data/{path}` with `{"inputs": {id: input}, "common_input"}`
 //! answers `{"responses": {id: {"result": …}}}`. Each input is deep-merged
-//! over `common_input` (the input's keys win) and decided on its own; one
-//! failing input does not fail the others: the answer is then 207 and the
+//! over `common_input` (the input's keys win) and decided on its own, 64 at
+//! a time through `Host::decide_batch` (a tenant in a worker process gets
+//! each 64 in one request); one failing input does not fail the others: the answer is then 207 and the
 //! failed entries carry OPA's error body plus `http_status_code`. The work
 //! of one batch is bounded before it starts (`check_work`): how many inputs,
 //! and how large they are once merged with `common_input`.
@@ -32,6 +33,11 @@ pub const MAX_BATCH_INPUTS: usize = 10_000;
 /// (#10 finding 4); within this bound a batch costs about as much as a few
 /// large single decisions.
 pub const MAX_BATCH_BYTES: u64 = 64 << 20;
+
+/// Inputs decided together (`Host::decide_batch`): a tenant in a worker
+/// process gets them in one request. Chunks keep what a batch holds at once
+/// (merged inputs, parsed inputs) to this many.
+const DECIDED_TOGETHER: usize = 64;
 
 /// `POST /v1/batch/data/{path}`.
 pub(crate) async fn batch(
@@ -83,57 +89,73 @@ pub(crate) async fn batch(
     let mut results_left = limits.max_result_bytes;
     let mut responses = Map::new();
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
-    for (id, input) in inputs {
-        // Decisions of an active tenant never wait, so without this a large
-        // batch would hold its worker thread (and every request queued on
-        // it) until the last input.
-        tokio::task::yield_now().await;
-        let merged = match common {
-            Some(common) => merge(common, input),
-            None => input.clone(),
+    let entries: Vec<(&String, &Value)> = inputs.iter().collect();
+    for chunk in entries.chunks(DECIDED_TOGETHER) {
+        let merged: Vec<Value> = chunk
+            .iter()
+            .map(|(_, input)| match common {
+                Some(common) => merge(common, input),
+                None => (*input).clone(),
+            })
+            .collect();
+        let parsed: Vec<Result<Input, ApiError>> = merged
+            .iter()
+            .map(|m| {
+                Input::from_value(m, &limits)
+                    .map_err(|e| ApiError::invalid_parameter(e.to_string()))
+            })
+            .collect();
+        let valid: Vec<Input> = parsed.iter().flatten().cloned().collect();
+        let decided = match state.host.decide_batch(&tenant, None, path, &valid).await {
+            Ok(decisions) => decisions,
+            Err(e) => (0..valid.len()).map(|_| Err(e.clone())).collect(),
         };
-        let outcome = match Input::from_value(&merged, &limits) {
-            Ok(input) => state
-                .host
-                .decide(&tenant, path, &input)
-                .await
-                .map_err(ApiError::from),
-            Err(e) => Err(ApiError::invalid_parameter(e.to_string())),
-        };
-        let entry = match outcome {
-            Ok(decision) => {
-                ok.push(id.clone());
-                let mut entry = Map::new();
-                let logged = decision_log(&state, &tenant, path, &decision, || {
-                    Some(LoggedInput::Json(merged.clone()))
-                });
-                if let Some(id) = logged {
-                    entry.insert("decision_id".into(), Value::String(id));
-                }
-                if let Some(result) = decision.result {
-                    match tenet::document_size(&result, results_left) {
-                        Some(size) => results_left -= size,
-                        None => {
-                            return Err(ApiError::new(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "internal_error",
-                                format!(
+        let mut decided = decided.into_iter().map(|d| d.map_err(ApiError::from));
+        for (((id, _), merged), parsed) in chunk.iter().zip(merged).zip(parsed) {
+            let outcome = parsed.and_then(|_| {
+                decided.next().unwrap_or_else(|| {
+                    Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "the batch lost a decision",
+                    ))
+                })
+            });
+            let entry = match outcome {
+                Ok(decision) => {
+                    ok.push((*id).clone());
+                    let mut entry = Map::new();
+                    let logged = decision_log(&state, &tenant, path, &decision, || {
+                        Some(LoggedInput::Json(merged))
+                    });
+                    if let Some(id) = logged {
+                        entry.insert("decision_id".into(), Value::String(id));
+                    }
+                    if let Some(result) = decision.result {
+                        match tenet::document_size(&result, results_left) {
+                            Some(size) => results_left -= size,
+                            None => {
+                                return Err(ApiError::new(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    "internal_error",
+                                    format!(
                                     "the batch's results add up past {} bytes (max_result_bytes)",
                                     limits.max_result_bytes
                                 ),
-                            ))
+                                ))
+                            }
                         }
+                        entry.insert("result".into(), result);
                     }
-                    entry.insert("result".into(), result);
+                    Value::Object(entry)
                 }
-                Value::Object(entry)
-            }
-            Err(e) => {
-                failed.push((id.clone(), e.status()));
-                e.body()
-            }
-        };
-        responses.insert(id.clone(), entry);
+                Err(e) => {
+                    failed.push(((*id).clone(), e.status()));
+                    e.body()
+                }
+            };
+            responses.insert((*id).clone(), entry);
+        }
     }
     let mut responses = Value::Object(responses);
     // All good: 200. All failed: 500. Mixed: 207, and then every entry

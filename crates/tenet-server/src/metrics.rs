@@ -335,6 +335,11 @@ impl Collector for WorkerCollector {
                 "Workers stopped on purpose (idle, moved, shutdown)",
                 report.stops,
             ),
+            (
+                "tenet_worker_batches",
+                "Batches of decisions sent to workers as one request each",
+                report.batches,
+            ),
         ] {
             counter(e, name, help, value)?;
         }

@@ -1,6 +1,6 @@
 //! The bulkhead on the real binary: tenants at levels `none`, `tenant` and
 //! `session` decide in the right process (asserted by worker pid from the
-//! admin API) with OPA's answers; a worker SIGKILLed a hundred times fails
+//! admin API) with OPA's answers, through the data and the batch APIs; a worker SIGKILLed a hundred times fails
 //! only its own tenant's decisions, as `tenant_unavailable`, and comes
 //! back each time while another tenant sees no failure; a runaway policy
 //! ends at the engine's deadline in the shared process and by a kill in a
@@ -109,6 +109,49 @@ async fn cases_agree(c: &reqwest::Client, server: &Server, tenant: &str, session
     }
 }
 
+/// Every case of `examples/cases/{tenant}.json` through the batch API,
+/// one batch per query, against OPA's answers.
+async fn batches_agree(c: &reqwest::Client, server: &Server, tenant: &str) {
+    let text =
+        std::fs::read_to_string(root().join(format!("examples/cases/{tenant}.json"))).unwrap();
+    let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let mut by_query: std::collections::BTreeMap<String, Vec<&Value>> = Default::default();
+    for case in &cases {
+        let query = case["query"].as_str().unwrap().to_string();
+        by_query.entry(query).or_default().push(case);
+    }
+    for (query, cases) in by_query {
+        let inputs: serde_json::Map<String, Value> = cases
+            .iter()
+            .map(|case| {
+                let file = root()
+                    .join("examples/inputs")
+                    .join(case["input"].as_str().unwrap());
+                let input: Value =
+                    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+                (case["name"].as_str().unwrap().to_string(), input)
+            })
+            .collect();
+        let path = query.trim_start_matches("data.").replace('.', "/");
+        let resp = c
+            .post(server.url(&format!("/tenants/{tenant}/v1/batch/data/{path}")))
+            .json(&json!({ "inputs": inputs }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{tenant} {query}");
+        let body: Value = resp.json().await.unwrap();
+        for case in cases {
+            let name = case["name"].as_str().unwrap();
+            assert_eq!(
+                body["responses"][name].get("result"),
+                case["expected"].get("result"),
+                "{tenant} {name}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_level_decides_in_the_right_process_with_opas_answers() {
     let tmp = tempfile::tempdir().unwrap();
@@ -124,6 +167,29 @@ async fn each_level_decides_in_the_right_process_with_opas_answers() {
     cases_agree(&c, &server, "storefront", None).await;
     cases_agree(&c, &server, "analytics", Some("s1")).await;
     cases_agree(&c, &server, "analytics", Some("s2")).await;
+    // Batches for a tenant in a worker go to it in one request each.
+    assert_eq!(workers(&c, &server).await["batches"], 0);
+    batches_agree(&c, &server, "storefront").await;
+    batches_agree(&c, &server, "payments").await;
+    assert!(
+        workers(&c, &server).await["batches"].as_u64().unwrap() > 0,
+        "storefront's batches reached its worker as batches"
+    );
+    let metrics = c
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sent: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tenet_worker_batches_total "))
+        .expect("tenet_worker_batches_total in /metrics")
+        .parse()
+        .unwrap();
+    assert!(sent > 0);
     let host = u64::from(server.child.id());
     assert_eq!(
         pid_of(&c, &server, "payments", None).await,
