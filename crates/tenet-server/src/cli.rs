@@ -440,6 +440,7 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
         let state_auth = state.auth.clone();
         let state_recorder = state.decision_logs.clone();
         let grpc_metrics = state.grpc_metrics.clone();
+        let traced = state.traces;
         let app = tenet_server::app(state);
         let server_options = tenet_server::ServeOptions {
             drain_timeout: Duration::from_secs(config.server.drain_seconds),
@@ -491,7 +492,11 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
                 tenet_grpc::Grpc::new(&config.grpc, services)
                     .await
                     .context("configuring gRPC")?
-                    .map_routes(|routes| grpc_metrics.instrument(routes)),
+                    .map_routes(|routes| grpc_metrics.instrument(routes))
+                    .map_routes(|routes| match traced {
+                        true => tenet_server::instrument_grpc(routes),
+                        false => routes,
+                    }),
             )
         } else {
             None

@@ -56,6 +56,7 @@ pub mod config;
 pub mod decision_log;
 mod error;
 mod grpc_metrics;
+mod grpc_status;
 mod idle;
 mod input;
 mod label_cap;
@@ -76,6 +77,7 @@ pub use error::ApiError;
 pub use grpc_metrics::GrpcMetrics;
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use tls::{TlsConfig, TlsError};
+pub use traces::instrument_grpc;
 
 use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue, StatusCode, Version};

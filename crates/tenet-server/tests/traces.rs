@@ -3,7 +3,10 @@
 //! TraceService): a decision sent with a W3C `traceparent` yields a
 //! `request` span that is the caller's child and a `decision` span below
 //! it carrying the tenant, its labels and the outcome; loads show as
-//! `fetch`, `compile` and `activation` spans with the tenant.
+//! `fetch`, `compile` and `activation` spans with the tenant. An ext_authz
+//! `Check` sent with the trace context in its metadata yields a span named
+//! by its gRPC method, the caller's child, with its status code and the
+//! decision below it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -58,8 +61,8 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_decision_joins_the_callers_trace_with_its_tenant() {
+/// A real OTLP trace receiver on a loopback port: its spans and address.
+async fn receiver() -> (Receiver, std::net::SocketAddr) {
     let receiver = Receiver::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -73,6 +76,30 @@ async fn a_decision_joins_the_callers_trace_with_its_tenant() {
                 .unwrap();
         });
     }
+    (receiver, addr)
+}
+
+/// The first spans (waiting up to 20 s) for which `pick` finds something.
+async fn spans_until<T>(receiver: &Receiver, pick: impl Fn(&[Span]) -> Option<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(found) = pick(&receiver.spans.lock().unwrap()) {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the spans did not arrive")
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_joins_the_callers_trace_with_its_tenant() {
+    let (receiver, addr) = receiver().await;
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(
         tmp.path(),
@@ -92,22 +119,12 @@ async fn a_decision_joins_the_callers_trace_with_its_tenant() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body, json!({"result": true}));
 
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let found = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            {
-                let spans = receiver.spans.lock().unwrap();
-                let decision = spans.iter().find(|s| s.name == "decision");
-                let request = spans.iter().find(|s| s.name.starts_with("POST "));
-                if let (Some(decision), Some(request)) = (decision, request) {
-                    return (decision.clone(), request.clone(), spans.clone());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    let (decision, request, spans) = spans_until(&receiver, |spans| {
+        let decision = spans.iter().find(|s| s.name == "decision")?;
+        let request = spans.iter().find(|s| s.name.starts_with("POST "))?;
+        Some((decision.clone(), request.clone(), spans.to_vec()))
     })
     .await;
-    let (decision, request, spans) = found.expect("no decision and request spans arrived");
     assert_eq!(
         hex(&request.trace_id),
         TRACE_ID,
@@ -140,4 +157,76 @@ async fn a_decision_joins_the_callers_trace_with_its_tenant() {
             "{name}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_check_joins_the_callers_trace_with_its_method_and_status() {
+    use tenet_grpc::envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+    const CHECK: &str = "envoy.service.auth.v3.Authorization/Check";
+    let (receiver, addr) = receiver().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = support::grpc::config(
+        tmp.path(),
+        &format!(
+            "traces:\n  otlp_endpoint: http://{addr}\n  export_interval_ms: 100\ngrpc:\n  listen: 127.0.0.1:0\n"
+        ),
+    );
+    let (_server, lines) = Server::start_reading(&["--config", &config], 1);
+    let grpc = support::grpc::address(&lines[0]);
+    let mut client = AuthorizationClient::new(
+        support::grpc::channel(format!("http://{grpc}"), None)
+            .await
+            .unwrap(),
+    );
+    let mut request = tonic::Request::new(support::grpc::check("acme", "/public"));
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE_ID}-{CALLER_SPAN}-01").parse().unwrap(),
+    );
+    client.check(request).await.unwrap();
+    // A call to a method tenet does not serve still gets its span, with
+    // the status it was answered.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let resp = h2
+        .post(format!("http://{grpc}/no.Such/Method"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(vec![0u8, 0, 0, 0, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["grpc-status"], "12");
+
+    let (call, decision, unknown) = spans_until(&receiver, |spans| {
+        let call = spans.iter().find(|s| s.name == CHECK)?;
+        let decision = spans
+            .iter()
+            .find(|s| s.name == "decision" && s.parent_span_id == call.span_id)?;
+        let unknown = spans.iter().find(|s| s.name == "no.Such/Method")?;
+        Some((call.clone(), decision.clone(), unknown.clone()))
+    })
+    .await;
+    assert_eq!(
+        hex(&call.trace_id),
+        TRACE_ID,
+        "the call joins the caller's trace"
+    );
+    assert_eq!(hex(&call.parent_span_id), CALLER_SPAN);
+    for (key, value) in [
+        ("rpc.system", "grpc"),
+        ("rpc.service", "envoy.service.auth.v3.Authorization"),
+        ("rpc.method", "Check"),
+        ("rpc.grpc.status_code", "0"),
+    ] {
+        assert_eq!(attribute(&call, key).as_deref(), Some(value), "{key}");
+    }
+    assert_eq!(attribute(&decision, "tenant").as_deref(), Some("acme"));
+    assert_eq!(
+        attribute(&unknown, "rpc.grpc.status_code").as_deref(),
+        Some("12")
+    );
 }
