@@ -22,7 +22,7 @@ pub use bundle::{Bundle, DataFile, Module};
 pub use error::{BundleError, SignatureFailure};
 pub use files::{read_dir, read_tar_gz, write_tar_gz, BundleFile};
 pub use limits::Limits;
-pub use manifest::Manifest;
+pub use manifest::{BundleLabels, Manifest, MAX_BUNDLE_LABELS, MAX_BUNDLE_LABEL_VALUE};
 pub use package::package_path;
 pub use signing::{
     sign_files, KeyConfig, SigningKey, VerificationConfig, Verifier, SIGNATURES_FILE,

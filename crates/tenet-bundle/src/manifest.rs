@@ -46,7 +46,56 @@ impl Default for Manifest {
     }
 }
 
+/// Most labels a bundle may give its tenant (`metadata.labels`).
+pub const MAX_BUNDLE_LABELS: usize = 16;
+
+/// Longest value of a bundle's label, in bytes.
+pub const MAX_BUNDLE_LABEL_VALUE: usize = 256;
+
+/// Label names a bundle may not set: the tenant's id and the ones OPA's
+/// `labels` object reserves.
+const RESERVED_LABELS: [&str; 3] = ["tenant", "id", "version"];
+
+/// The labels a bundle's manifest gives its tenant, and how many it
+/// offered that were refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BundleLabels {
+    /// The accepted labels.
+    pub labels: BTreeMap<String, String>,
+    /// Entries refused: a name that is not `[A-Za-z_][A-Za-z0-9_]*` of at
+    /// most 64 bytes, a reserved name, a value that is not a string of at
+    /// most [`MAX_BUNDLE_LABEL_VALUE`] bytes, or past [`MAX_BUNDLE_LABELS`].
+    pub refused: usize,
+}
+
 impl Manifest {
+    /// The labels in `metadata.labels` (an object of strings), for the
+    /// tenant's metrics, spans, decision logs and status. Anything else is
+    /// counted as refused, never an error: labels do not decide anything.
+    pub fn labels(&self) -> BundleLabels {
+        let mut out = BundleLabels::default();
+        let Some(offered) = self.metadata.as_ref().and_then(|m| m.get("labels")) else {
+            return out;
+        };
+        let Some(offered) = offered.as_object() else {
+            out.refused = 1;
+            return out;
+        };
+        for (name, value) in offered {
+            match value.as_str() {
+                Some(value)
+                    if label_name_ok(name)
+                        && value.len() <= MAX_BUNDLE_LABEL_VALUE
+                        && out.labels.len() < MAX_BUNDLE_LABELS =>
+                {
+                    out.labels.insert(name.clone(), value.to_string());
+                }
+                _ => out.refused += 1,
+            }
+        }
+        out
+    }
+
     /// Root prefixes as path components; the empty root is the empty slice.
     pub(crate) fn root_components(&self) -> Vec<Vec<&str>> {
         self.roots
@@ -107,6 +156,17 @@ pub(crate) fn above_some_root(roots: &[Vec<&str>], path: &[String]) -> bool {
         .any(|r| r.len() > path.len() && r.iter().zip(path).all(|(a, b)| a == b))
 }
 
+/// A label name a metrics system takes as it is, and not a reserved one.
+fn label_name_ok(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !RESERVED_LABELS.contains(&name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +203,48 @@ mod tests {
         assert!(!under_roots(&roots, &p("a")));
         assert!(above_some_root(&roots, &p("a")));
         assert!(!under_roots(&roots, &p("d")));
+    }
+
+    #[test]
+    fn labels_come_from_metadata_and_only_well_formed_ones() {
+        let manifest = |metadata: serde_json::Value| Manifest {
+            metadata: metadata.as_object().cloned(),
+            ..Manifest::default()
+        };
+        let long = "v".repeat(MAX_BUNDLE_LABEL_VALUE + 1);
+        let cases = [
+            (serde_json::json!({}), vec![], 0),
+            (serde_json::json!({"labels": "team=a"}), vec![], 1),
+            (
+                serde_json::json!({"labels": {"team": "billing", "_env": "prod"}}),
+                vec![("_env", "prod"), ("team", "billing")],
+                0,
+            ),
+            (
+                serde_json::json!({"labels": {
+                    "tenant": "other", "id": "x", "version": "1",
+                    "9lives": "a", "app-name": "a", "": "a", "ok": 7, "long": long,
+                    "fine": "yes",
+                }}),
+                vec![("fine", "yes")],
+                8,
+            ),
+        ];
+        for (metadata, expected, refused) in cases {
+            let labels = manifest(metadata.clone()).labels();
+            let expected: BTreeMap<String, String> = expected
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(labels.labels, expected, "{metadata}");
+            assert_eq!(labels.refused, refused, "{metadata}");
+        }
+        // At most MAX_BUNDLE_LABELS, the rest refused.
+        let many: serde_json::Map<String, serde_json::Value> = (0..40)
+            .map(|n| (format!("l{n}"), serde_json::json!("v")))
+            .collect();
+        let labels = manifest(serde_json::json!({ "labels": many })).labels();
+        assert_eq!(labels.labels.len(), MAX_BUNDLE_LABELS);
+        assert_eq!(labels.refused, 40 - MAX_BUNDLE_LABELS);
     }
 }

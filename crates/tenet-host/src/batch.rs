@@ -51,7 +51,7 @@ impl Host {
             target: "tenet::decision_span",
             "decision_batch",
             tenant = %instance.tenant,
-            labels = ?instance.labels,
+            labels = ?instance.labels.load(),
             path,
             inputs = inputs.len(),
         );

@@ -46,7 +46,7 @@ impl Host {
             target: "tenet::decision_span",
             "decision",
             tenant = %instance.tenant,
-            labels = ?instance.labels,
+            labels = ?instance.labels.load(),
             path,
             revision = tracing::field::Empty,
             outcome = tracing::field::Empty,

@@ -344,10 +344,10 @@ impl Host {
         Ok(self.inner.activate(&instance, policy))
     }
 
-    /// `tenant`'s labels (the host's, its own, and `tenant`), when it has an
-    /// instance.
+    /// `tenant`'s labels (the host's, its own, `tenant`, and those its
+    /// active bundle's manifest gives it), when it has an instance.
     pub fn labels(&self, tenant: &str) -> Option<Arc<BTreeMap<String, String>>> {
-        self.inner.lookup(tenant).map(|i| i.labels.clone())
+        self.inner.lookup(tenant).map(|i| i.labels.load_full())
     }
 
     /// True when `tenant`'s active revision defines a rule at `path` (e.g.

@@ -5,7 +5,7 @@
 //! taken only by loads and snapshots.
 
 use crate::cache::DecisionCache;
-use arc_swap::{ArcSwapOption, Guard};
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -60,7 +60,11 @@ pub(crate) struct Instance {
     /// id): how the scheduler and the watcher name it.
     pub(crate) id: u64,
     pub(crate) tenant: Arc<str>,
-    pub(crate) labels: Arc<BTreeMap<String, String>>,
+    /// The host's labels, the tenant's own from the config, and `tenant`.
+    pub(crate) base_labels: Arc<BTreeMap<String, String>>,
+    /// `base_labels` over the active revision's bundle labels (the
+    /// config's win).
+    pub(crate) labels: ArcSwap<BTreeMap<String, String>>,
     pub(crate) source: Arc<dyn BundleSource>,
     /// Checks the signatures of every bundle the source returns, if set.
     pub(crate) verifier: Option<Arc<tenet_bundle::Verifier>>,
@@ -124,7 +128,8 @@ impl Instance {
             lane: crate::pool::Lane::new(weight),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             tenant,
-            labels,
+            labels: ArcSwap::new(labels.clone()),
+            base_labels: labels,
             source,
             verifier,
             activation: ArcSwapOption::empty(),

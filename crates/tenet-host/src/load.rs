@@ -262,6 +262,7 @@ impl HostInner {
         let cache =
             (config.enabled && policy.is_deterministic()).then(|| DecisionCache::new(config));
         let revision: Arc<str> = policy.revision().into();
+        relabel(instance, &policy);
         instance.activation.store(Some(Arc::new(Activation {
             policy,
             revision: revision.clone(),
@@ -278,6 +279,34 @@ impl HostInner {
         tracing::info!(tenant = %instance.tenant, revision = %revision, "activated");
         instance.ready.notify_waiters();
         revision
+    }
+}
+
+/// Gives `instance` the labels of `policy`'s bundle under its own (the
+/// config's win); an unchanged set is left as it is.
+fn relabel(instance: &Instance, policy: &Policy) {
+    if policy.refused_labels() > 0 {
+        tracing::warn!(
+            tenant = %instance.tenant,
+            refused = policy.refused_labels(),
+            "the bundle's manifest offers labels that are not used (metadata.labels: at most 16 strings of at most 256 bytes, names [A-Za-z_][A-Za-z0-9_]*, not tenant/id/version)"
+        );
+    }
+    let bundle = policy.bundle_labels();
+    let labels = if bundle.is_empty() {
+        instance.base_labels.clone()
+    } else {
+        let mut merged = bundle.clone();
+        merged.extend(
+            instance
+                .base_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        Arc::new(merged)
+    };
+    if **instance.labels.load() != *labels {
+        instance.labels.store(labels);
     }
 }
 

@@ -214,7 +214,7 @@ fn counters(i: &Instance) -> TenantCounters {
     let current = i.current();
     TenantCounters {
         tenant: i.tenant.clone(),
-        labels: i.labels.clone(),
+        labels: i.labels.load_full(),
         state: i.state(),
         revision: current.as_ref().map(|a| a.revision.clone()),
         references: i.references(),

@@ -557,6 +557,80 @@ async fn a_bad_revision_leaves_the_good_one_active_and_is_reported() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_bundles_manifest_labels_its_tenant_under_the_configs_labels() {
+    let f = fixture(&["a"]);
+    let manifest = |revision: &str, labels: serde_json::Value| {
+        std::fs::write(
+            f.root.join("a/.manifest"),
+            json!({"revision": revision, "metadata": {"labels": labels}}).to_string(),
+        )
+        .unwrap();
+    };
+    manifest(
+        "a-2",
+        json!({"team": "bundle", "app": "payments", "tenant": "evil", "bad name": "x"}),
+    );
+    let h = host(
+        &f,
+        false,
+        HostConfig {
+            labels: [("env".to_string(), "prod".to_string())].into(),
+            tenant_labels: [(
+                "a".to_string(),
+                [("team".to_string(), "billing".to_string())].into(),
+            )]
+            .into(),
+            ..config()
+        },
+    );
+    let _a = h.acquire("a").unwrap();
+    assert_eq!(allow(&h, "a").await.unwrap(), Some(json!(true)));
+    let labels = |h: &Host| -> Vec<(String, String)> {
+        h.labels("a")
+            .unwrap()
+            .as_ref()
+            .clone()
+            .into_iter()
+            .collect()
+    };
+    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    // The config's team and the tenant's id win; refused names are absent.
+    assert_eq!(
+        labels(&h),
+        owned(&[
+            ("app", "payments"),
+            ("env", "prod"),
+            ("team", "billing"),
+            ("tenant", "a")
+        ])
+    );
+    assert_eq!(h.tenant("a").unwrap().labels["app"], "payments");
+    // A new revision's labels replace the old ones.
+    manifest("a-3", json!({"app": "refunds"}));
+    assert_eq!(h.reload("a").await.unwrap().as_deref(), Some("a-3"));
+    assert_eq!(
+        labels(&h),
+        owned(&[
+            ("app", "refunds"),
+            ("env", "prod"),
+            ("team", "billing"),
+            ("tenant", "a")
+        ])
+    );
+    manifest("a-4", json!(null));
+    h.reload("a").await.unwrap();
+    assert_eq!(
+        labels(&h),
+        owned(&[("env", "prod"), ("team", "billing"), ("tenant", "a")])
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn decisions_are_cached_only_for_deterministic_policies_and_die_with_the_activation() {
     let f = fixture(&["a"]);
     write_bundle(

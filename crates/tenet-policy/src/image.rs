@@ -69,6 +69,7 @@ impl PolicyImage {
                 modules_v0,
                 data,
                 data_json: data_json.len(),
+                labels: Default::default(),
             },
             CompileOptions {
                 limits: self.limits,

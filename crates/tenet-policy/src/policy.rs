@@ -24,7 +24,7 @@ use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::{Program, RegoVM};
 use regorus::utils::limits::{BuiltinLimits, ExecutionTimerConfig};
 use regorus::{Engine, MemoryBudgetConfig, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +81,8 @@ pub(crate) struct Sources {
     pub(crate) data: Value,
     /// Size of the data as JSON text, for the memory estimate.
     pub(crate) data_json: usize,
+    /// The labels the bundle's manifest gives its tenant.
+    pub(crate) labels: tenet_bundle::BundleLabels,
 }
 
 /// A compiled bundle revision. Cheap to clone (an `Arc`), `Send + Sync`.
@@ -114,6 +116,7 @@ struct Inner {
     approx_trimmed_bytes: usize,
     queries: ArcSwap<HashMap<QueryPath, Arc<QuerySlot>>>,
     prepared_builds: AtomicU64,
+    labels: tenet_bundle::BundleLabels,
 }
 
 impl std::fmt::Debug for Policy {
@@ -233,6 +236,7 @@ impl Policy {
                 modules_v0,
                 data,
                 data_json,
+                labels: bundle.manifest.labels(),
             },
             options,
         )
@@ -248,6 +252,7 @@ impl Policy {
             modules_v0,
             data,
             data_json,
+            labels,
         } = parts;
         let calls: BTreeSet<String> = modules
             .iter()
@@ -281,8 +286,20 @@ impl Policy {
                 approx_trimmed_bytes: data_json * 7 + source_bytes * 4 + 20 * 1024,
                 queries: ArcSwap::from_pointee(HashMap::new()),
                 prepared_builds: AtomicU64::new(0),
+                labels,
             }),
         })
+    }
+
+    /// The labels the bundle's manifest gives its tenant
+    /// (`metadata.labels`; none for a policy compiled from an image).
+    pub fn bundle_labels(&self) -> &BTreeMap<String, String> {
+        &self.inner.labels.labels
+    }
+
+    /// How many labels the manifest offered that were refused.
+    pub fn refused_labels(&self) -> usize {
+        self.inner.labels.refused
     }
 
     /// What compiled this policy, to compile it again elsewhere (a worker

@@ -236,3 +236,71 @@ async fn decisions_reach_the_decision_log_file_masked_by_exit() {
     assert_eq!(last["erased"], json!(["/input/amount", "/input/user"]));
     assert_eq!(last["labels"]["tenant"], "payments");
 }
+
+/// Labels a bundle's manifest gives its tenant (`metadata.labels`) reach
+/// its `/metrics` info series and its status document, under the config's
+/// own labels; names a metrics system cannot take are refused.
+#[tokio::test]
+async fn a_bundles_manifest_labels_reach_metrics_and_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundles = tmp.path().join("bundles");
+    support::copy_dir(
+        &support::root().join("examples/bundles/payments"),
+        &bundles.join("payments"),
+    );
+    std::fs::write(
+        bundles.join("payments/.manifest"),
+        json!({
+            "revision": "labelled",
+            "roots": ["payments"],
+            "metadata": {"labels": {"app": "payments-api", "team": "bundle", "bad-name": "x"}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let config = write_config(
+        tmp.path(),
+        &format!(
+            "bundles:\n  template: {}/{{tenant}}\nhost:\n  tenant_labels:\n    payments:\n      team: billing\n",
+            bundles.display()
+        ),
+    );
+    let server = Server::start(&["--config", &config]);
+    let c = client(30);
+    let body: Value = c
+        .post(server.url(ALLOW))
+        .json(&json!({ "input": alice() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["result"], true, "{body}");
+    let scrape = c
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let info = scrape
+        .lines()
+        .find(|l| l.starts_with("tenet_tenant_info{") && l.contains("tenant=\"payments\""))
+        .unwrap_or_else(|| panic!("no info series for payments in {scrape}"));
+    assert!(info.contains("app=\"payments-api\""), "{info}");
+    assert!(info.contains("team=\"billing\""), "the config wins: {info}");
+    assert!(!info.contains("bad"), "{info}");
+    let status: Value = c
+        .get(server.url("/tenants/payments/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let labels = &status["result"]["labels"];
+    assert_eq!(labels["app"], "payments-api", "{status}");
+    assert_eq!(labels["team"], "billing", "{status}");
+}
