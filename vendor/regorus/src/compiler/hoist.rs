@@ -114,8 +114,11 @@ pub struct HoistedLoopsLookup {
     expr_loops: Lookup<Vec<HoistedLoop>>,
 
     /// Maps (module_index, expr_index) -> BindingPlan
-    /// Stores pre-computed binding plans for assignment-style expressions
-    expr_binding_plans: Lookup<BindingPlan>,
+    /// Stores pre-computed binding plans for assignment-style expressions.
+    /// Boxed: the table has a slot for every expression of a module and
+    /// only assignment-style ones have a plan, so an empty slot costs a
+    /// pointer instead of a whole (100-byte) plan.
+    expr_binding_plans: Lookup<Box<BindingPlan>>,
 
     /// Maps (module_index, query_index) -> ScopeContext
     /// Stores compilation contexts for queries (rules, comprehensions, every)
@@ -215,7 +218,7 @@ impl HoistedLoopsLookup {
         plan: BindingPlan,
     ) -> Result<()> {
         self.expr_binding_plans
-            .set_checked(module_idx, expr_idx, plan)
+            .set_checked(module_idx, expr_idx, Box::new(plan))
             .map_err(|err| anyhow!("expr_binding_plans out of bounds: {err}"))
     }
 
@@ -235,7 +238,9 @@ impl HoistedLoopsLookup {
         module_idx: u32,
         expr_idx: u32,
     ) -> LookupResult<Option<&BindingPlan>> {
-        self.expr_binding_plans.get_checked(module_idx, expr_idx)
+        self.expr_binding_plans
+            .get_checked(module_idx, expr_idx)
+            .map(|plan| plan.map(|plan| &**plan))
     }
 }
 
@@ -323,6 +328,18 @@ impl LoopHoister {
 
     /// Populate loop information for a single module
     pub fn populate_module(&mut self, module_idx: u32, module: &Module) -> Result<()> {
+        // The parser numbered the module's nodes: size each table once,
+        // instead of growing it node by node (each growth copied the table
+        // and touched fresh pages).
+        if let Some(last) = module.num_statements.checked_sub(1) {
+            self.lookup.ensure_statement_capacity(module_idx, last);
+        }
+        if let Some(last) = module.num_expressions.checked_sub(1) {
+            self.lookup.ensure_expr_capacity(module_idx, last);
+        }
+        if let Some(last) = module.num_queries.checked_sub(1) {
+            self.lookup.ensure_query_capacity(module_idx, last);
+        }
         // Process all rules in the module
         for rule in &module.policy {
             self.populate_rule(module_idx, rule)?;

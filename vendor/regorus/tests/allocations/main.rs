@@ -7,6 +7,7 @@
 //! step.
 
 mod counting;
+mod hoister;
 mod parser;
 #[cfg(feature = "rvm")]
 mod rvm;
