@@ -8,6 +8,9 @@
 //!   printed after the criterion groups: RSS growth and the host's own
 //!   estimate, for tenants on one shared bundle, each with its own copy of
 //!   the payments example, and each with its own small RBAC bundle.
+//!
+//! Transparent huge pages are off, as `tenet serve` sets them
+//! (`TENET_BENCH_THP=on` leaves them on).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -304,6 +307,11 @@ criterion_group! {
 }
 
 fn main() {
+    // As `tenet serve` runs by default (host.transparent_huge_pages:
+    // false); TENET_BENCH_THP=on leaves them as the system sets them.
+    if std::env::var("TENET_BENCH_THP").as_deref() != Ok("on") {
+        let _ = rustix::thread::disable_transparent_huge_pages(true);
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     if std::env::args().any(|a| a == "--bench") {

@@ -15,6 +15,8 @@
 //!    the same batch in the host process.
 //!
 //! All in one run, so ratios compare like with like on a noisy machine.
+//! Transparent huge pages are off, as `tenet serve` sets them
+//! (`TENET_BENCH_THP=on` leaves them on).
 //! `cargo bench -p tenet-isolation --bench workers`; `TENET_BENCH_SAMPLES`
 //! sets the decisions per phase (default 2,000). Results in BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -325,6 +327,12 @@ async fn hammered(root: &Path, samples: usize) {
 }
 
 fn main() {
+    // As `tenet serve` runs by default (host.transparent_huge_pages:
+    // false; its workers inherit it); TENET_BENCH_THP=on leaves them as
+    // the system sets them.
+    if std::env::var("TENET_BENCH_THP").as_deref() != Ok("on") {
+        let _ = tenet_isolation::set_transparent_huge_pages(false);
+    }
     let samples = std::env::var("TENET_BENCH_SAMPLES")
         .ok()
         .and_then(|v| v.parse().ok())

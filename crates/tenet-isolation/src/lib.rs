@@ -28,7 +28,9 @@ pub mod worker;
 
 pub use adaptive::{Adaptive, AdaptiveConfig};
 pub use config::SupervisorConfig;
-pub use limits::{cgroup_v2_delegation, rss_bytes};
+pub use limits::{
+    cgroup_v2_delegation, rss_bytes, set_transparent_huge_pages, transparent_huge_pages,
+};
 pub use process::WorkerCommand;
 pub use report::{WorkerReport, WorkerState, WorkersReport};
 pub use supervisor::Supervisor;

@@ -288,6 +288,13 @@ fn serve(args: Box<ServeArgs>) -> Result<()> {
     // The config is checked before anything starts, so a bad one fails
     // with its file, key and reason and nothing else on the screen.
     let config = args.config()?;
+    // Before the runtime and its threads allocate: workers started later
+    // inherit the setting.
+    if !config.host.transparent_huge_pages {
+        if let Err(e) = tenet::set_transparent_huge_pages(false) {
+            eprintln!("note: transparent huge pages stay as the system sets them: {e}");
+        }
+    }
     // The async workers get the evaluation threads' stack (8 MiB, reserved
     // and touched only as used): a cheap tenant's evaluation may take an
     // inline turn on one of them (host.fair_share.inline), and its depth

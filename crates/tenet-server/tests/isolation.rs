@@ -26,6 +26,16 @@ fn alive(pid: u64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
 }
 
+/// Whether the kernel lets `pid` have transparent huge pages.
+fn huge_pages(pid: u64) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .expect("THP_enabled in /proc/pid/status");
+    line.trim() == "1"
+}
+
 fn kill(pid: u64, signal: &str) {
     let status = std::process::Command::new("kill")
         .args([signal, &pid.to_string()])
@@ -210,6 +220,10 @@ async fn each_level_decides_in_the_right_process_with_opas_answers() {
         assert!(alive(pid));
     }
     assert_ne!(s1, s2, "two sessions never share a process");
+    // Transparent huge pages are off for the host, and so for its workers.
+    for pid in [host, storefront, s1] {
+        assert!(!huge_pages(pid), "huge pages on for {pid}");
+    }
     assert_ne!(storefront, s1);
     let level: Value = c
         .get(server.url("/v1/tenants/analytics/isolation"))
@@ -229,6 +243,24 @@ async fn each_level_decides_in_the_right_process_with_opas_answers() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_pages_stay_as_the_system_sets_them_when_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(
+        tmp.path(),
+        &format!(
+            "host:\n  transparent_huge_pages: true\nisolation:\n  tenants:\n    storefront: tenant\n{WORKERS}"
+        ),
+    );
+    let server = Server::start(&["--config", &config]);
+    let c = client(60);
+    cases_agree(&c, &server, "storefront", None).await;
+    let worker = pid_of(&c, &server, "storefront", None).await.unwrap();
+    let ours = huge_pages(u64::from(std::process::id()));
+    assert_eq!(huge_pages(u64::from(server.child.id())), ours);
+    assert_eq!(huge_pages(worker), ours);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

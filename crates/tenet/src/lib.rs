@@ -26,8 +26,9 @@ pub use tenet_host::{
     TenantSnapshot, WeakHost, WriteOutcome, LATENCY_BOUNDS_US,
 };
 pub use tenet_isolation::{
-    parse_worker_args, run_worker, Adaptive, AdaptiveConfig, Supervisor, SupervisorConfig,
-    WorkerArgs, WorkerCommand, WorkerError, WorkerReport, WorkerState, WorkersReport,
+    parse_worker_args, run_worker, set_transparent_huge_pages, transparent_huge_pages, Adaptive,
+    AdaptiveConfig, Supervisor, SupervisorConfig, WorkerArgs, WorkerCommand, WorkerError,
+    WorkerReport, WorkerState, WorkersReport,
 };
 pub use tenet_policy::{
     document_size, parse_yaml_input, CompileOptions, EvalLimits, Evaluation, Evaluator,

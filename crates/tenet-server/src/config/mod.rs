@@ -293,6 +293,11 @@ pub struct HostSection {
     /// Keep pushed policies and data in `persist_dir` and push them again
     /// on start (OPA keeps them in memory only).
     pub persist_pushed: bool,
+    /// Leave transparent huge pages on for the process and its workers.
+    /// Default false: `tenet serve` turns them off (Linux), which made
+    /// worker and tenant starts faster and small tenants smaller
+    /// (BENCHMARKS.md).
+    pub transparent_huge_pages: bool,
     /// Per-instance decision cache.
     pub decision_cache: tenet::DecisionCacheConfig,
     /// How tenants share the evaluation threads.
@@ -325,6 +330,7 @@ impl Default for HostSection {
             trim_after_seconds: 10,
             persist_dir: None,
             persist_pushed: false,
+            transparent_huge_pages: false,
             decision_cache: tenet::DecisionCacheConfig::default(),
             fair_share: FairShareSection::default(),
             labels: BTreeMap::new(),
