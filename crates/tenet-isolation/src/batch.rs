@@ -58,23 +58,11 @@ impl Inner {
         batch: &OffloadBatch,
         part: &[Result<Option<Vec<u8>>, PolicyError>],
     ) -> Answers {
-        let all = |e: OffloadError| vec![Err(e); part.len()];
-        for _ in 0..2 {
-            if let Err(e) = self.ensure_loaded(slot, process, &batch.policy).await {
-                return all(e);
-            }
-            match self.send_part(slot, process, batch, part).await {
-                Ran::Done(answers) => {
-                    slot.answered();
-                    return answers;
-                }
-                Ran::NotLoaded => {
-                    lock(&process.loaded).remove(batch.policy.digest());
-                }
-                Ran::Failed(e) => return all(e),
-            }
-        }
-        all(Self::dropped_twice())
+        self.on_loaded(slot, process, &batch.policy, || {
+            self.send_part(slot, process, batch, part)
+        })
+        .await
+        .unwrap_or_else(|e| vec![Err(e); part.len()])
     }
 
     async fn send_part(

@@ -177,22 +177,11 @@ impl Offload for Supervisor {
         let (slot, process) = inner
             .worker(&request.tenant, request.level, request.session.as_ref())
             .await?;
-        for _ in 0..2 {
-            inner
-                .ensure_loaded(&slot, &process, &request.policy)
-                .await?;
-            match inner.run(&slot, &process, &request).await {
-                Ran::Done(evaluation) => {
-                    slot.answered();
-                    return Ok(evaluation);
-                }
-                Ran::NotLoaded => {
-                    lock(&process.loaded).remove(request.policy.digest());
-                }
-                Ran::Failed(e) => return Err(e),
-            }
-        }
-        Err(Inner::dropped_twice())
+        inner
+            .on_loaded(&slot, &process, &request.policy, || {
+                inner.run(&slot, &process, &request)
+            })
+            .await
     }
 
     async fn evaluate_batch(&self, batch: OffloadBatch) -> Vec<Result<Evaluation, OffloadError>> {
@@ -248,8 +237,34 @@ impl Inner {
         }
     }
 
-    pub(crate) fn dropped_twice() -> OffloadError {
-        Self::unavailable("the worker dropped the policy twice while it was being loaded")
+    /// Runs `run` on `process` once `policy` is loaded there, loading it
+    /// again (once) if the worker dropped it meanwhile.
+    pub(crate) async fn on_loaded<T, F>(
+        &self,
+        slot: &Slot,
+        process: &Arc<WorkerProcess>,
+        policy: &Policy,
+        mut run: impl FnMut() -> F,
+    ) -> Result<T, OffloadError>
+    where
+        F: std::future::Future<Output = Ran<T>>,
+    {
+        for _ in 0..2 {
+            self.ensure_loaded(slot, process, policy).await?;
+            match run().await {
+                Ran::Done(answer) => {
+                    slot.answered();
+                    return Ok(answer);
+                }
+                Ran::NotLoaded => {
+                    lock(&process.loaded).remove(policy.digest());
+                }
+                Ran::Failed(e) => return Err(e),
+            }
+        }
+        Err(Self::unavailable(
+            "the worker dropped the policy twice while it was being loaded",
+        ))
     }
 
     fn millis(&self) -> u64 {
@@ -525,7 +540,7 @@ impl Inner {
             .is_some_and(|s| Arc::ptr_eq(s, slot))
     }
 
-    pub(crate) async fn ensure_loaded(
+    async fn ensure_loaded(
         &self,
         slot: &Slot,
         process: &Arc<WorkerProcess>,

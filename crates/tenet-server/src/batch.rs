@@ -3,8 +3,9 @@
 //! answers `{"responses": {id: {"result": …}}}`. Each input is deep-merged
 //! over `common_input` (the input's keys win) and decided on its own, 64 at
 //! a time through `Host::decide_batch` (a tenant in a worker process gets
-//! each 64 in one request); one failing input does not fail the others: the answer is then 207 and the
-//! failed entries carry OPA's error body plus `http_status_code`. The work
+//! each 64 in one request); one failing input does not fail the others:
+//! the answer is then 207 and the failed entries carry OPA's error body
+//! plus `http_status_code`. The work
 //! of one batch is bounded before it starts (`check_work`): how many inputs,
 //! and how large they are once merged with `common_input`.
 
