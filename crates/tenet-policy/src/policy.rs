@@ -280,10 +280,11 @@ impl Policy {
                 // as regorus values ~7x its JSON, the analysed and pooled
                 // engines ~24x the Rego source, plus a fixed 64 KiB.
                 approx_bytes: data_json * 7 + source_bytes * 24 + 64 * 1024,
-                // Calibrated on trimmed tenants (BENCHMARKS.md: 23.8 KiB for
-                // a ~1 KB RBAC bundle, 52.5 KiB for payments): the compiled
-                // RVM queries ~4x the Rego source, plus a fixed 20 KiB.
-                approx_trimmed_bytes: data_json * 7 + source_bytes * 4 + 20 * 1024,
+                // Calibrated on trimmed tenants, compiled patterns dropped
+                // (BENCHMARKS.md: 17.2 KiB for a ~650-byte RBAC bundle,
+                // 54.7 KiB for payments): the compiled RVM queries ~7x the
+                // Rego source, plus a fixed 12 KiB.
+                approx_trimmed_bytes: data_json * 7 + source_bytes * 7 + 12 * 1024,
                 queries: ArcSwap::from_pointee(HashMap::new()),
                 prepared_builds: AtomicU64::new(0),
                 labels,
@@ -484,7 +485,17 @@ impl Policy {
             .sum()
     }
 
-    /// How many prepared queries this policy has built (for tests and
+    /// Compiled regex and glob patterns this policy holds (its pattern
+    /// cache; `trim` empties it).
+    pub fn cached_patterns(&self) -> usize {
+        let queries = self.inner.queries.load();
+        let Some(query) = queries.values().find_map(|slot| slot.ready.get()) else {
+            return 0;
+        };
+        query.pattern_cache.regex_len() + query.pattern_cache.glob_len()
+    }
+
+        /// How many prepared queries this policy has built (for tests and
     /// metrics: one per path, however many callers raced for it).
     pub fn prepared_builds(&self) -> u64 {
         self.inner.prepared_builds.load(Ordering::Relaxed)
@@ -664,12 +675,16 @@ impl PreparedQuery {
         self.fallback.as_deref()
     }
 
-    /// Drops the idle evaluators of this query.
+    /// Drops the idle evaluators of this query, and the policy's compiled
+    /// regex and glob patterns (compiled again when next used): a compiled
+    /// glob holds a few KiB of automata, a third of a small idle tenant
+    /// (BENCHMARKS.md).
     pub fn trim(&self) {
         match &self.kind {
             Kind::Vm { pool, .. } => pool.clear(),
             Kind::Rule { pool, .. } | Kind::Query { pool, .. } => pool.clear(),
         }
+        self.pattern_cache.clear();
     }
 
     /// Evaluators pooled for this query's next evaluations.

@@ -409,6 +409,28 @@ fn a_trimmed_policy_rebuilds_what_it_needs() {
     );
 }
 
+/// #9, memory per tenant: compiled glob and regex patterns (a few KiB of
+/// automata each) go with `trim`, and are compiled again when next used.
+#[test]
+fn a_trimmed_policy_drops_its_compiled_patterns() {
+    let b = bundle(&[(
+        "p.rego",
+        "package p\n\nallow if {\n\tglob.match(\"/t1/**\", [\"/\"], input.path)\n\tregex.match(\"^[a-z]+$\", input.user)\n}\n",
+    )]);
+    for evaluator in [Evaluator::Vm, Evaluator::Interpreter] {
+        let p = compile(&b, evaluator, EvalLimits::default());
+        let yes = input(json!({"path": "/t1/a/b", "user": "bob"}));
+        let no = input(json!({"path": "/t2/a", "user": "bob"}));
+        assert_eq!(p.evaluate("data.p.allow", &yes).unwrap(), Some(json!(true)));
+        assert_eq!(p.cached_patterns(), 2, "{evaluator:?}");
+        p.trim();
+        assert_eq!(p.cached_patterns(), 0, "{evaluator:?}");
+        assert_eq!(p.evaluate("data.p.allow", &no).unwrap(), None);
+        assert_eq!(p.evaluate("data.p.allow", &yes).unwrap(), Some(json!(true)));
+        assert_eq!(p.cached_patterns(), 2, "{evaluator:?}");
+    }
+}
+
 /// regorus 0.14.1's RVM puts `"<undefined>"` into a comprehension when a
 /// lookup inside it is undefined; OPA skips the element. The default
 /// evaluator must give OPA's answer.
