@@ -495,7 +495,7 @@ impl Policy {
         query.pattern_cache.regex_len() + query.pattern_cache.glob_len()
     }
 
-        /// How many prepared queries this policy has built (for tests and
+    /// How many prepared queries this policy has built (for tests and
     /// metrics: one per path, however many callers raced for it).
     pub fn prepared_builds(&self) -> u64 {
         self.inner.prepared_builds.load(Ordering::Relaxed)

@@ -253,7 +253,10 @@ async fn a_bundles_manifest_labels_reach_metrics_and_status() {
         json!({
             "revision": "labelled",
             "roots": ["payments"],
-            "metadata": {"labels": {"app": "payments-api", "team": "bundle", "bad-name": "x"}},
+            "metadata": {"labels": {
+                "app": "payments-api", "team": "bundle", "bad-name": "x",
+                "note": "a\"b\n# TYPE evil gauge\nevil 1",
+            }},
         })
         .to_string(),
     )
@@ -292,6 +295,12 @@ async fn a_bundles_manifest_labels_reach_metrics_and_status() {
     assert!(info.contains("app=\"payments-api\""), "{info}");
     assert!(info.contains("team=\"billing\""), "the config wins: {info}");
     assert!(!info.contains("bad"), "{info}");
+    // A value cannot inject lines into the exposition: it is escaped.
+    assert!(
+        info.contains(r#"note="a\"b\n# TYPE evil gauge\nevil 1""#),
+        "{info}"
+    );
+    assert!(!scrape.lines().any(|l| l.starts_with("evil")), "{scrape}");
     let status: Value = c
         .get(server.url("/tenants/payments/v1/status"))
         .send()
