@@ -1,7 +1,6 @@
-//! One worker process as the supervisor sees it: started from a command
-//! with one end of a Unix socketpair as its stdin and stdout, greeted
-//! (protocol version checked), then a channel where each request gets an
-//! id and its answer is matched by a reader task. When the process
+//! One worker process as the supervisor sees it: started from a command,
+//! greeted (protocol version checked), then a channel where each request
+//! gets an id and its answer is matched by a reader task. When the process
 //! exits, every request waiting on it fails at once with the reason (exit
 //! code or signal) and [`WorkerProcess::exited`] resolves. States,
 //! restarts and policy belong to the supervisor, not here.
@@ -15,8 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::process::Command;
+use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, watch};
 
 /// How to start a worker.
@@ -53,7 +51,7 @@ type Waiter = oneshot::Sender<Result<Frame, String>>;
 pub(crate) struct WorkerProcess {
     pub(crate) pid: u32,
     pub(crate) started: Instant,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<ChildStdin>,
     pending: Mutex<HashMap<u64, Waiter>>,
     next_id: AtomicU64,
     alive: AtomicBool,
@@ -85,22 +83,15 @@ impl WorkerProcess {
         command: &WorkerCommand,
         timeout: Duration,
     ) -> Result<Arc<Self>, String> {
-        // The channel: a Unix socketpair, the worker's end as both its
-        // stdin and its stdout (the worker reads and writes those).
-        let socket = |e: std::io::Error| format!("creating the worker's socketpair: {e}");
-        let (ours, theirs_in) = std::os::unix::net::UnixStream::pair().map_err(socket)?;
-        let theirs_out = theirs_in.try_clone().map_err(socket)?;
-        ours.set_nonblocking(true).map_err(socket)?;
-        let ours = tokio::net::UnixStream::from_std(ours).map_err(socket)?;
-        let mut start = Command::new(&command.program);
+        let mut child = Command::new(&command.program);
         if command.max_memory_bytes > 0 {
             // mimalloc (regorus's allocator, the worker's global one)
             // reserves 1 GiB of address space up front by default, which an
             // address-space limit counts; smaller arenas let a worker start
             // under a limit of a few hundred MiB.
-            start.env("MIMALLOC_ARENA_RESERVE", "32M");
+            child.env("MIMALLOC_ARENA_RESERVE", "32M");
         }
-        let mut child = start
+        let mut child = child
             .args(&command.args)
             .args([
                 "--threads".to_string(),
@@ -114,17 +105,16 @@ impl WorkerProcess {
                 "--parent-pid".to_string(),
                 std::process::id().to_string(),
             ])
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs_in)))
-            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", command.program.display()))?;
-        // The command holds our copies of the worker's end: closed now, so
-        // the worker's exit reads as the end of our channel.
-        drop(start);
         let pid = child.id().unwrap_or(0);
-        let (stdout, mut stdin) = ours.into_split();
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("the worker's pipes were not opened".into());
+        };
         let mut stdout = BufReader::new(stdout);
         let greeting = async {
             let hello = read_frame(&mut stdout).await?;
@@ -189,7 +179,7 @@ impl WorkerProcess {
     }
 
     /// Reads answers until the channel ends; returns why it ended.
-    async fn read_answers(&self, mut stdout: BufReader<OwnedReadHalf>) -> String {
+    async fn read_answers(&self, mut stdout: BufReader<ChildStdout>) -> String {
         loop {
             let frame = match read_frame(&mut stdout).await {
                 Ok(frame) => frame,
@@ -304,7 +294,7 @@ impl WorkerProcess {
 }
 
 /// Reads one frame from the worker, bounded by [`MAX_TO_HOST`].
-async fn read_frame(from: &mut BufReader<OwnedReadHalf>) -> Result<Frame, ProtocolError> {
+async fn read_frame(from: &mut BufReader<ChildStdout>) -> Result<Frame, ProtocolError> {
     let mut prefix = [0u8; 4];
     from.read_exact(&mut prefix).await?;
     let size = Frame::length(prefix, MAX_TO_HOST)?;

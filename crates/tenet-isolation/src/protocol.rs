@@ -1,5 +1,5 @@
-//! The worker protocol: length-framed messages over a byte stream (a Unix
-//! socketpair, the worker's end as its stdin and stdout). A frame is
+//! The worker protocol: length-framed messages over a byte stream (the
+//! worker's stdin and stdout). A frame is
 //!
 //! ```text
 //! len: u32 LE (of what follows) | kind: u8 | id: u64 LE | head_len: u32 LE | head (JSON) | body
