@@ -43,6 +43,14 @@ async fn receive(
     StatusCode::OK
 }
 
+/// The payments tenant's `tenet_tenant_info` line in a scrape.
+fn payments_info(scrape: &str) -> &str {
+    scrape
+        .lines()
+        .find(|l| l.starts_with("tenet_tenant_info{") && l.contains("tenant=\"payments\""))
+        .unwrap_or_else(|| panic!("no info series for payments in {scrape}"))
+}
+
 #[tokio::test]
 async fn decisions_reach_the_decision_log_service_by_exit() {
     let got: Received = Arc::default();
@@ -104,18 +112,8 @@ async fn decisions_reach_the_decision_log_service_by_exit() {
         .to_string();
     assert!(got.lock().unwrap().is_empty());
     // The tenant's own labels, on its info series (sanitized names).
-    let scrape = c
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let info = scrape
-        .lines()
-        .find(|l| l.starts_with("tenet_tenant_info{") && l.contains("tenant=\"payments\""))
-        .unwrap_or_else(|| panic!("no info series for payments in {scrape}"));
+    let scrape = support::get_text(&c, &server.url("/metrics")).await;
+    let info = payments_info(&scrape);
     for label in [
         "team=\"billing\"",
         "app_kubernetes_io_name=\"pay\"",
@@ -280,18 +278,8 @@ async fn a_bundles_manifest_labels_reach_metrics_and_status() {
         .await
         .unwrap();
     assert_eq!(body["result"], true, "{body}");
-    let scrape = c
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let info = scrape
-        .lines()
-        .find(|l| l.starts_with("tenet_tenant_info{") && l.contains("tenant=\"payments\""))
-        .unwrap_or_else(|| panic!("no info series for payments in {scrape}"));
+    let scrape = support::get_text(&c, &server.url("/metrics")).await;
+    let info = payments_info(&scrape);
     assert!(info.contains("app=\"payments-api\""), "{info}");
     assert!(info.contains("team=\"billing\""), "the config wins: {info}");
     assert!(!info.contains("bad"), "{info}");
@@ -301,14 +289,7 @@ async fn a_bundles_manifest_labels_reach_metrics_and_status() {
         "{info}"
     );
     assert!(!scrape.lines().any(|l| l.starts_with("evil")), "{scrape}");
-    let status: Value = c
-        .get(server.url("/tenants/payments/v1/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = support::get_json(&c, &server.url("/tenants/payments/v1/status")).await;
     let labels = &status["result"]["labels"];
     assert_eq!(labels["app"], "payments-api", "{status}");
     assert_eq!(labels["team"], "billing", "{status}");

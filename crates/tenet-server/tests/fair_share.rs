@@ -73,14 +73,7 @@ async fn a_tenant_past_its_pending_bound_gets_429_and_others_still_decide() {
     assert!(refused >= 8, "{refused} refused, {timed_out} timed out");
     assert!(timed_out >= 1, "{refused} refused, {timed_out} timed out");
     // The admin API shows the tenant's recent evaluation cost.
-    let snapshot: Value = c
-        .get(server.url("/v1/tenants/slow"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let snapshot: Value = support::get_json(&c, &server.url("/v1/tenants/slow")).await;
     assert!(
         snapshot["result"]["evaluation_cost_us"].as_u64().unwrap() >= 1_000,
         "{snapshot}"

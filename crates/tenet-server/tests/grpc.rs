@@ -8,7 +8,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::grpc::{address, channel, check as request, config};
+use support::grpc::{address, channel, check as request, config, raw_call};
 use tenet_grpc::envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use tenet_grpc::envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use tonic::Code;
@@ -203,36 +203,16 @@ async fn grpc_calls_are_counted_in_metrics_by_method_and_code() {
     // A tenant that does not exist is a denial (OK with a 403 inside).
     authz.check(request("nobody", "/public")).await.unwrap();
     // Methods nobody serves, each with another name.
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
     for i in 0..5 {
-        let resp = h2
-            .post(format!("http://{addr}/tenet.v1.Decisions/Nope{i}"))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(vec![0u8, 0, 0, 0, 0])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.headers()["grpc-status"], "12");
+        let status = raw_call(&addr, &format!("/tenet.v1.Decisions/Nope{i}")).await;
+        assert_eq!(status, "12");
     }
 
-    let text = support::client(10)
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::get_text(&support::client(10), &server.url("/metrics")).await;
     let sample = |labels: &str| {
-        let prefix = format!("tenet_grpc_calls_total{{{labels}}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()))
-            .unwrap_or_else(|| panic!("no {prefix}in\n{text}"))
+        let series = format!("tenet_grpc_calls_total{{{labels}}}");
+        support::sample(&text, &series)
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
             .to_string()
     };
     let check = "/envoy.service.auth.v3.Authorization/Check";

@@ -96,17 +96,11 @@ async fn one_tls_port_serves_rest_and_grpc_by_content_type() {
     }
     grpc_answers(channel(base.clone(), Some(&ca)).await.unwrap()).await;
     // Calls on the shared port are in /metrics too.
-    let metrics = reqwest::Client::builder()
+    let tls = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
         .build()
-        .unwrap()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    let metrics = support::get_text(&tls, &format!("{base}/metrics")).await;
     assert!(
         metrics.contains(
             "tenet_grpc_calls_total{method=\"/tenet.v1.Decisions/Decide\",code=\"OK\"} 1"

@@ -59,14 +59,7 @@ async fn push_hostile(c: &reqwest::Client, server: &Server, tenant: &str, name: 
 }
 
 async fn workers(c: &reqwest::Client, server: &Server) -> Value {
-    let body: Value = c
-        .get(server.url("/v1/workers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = support::get_json(c, &server.url("/v1/workers")).await;
     body["result"]["report"].clone()
 }
 
@@ -185,17 +178,8 @@ async fn each_level_decides_in_the_right_process_with_opas_answers() {
         workers(&c, &server).await["batches"].as_u64().unwrap() > 0,
         "storefront's batches reached its worker as batches"
     );
-    let metrics = c
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let sent: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tenet_worker_batches_total "))
+    let metrics = support::get_text(&c, &server.url("/metrics")).await;
+    let sent: u64 = support::sample(&metrics, "tenet_worker_batches_total")
         .expect("tenet_worker_batches_total in /metrics")
         .parse()
         .unwrap();
@@ -225,14 +209,7 @@ async fn each_level_decides_in_the_right_process_with_opas_answers() {
         assert!(!huge_pages(pid), "huge pages on for {pid}");
     }
     assert_ne!(storefront, s1);
-    let level: Value = c
-        .get(server.url("/v1/tenants/analytics/isolation"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let level: Value = support::get_json(&c, &server.url("/v1/tenants/analytics/isolation")).await;
     assert_eq!(level["result"]["level"], "session", "{level}");
     // A session key that is not a header-safe short string is refused.
     let resp = c
@@ -347,17 +324,8 @@ async fn a_worker_killed_a_hundred_times_fails_only_its_tenant() {
         report["errors"]["crash"].as_u64().unwrap() >= 100,
         "{report}"
     );
-    let metrics = c
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let crashes: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tenet_worker_errors_total{type=\"crash\"} "))
+    let metrics = support::get_text(&c, &server.url("/metrics")).await;
+    let crashes: u64 = support::sample(&metrics, "tenet_worker_errors_total{type=\"crash\"}")
         .unwrap_or_else(|| panic!("no crash counter in\n{metrics}"))
         .parse()
         .unwrap();
@@ -465,14 +433,8 @@ async fn adaptive_isolation_moves_a_misbehaving_tenant_out_by_itself() {
     decide().await;
     let moved = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let level: Value = c
-                .get(server.url("/v1/tenants/noisy/isolation"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let level: Value =
+                support::get_json(&c, &server.url("/v1/tenants/noisy/isolation")).await;
             if level["result"]["level"] == "tenant" {
                 return;
             }

@@ -80,14 +80,7 @@ async fn metrics_name_at_most_the_cap_of_tenants_and_the_busiest_keep_theirs() {
             assert_eq!(call.await.unwrap(), 200);
         }
     }
-    let scrape = c
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = support::get_text(&c, &server.url("/metrics")).await;
     let samples = decisions(&scrape);
     assert!(samples.len() <= 101, "{} tenant labels", samples.len());
     assert!(samples.contains_key("__other__"));

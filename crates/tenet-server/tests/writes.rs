@@ -218,14 +218,8 @@ async fn pushed_content_survives_a_kill_and_restart_when_persisted() {
         read_ok(&c, &server, "kept", "p1").await,
         (200, json!({"result": true}))
     );
-    let body: Value = c
-        .get(server.url("/tenants/kept/v1/data/settings/mode"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value =
+        support::get_json(&c, &server.url("/tenants/kept/v1/data/settings/mode")).await;
     assert_eq!(body, json!({"result": "strict"}));
     still_answers(&c, &mut server, "the restart", rss, 400 << 10).await;
 }

@@ -1,5 +1,6 @@
 //! gRPC pieces of the end-to-end tests: a config serving the tenet-grpc
-//! fixture bundles, an ext_authz `CheckRequest`, and a tonic channel.
+//! fixture bundles, an ext_authz `CheckRequest`, a tonic channel, and a raw
+//! call for methods no generated client has.
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,6 +53,26 @@ pub async fn channel(url: String, ca: Option<&str>) -> Result<Channel, tonic::tr
         )?;
     }
     endpoint.connect().await
+}
+
+/// A raw gRPC call with an empty message to `path` (`/package.Service/
+/// Method`, any name) at `addr`, over HTTP/2 with prior knowledge: for
+/// methods no generated client has. Returns its `grpc-status`.
+pub async fn raw_call(addr: &str, path: &str) -> String {
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let resp = h2
+        .post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(vec![0u8, 0, 0, 0, 0])
+        .send()
+        .await
+        .unwrap();
+    resp.headers()["grpc-status"].to_str().unwrap().to_string()
 }
 
 /// The gRPC address a server printed on its second stdout line.

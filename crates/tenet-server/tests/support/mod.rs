@@ -38,6 +38,24 @@ pub fn client(timeout_secs: u64) -> reqwest::Client {
         .unwrap()
 }
 
+/// The body of `GET url` as text (a `/metrics` scrape).
+pub async fn get_text(c: &reqwest::Client, url: &str) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// The body of `GET url` as JSON.
+pub async fn get_json(c: &reqwest::Client, url: &str) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The value of the sample in `scrape` whose line starts with `series`
+/// (name and labels) followed by a space, if there is one.
+pub fn sample<'a>(scrape: &'a str, series: &str) -> Option<&'a str> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+}
+
 /// Writes `yaml` to `dir/tenet.yaml`; its path, for `--config`.
 pub fn write_config(dir: &Path, yaml: &str) -> String {
     let path = dir.join("tenet.yaml");
