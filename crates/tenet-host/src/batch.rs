@@ -104,9 +104,7 @@ impl Host {
             let batch = OffloadBatch {
                 tenant: instance.tenant.clone(),
                 level,
-                session: session
-                    .filter(|_| level == IsolationLevel::Session)
-                    .map(Arc::from),
+                session: level.session_key(session),
                 policy: activation.policy.clone(),
                 path: query,
                 inputs: misses,

@@ -121,9 +121,7 @@ impl Host {
                 let request = crate::OffloadRequest {
                     tenant: instance.tenant.clone(),
                     level,
-                    session: session
-                        .filter(|_| level == IsolationLevel::Session)
-                        .map(Arc::from),
+                    session: level.session_key(session),
                     policy: activation.policy.clone(),
                     path: query,
                     input: input.clone(),

@@ -29,6 +29,12 @@ pub enum IsolationLevel {
 }
 
 impl IsolationLevel {
+    /// The request's session key as this level uses it: kept at
+    /// `Session`, where it picks the worker; dropped at the others.
+    pub(crate) fn session_key(self, session: Option<&str>) -> Option<Arc<str>> {
+        session.filter(|_| self == Self::Session).map(Arc::from)
+    }
+
     /// Its name in config, APIs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -99,29 +99,34 @@ pub(crate) async fn batch(
                 None => (*input).clone(),
             })
             .collect();
-        let parsed: Vec<Result<Input, ApiError>> = merged
+        // The inputs that parse are decided; the others keep their error.
+        let mut valid = Vec::with_capacity(merged.len());
+        let refused: Vec<Option<ApiError>> = merged
             .iter()
-            .map(|m| {
-                Input::from_value(m, &limits)
-                    .map_err(|e| ApiError::invalid_parameter(e.to_string()))
+            .map(|m| match Input::from_value(m, &limits) {
+                Ok(input) => {
+                    valid.push(input);
+                    None
+                }
+                Err(e) => Some(ApiError::invalid_parameter(e.to_string())),
             })
             .collect();
-        let valid: Vec<Input> = parsed.iter().flatten().cloned().collect();
         let decided = match state.host.decide_batch(&tenant, None, path, &valid).await {
             Ok(decisions) => decisions,
             Err(e) => (0..valid.len()).map(|_| Err(e.clone())).collect(),
         };
         let mut decided = decided.into_iter().map(|d| d.map_err(ApiError::from));
-        for (((id, _), merged), parsed) in chunk.iter().zip(merged).zip(parsed) {
-            let outcome = parsed.and_then(|_| {
-                decided.next().unwrap_or_else(|| {
+        for (((id, _), merged), refused) in chunk.iter().zip(merged).zip(refused) {
+            let outcome = match refused {
+                Some(e) => Err(e),
+                None => decided.next().unwrap_or_else(|| {
                     Err(ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "internal_error",
                         "the batch lost a decision",
                     ))
-                })
-            });
+                }),
+            };
             let entry = match outcome {
                 Ok(decision) => {
                     ok.push((*id).clone());
