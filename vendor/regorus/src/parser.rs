@@ -663,7 +663,14 @@ impl<'source> Parser<'source> {
         Ok(node)
     }
 
-    fn parse_compr(&mut self, delim: &str) -> Result<(Expr, Query)> {
+    /// Parses `term | query` up to `delim`. `Ok(None)`: the text is not a
+    /// comprehension (nothing consumed, or the first term left in
+    /// `pending_term`) and the caller parses it as an array, set or object.
+    /// Not being a comprehension is the common case (every array, set and
+    /// object literal), so it is not an error value: building one (with a
+    /// backtrace when `RUST_BACKTRACE` is set) for each literal was most of
+    /// the cost of parsing a policy.
+    fn parse_compr(&mut self, delim: &str) -> Result<Option<(Expr, Query)>> {
         // Save the state.
         let state = self.clone();
         let mut span = self.tok.1.clone();
@@ -675,7 +682,7 @@ impl<'source> Parser<'source> {
                 // Not a comprehension. The term starts the item that the
                 // caller parses next.
                 self.pending_term = Some(Rc::new(e));
-                bail!("internal error: not a compr");
+                return Ok(None);
             }
             Err(err) => {
                 // Not a comprehension. Restore state, but report a depth
@@ -686,7 +693,7 @@ impl<'source> Parser<'source> {
                     self.expr_depth_overflow = true;
                     return Err(err);
                 }
-                bail!("internal error: not a compr");
+                return Ok(None);
             }
         };
 
@@ -696,7 +703,7 @@ impl<'source> Parser<'source> {
         match self.parse_query(query_span, delim) {
             Ok(query) => {
                 span.end = self.end;
-                Ok((term, query))
+                Ok(Some((term, query)))
             }
             Err(err) if self.end == pos => {
                 // Propagate depth overflow error if any.
@@ -707,7 +714,7 @@ impl<'source> Parser<'source> {
                 // No progress was made in parsing the query.
                 // Restore state and try parsing as set, array or object.
                 *self = state;
-                bail!("internal error: not a compr");
+                Ok(None)
             }
             Err(err) => Err(err),
         }
@@ -718,9 +725,8 @@ impl<'source> Parser<'source> {
         let mut span = self.tok.1.clone();
         self.expect("[", "while parsing array comprehension or array")?;
 
-        let pos = self.end;
-        match self.parse_compr("]") {
-            Ok((term, query)) => {
+        match self.parse_compr("]")? {
+            Some((term, query)) => {
                 span.end = self.end;
                 Ok(Expr::ArrayCompr {
                     span,
@@ -729,13 +735,8 @@ impl<'source> Parser<'source> {
                     eidx: self.next_eidx(),
                 })
             }
-            Err(err) if self.end == pos || self.pending_term.is_some() => {
-                // Propagate depth overflow error if any.
-                if self.expr_depth_overflow {
-                    return Err(err);
-                }
-                // No progress was made in parsing comprehension.
-                // Parse as array.
+            None => {
+                // Not a comprehension: parse as array.
                 let mut items = vec![];
                 if self.pending_term.is_some() || self.token_text() != "]" {
                     items.push(Ref::new(self.parse_in_expr()?));
@@ -762,7 +763,6 @@ impl<'source> Parser<'source> {
                     eidx: self.next_eidx(),
                 })
             }
-            Err(err) => Err(err),
         }
     }
 
@@ -770,32 +770,14 @@ impl<'source> Parser<'source> {
         let mut span = self.tok.1.clone();
         self.expect("{", "while parsing set, object or comprehension")?;
 
-        let pos = self.end;
-        match self.parse_compr("}") {
-            Ok((term, query)) => {
-                span.end = self.end;
-                return Ok(Expr::SetCompr {
-                    span,
-                    term: Ref::new(term),
-                    query: Ref::new(query),
-                    eidx: self.next_eidx(),
-                });
-            }
-            Err(err) if self.end != pos && self.pending_term.is_none() => {
-                // Propagate depth overflow error if any.
-                if self.expr_depth_overflow {
-                    return Err(err);
-                }
-                // Some progress was made parsing the set comprehension.
-                // Report errors.
-                return Err(err);
-            }
-            Err(err) => {
-                // Propagate depth overflow error if any.
-                if self.expr_depth_overflow {
-                    return Err(err);
-                }
-            }
+        if let Some((term, query)) = self.parse_compr("}")? {
+            span.end = self.end;
+            return Ok(Expr::SetCompr {
+                span,
+                term: Ref::new(term),
+                query: Ref::new(query),
+                eidx: self.next_eidx(),
+            });
         }
 
         // It could be a set, object or object comprehension.
@@ -845,33 +827,15 @@ impl<'source> Parser<'source> {
         // Parse as object.
         self.next_token()?;
 
-        let pos = self.end;
-        match self.parse_compr("}") {
-            Ok((term, query)) => {
-                span.end = self.end;
-                return Ok(Expr::ObjectCompr {
-                    span,
-                    key: Ref::new(first),
-                    value: Ref::new(term),
-                    query: Ref::new(query),
-                    eidx: self.next_eidx(),
-                });
-            }
-            Err(err) if self.end != pos && self.pending_term.is_none() => {
-                // Propagate depth overflow error if any.
-                if self.expr_depth_overflow {
-                    return Err(err);
-                }
-                // Some progress was made parsing the object comprehension.
-                // Report errors.
-                return Err(err);
-            }
-            Err(err) => {
-                // Propagate depth overflow error if any.
-                if self.expr_depth_overflow {
-                    return Err(err);
-                }
-            }
+        if let Some((term, query)) = self.parse_compr("}")? {
+            span.end = self.end;
+            return Ok(Expr::ObjectCompr {
+                span,
+                key: Ref::new(first),
+                value: Ref::new(term),
+                query: Ref::new(query),
+                eidx: self.next_eidx(),
+            });
         }
 
         // Parse object
