@@ -5066,16 +5066,26 @@ impl Interpreter {
             self.compiled_policy_mut().rule_to_evaluate = "".into();
         }
 
-        // Populate loop hoisting lookup table
-        use crate::compiler::hoist::LoopHoister;
-        // Re-run hoisting with the analyzer's schedule so statement order is preserved.
-        let compiled_policy = self.compiled_policy_mut();
-        let hoister = compiled_policy
-            .schedule
-            .clone()
-            .map_or_else(LoopHoister::new, LoopHoister::new_with_schedule);
-        let loop_lookup = hoister.populate(compiled_policy.modules.as_ref())?;
-        compiled_policy.loop_hoisting_table = loop_lookup;
+        // The loop hoisting table was populated, with the analyzer's
+        // schedule, when the engine prepared these modules
+        // (`Engine::prepare_for_eval`, which every caller of `compile` runs
+        // first and which runs again whenever modules change); hoisting
+        // again here built an identical table for every compiled
+        // entrypoint. Only modules that were never hoisted are hoisted now.
+        if !self
+            .compiled_policy
+            .loop_hoisting_table
+            .covers(self.compiled_policy.modules.len())
+        {
+            use crate::compiler::hoist::LoopHoister;
+            let compiled_policy = self.compiled_policy_mut();
+            let hoister = compiled_policy
+                .schedule
+                .clone()
+                .map_or_else(LoopHoister::new, LoopHoister::new_with_schedule);
+            let loop_lookup = hoister.populate(compiled_policy.modules.as_ref())?;
+            compiled_policy.loop_hoisting_table = loop_lookup;
+        }
 
         crate::utils::limits::enforce_memory_limit().map_err(|err| anyhow!(err))?;
         Ok(self.compiled_policy.clone())

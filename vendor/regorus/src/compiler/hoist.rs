@@ -123,12 +123,23 @@ pub struct HoistedLoopsLookup {
     /// Maps (module_index, query_index) -> ScopeContext
     /// Stores compilation contexts for queries (rules, comprehensions, every)
     query_contexts: Lookup<ScopeContext>,
+
+    /// How many modules `LoopHoister::populate` (or
+    /// `populate_with_extra_capacity`) filled this table for.
+    populated_modules: Option<usize>,
 }
 
 impl HoistedLoopsLookup {
     /// Create a new empty lookup table
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether a hoister populated this table for a list of `modules`
+    /// modules (a table built up slot by slot, or for another number of
+    /// modules, does not count).
+    pub fn covers(&self, modules: usize) -> bool {
+        self.populated_modules == Some(modules)
     }
 
     /// Ensure capacity for a given module and statement
@@ -279,6 +290,7 @@ impl LoopHoister {
         for (module_idx, module) in modules.iter().enumerate() {
             self.populate_module(module_idx as u32, module)?;
         }
+        self.lookup.populated_modules = Some(modules.len());
         Ok(self.lookup)
     }
 
@@ -323,6 +335,7 @@ impl LoopHoister {
                 .set_checked(last_module_idx + i, 0, crate::Rc::new(BTreeSet::new()))
                 .map_err(|err| anyhow!("module_globals out of bounds: {err}"))?;
         }
+        self.lookup.populated_modules = Some(modules.len());
         Ok(self.lookup)
     }
 
