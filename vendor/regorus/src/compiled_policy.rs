@@ -215,6 +215,9 @@ pub(crate) struct CompiledPolicyData {
     pub(crate) modules: Rc<Vec<Ref<Module>>>,
     pub(crate) parser_contexts: Rc<Vec<ParserContext>>,
     pub(crate) schedule: Option<Rc<Schedule>>,
+    /// `crate::recursion::check_recursion` passed on `modules` (set when the
+    /// engine prepares them, cleared whenever they are replaced).
+    pub(crate) recursion_checked: bool,
     pub(crate) rules: Map<String, Vec<Ref<Rule>>>,
     pub(crate) default_rules: Map<String, Vec<DefaultRuleInfo>>,
     pub(crate) rule_path_components: Map<String, Vec<String>>,

@@ -1711,6 +1711,7 @@ impl Engine {
 
             self.interpreter
                 .set_modules(self.modules.clone(), self.parser_contexts.clone());
+            self.interpreter.set_recursion_checked();
 
             self.interpreter.clear_builtins_cache();
             // clean_internal_evaluation_state will set data to an efficient clont of use supplied init_data

@@ -402,6 +402,12 @@ impl Interpreter {
         let compiled_policy = self.compiled_policy_mut();
         compiled_policy.modules = modules;
         compiled_policy.parser_contexts = parser_contexts;
+        compiled_policy.recursion_checked = false;
+    }
+
+    /// Records that the current modules passed the recursion check.
+    pub(crate) fn set_recursion_checked(&mut self) {
+        self.compiled_policy_mut().recursion_checked = true;
     }
 
     pub fn set_loop_hoisting_table(&mut self, table: crate::compiler::hoist::HoistedLoopsLookup) {

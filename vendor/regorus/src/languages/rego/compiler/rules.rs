@@ -298,11 +298,18 @@ impl<'a> Compiler<'a> {
         entry_points: &[&str],
         host_await_builtins: &[(&str, usize)],
     ) -> Result<Arc<Program>> {
-        // Recursive rules would recurse without bound in the VM.
-        crate::recursion::check_recursion(&policy.inner.modules, policy.inner.schedule.as_deref())
+        // Recursive rules would recurse without bound in the VM. A policy
+        // compiled by an engine was checked when the engine prepared its
+        // modules.
+        if !policy.inner.recursion_checked {
+            crate::recursion::check_recursion(
+                &policy.inner.modules,
+                policy.inner.schedule.as_deref(),
+            )
             .map_err(|error| CompilerError::General {
                 message: error.to_string(),
             })?;
+        }
         let mut compiler = Compiler::with_policy(policy);
         for &(name, arg_count) in host_await_builtins {
             compiler.register_host_await_builtin(name, arg_count)?;
