@@ -9,7 +9,19 @@
 //! around it. This module must not create evaluators: callers build one
 //! when the pool is empty.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+
+/// The most idle evaluators a prepared query keeps: twice the cores, at
+/// least 4. Read once per process: `available_parallelism` reads cgroup
+/// files on every call (tens of µs, a fifth of preparing a query).
+pub(crate) fn default_capacity() -> usize {
+    static CAPACITY: OnceLock<usize> = OnceLock::new();
+    *CAPACITY.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(4, |n| n.get() * 2)
+            .max(4)
+    })
+}
 
 /// Idle evaluators, at most `capacity` of them.
 pub(crate) struct Pool<T> {
@@ -77,5 +89,11 @@ mod tests {
         assert_eq!((pool.len(), pool.pop()), (0, None));
         pool.push(7);
         assert_eq!(pool.pop(), Some(7));
+    }
+
+    #[test]
+    fn the_default_capacity_is_twice_the_cores_and_at_least_four() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert_eq!(super::default_capacity(), (cores * 2).max(4));
     }
 }

@@ -523,9 +523,7 @@ impl Policy {
         let rego = path.to_rego();
         let template = inner.template()?;
         let mut engine = Engine::clone(&template);
-        let pool_size = std::thread::available_parallelism()
-            .map_or(4, |n| n.get() * 2)
-            .max(4);
+        let pool_size = crate::pool::default_capacity();
         let mut fallback = None;
         let kind = match engine.compile_with_entrypoint(&rego.as_str().into()) {
             Ok(compiled) => {
