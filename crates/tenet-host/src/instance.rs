@@ -102,6 +102,10 @@ pub(crate) struct Instance {
     /// source with no bundle is its normal state and a push may be laid
     /// over an empty bundle; after, it would silently drop the bundle.
     pub(crate) bundle_seen: AtomicBool,
+    /// A load has begun fetching. The file watcher arms its watches while
+    /// the first load runs, and polls again if that load's fetch may have
+    /// read the files before the watches were armed (`watch.rs`).
+    pub(crate) fetch_started: AtomicBool,
     pub(crate) status: Mutex<LoadStatus>,
     /// Serialises loads of this instance (a reload never runs beside the
     /// initial load); decisions never touch it.
@@ -147,6 +151,7 @@ impl Instance {
             failed: AtomicBool::new(false),
             missing: AtomicBool::new(false),
             bundle_seen: AtomicBool::new(false),
+            fetch_started: AtomicBool::new(false),
             status: Mutex::new(LoadStatus::default()),
             loading: tokio::sync::Mutex::new(()),
             ready: Notify::new(),

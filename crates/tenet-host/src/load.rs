@@ -80,6 +80,8 @@ impl HostInner {
         });
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         instance.tally.fetches.fetch_add(1, Ordering::Relaxed);
+        // Before the source is read: see `Watch::register`.
+        instance.fetch_started.store(true, Ordering::SeqCst);
         let fetch_timeout = self.config.fetch_timeout;
         let fetch_span = tracing::info_span!("fetch", tenant = %instance.tenant, source = %instance.source.location());
         let fetched = tokio::time::timeout(
@@ -325,12 +327,11 @@ impl HostInner {
     /// its first poll runs at once (for a watched source, as soon as the
     /// watch is set up, so no change can slip between the two).
     pub(crate) fn track(&self, instance: &Arc<Instance>) {
-        let watched = match (&self.watch, instance.source.watch_path()) {
-            (Some(watch), Some(path)) => watch.register(instance, path),
-            _ => false,
-        };
-        if !watched {
-            self.scheduler.add(instance);
+        // The first load starts at once; the watches are armed beside it
+        // (`Watch::register` says how no change is missed).
+        self.scheduler.add(instance);
+        if let (Some(watch), Some(path)) = (&self.watch, instance.source.watch_path()) {
+            watch.register(instance, path);
         }
     }
 

@@ -62,18 +62,20 @@ impl Watch {
         }
     }
 
-    /// Watches `path` for `instance`, then hands the instance to the
-    /// scheduler for its first load: a change made after that load's fetch
-    /// is always seen.
-    /// False if the watcher thread is gone (the caller schedules the
-    /// instance itself).
-    pub(crate) fn register(&self, instance: &Arc<Instance>, path: PathBuf) -> bool {
-        self.tx
-            .send(Message::Register {
-                instance: Arc::downgrade(instance),
-                path,
-            })
-            .is_ok()
+    /// Watches `path` for `instance`, whose first load the scheduler runs
+    /// meanwhile (waiting for the watches would add a hand-off to the
+    /// watcher thread and the OS watcher's own thread to every tenant's
+    /// cold start). Once armed, the instance is polled again if its fetch
+    /// had already begun, so a change made after the first load read the
+    /// files is always seen: the loader sets `fetch_started` before it
+    /// reads, the watcher reads it after arming (both `SeqCst`), so either
+    /// the read began after the watches were armed or the watcher sees it
+    /// began and polls again.
+    pub(crate) fn register(&self, instance: &Arc<Instance>, path: PathBuf) {
+        let _ = self.tx.send(Message::Register {
+            instance: Arc::downgrade(instance),
+            path,
+        });
     }
 
     /// Stops watching for instance `id`.
@@ -197,7 +199,12 @@ impl State {
                     },
                 );
                 self.arm(id);
-                self.scheduler.add(&instance);
+                if instance
+                    .fetch_started
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                {
+                    self.scheduler.poll_now(id);
+                }
             }
             Message::Unregister(id) => {
                 self.disarm(id);

@@ -585,6 +585,72 @@ async fn editing_a_watched_directory_activates_the_new_revision_without_polling(
     assert_eq!(answer(&h, "w").await, json!("four"));
 }
 
+/// A watched directory edited by its first fetch, right after that fetch
+/// read it: the edit lands while the watcher may still be arming the
+/// watches (they are armed beside the first load, not before it).
+#[derive(Debug)]
+struct EditedAfterFirstRead {
+    dir: PathBuf,
+    edited: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl BundleSource for EditedAfterFirstRead {
+    async fn fetch(&self, known: Option<&VersionTag>) -> Result<Fetched, BundleError> {
+        let fetched = DirectorySource::new(&self.dir, Limits::default())
+            .fetch(known)
+            .await;
+        if !self.edited.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            write_bundle(&self.dir, "e-2", "two");
+        }
+        fetched
+    }
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+    fn watch_path(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
+}
+
+#[derive(Debug)]
+struct EditedSources(PathBuf);
+
+impl SourceFactory for EditedSources {
+    fn source(&self, tenant: &str) -> Arc<dyn BundleSource> {
+        Arc::new(EditedAfterFirstRead {
+            dir: self.0.join(tenant),
+            edited: Default::default(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_right_after_the_first_read_of_a_watched_directory_is_seen() {
+    let tmp = tempfile::tempdir().unwrap();
+    for tenant in ["e0", "e1", "e2", "e3"] {
+        write_bundle(&tmp.path().join(tenant), "e-1", "one");
+    }
+    let h = Host::new(
+        watching(),
+        Arc::new(EditedSources(tmp.path().to_path_buf())),
+    );
+    let _leases: Vec<_> = ["e0", "e1", "e2", "e3"]
+        .iter()
+        .map(|t| h.acquire(t).unwrap())
+        .collect();
+    // Polling is an hour away: the watcher (an event, or the poll it asks
+    // for when the first fetch began before its watches were armed) is the
+    // only way to the edited revision.
+    for tenant in ["e0", "e1", "e2", "e3"] {
+        eventually("the edit after the first read activates", || {
+            revision(&h, tenant).as_deref() == Some("e-2")
+        })
+        .await;
+        assert_eq!(answer(&h, tenant).await, json!("two"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_written_archive_is_rejected_and_the_complete_one_activates() {
     let tmp = tempfile::tempdir().unwrap();
