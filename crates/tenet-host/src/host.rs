@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenet_bundle::Bundle;
-use tenet_policy::{Evaluator, WeakPolicy};
+use tenet_policy::Evaluator;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -111,9 +111,8 @@ pub(crate) struct HostInner {
     pub(crate) config: HostConfig,
     sources: Arc<dyn SourceFactory>,
     pub(crate) instances: papaya::HashMap<Arc<str>, Arc<Instance>>,
-    /// Compiled policies by bundle digest, for sharing; load path only. The
-    /// per-digest mutex makes concurrent loads of one bundle compile once.
-    pub(crate) compiled: Mutex<HashMap<String, Arc<Mutex<WeakPolicy>>>>,
+    /// Compiled policies by bundle digest, for sharing; load path only.
+    pub(crate) compiled: crate::shared_compiles::SharedCompiles,
     /// On-demand tenants the source had no bundle for, with the host-clock
     /// nanos until which they are answered `TenantNotFound` at once.
     unknown: papaya::HashMap<Arc<str>, u64>,
@@ -216,7 +215,7 @@ impl Host {
             instances: papaya::HashMap::builder()
                 .resize_mode(papaya::ResizeMode::Blocking)
                 .build(),
-            compiled: Mutex::new(HashMap::new()),
+            compiled: crate::shared_compiles::SharedCompiles::new(),
             unknown: papaya::HashMap::new(),
             routes: Mutex::new(HashMap::new()),
             pushed: Mutex::new(HashMap::new()),

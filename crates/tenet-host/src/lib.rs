@@ -25,6 +25,7 @@ mod pool;
 mod pushed_file;
 mod quota;
 mod schedule;
+mod shared_compiles;
 mod snapshot;
 mod tally;
 mod tenant;

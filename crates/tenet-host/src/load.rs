@@ -222,19 +222,7 @@ impl HostInner {
     /// the same digest wait on that digest's slot, so however many tenants
     /// load one bundle at once, it is compiled once.
     pub(crate) fn compiled_policy(&self, bundle: &Bundle) -> Result<Policy, PolicyError> {
-        let slot = {
-            let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
-            compiled.retain(|_, slot| {
-                Arc::strong_count(slot) > 1
-                    || match slot.try_lock() {
-                        Ok(w) => w.upgrade().is_some(),
-                        // A compile panicked holding it: nothing to share.
-                        Err(std::sync::TryLockError::Poisoned(_)) => false,
-                        Err(std::sync::TryLockError::WouldBlock) => true,
-                    }
-            });
-            compiled.entry(bundle.digest.clone()).or_default().clone()
-        };
+        let slot = self.compiled.slot(&bundle.digest);
         let mut weak = slot.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(policy) = weak.upgrade() {
             self.counters
