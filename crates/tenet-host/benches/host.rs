@@ -3,7 +3,9 @@
 //!   query directly, same policy and input, in one run (the ratio is the
 //!   host's cost: tenant lookup, activation load, path parse, counters);
 //! - `cold_start`: a new tenant from a local bundle directory: fetch,
-//!   validate, compile, first decision;
+//!   validate, compile, first decision; on a fresh host (its threads and
+//!   watcher started for it), and on a host already serving the tenants of
+//!   earlier iterations;
 //! - memory with 10,000 idle instances (`TENET_BENCH_TENANTS` to change),
 //!   printed after the criterion groups: RSS growth and the host's own
 //!   estimate, for tenants on one shared bundle, each with its own copy of
@@ -103,6 +105,47 @@ fn cold_start(c: &mut Criterion) {
                     .unwrap();
                 total += start.elapsed();
                 assert_eq!(d, Some(serde_json::json!(true)));
+            }
+            total
+        })
+    });
+    // A new tenant on a host that is already serving others: its own copy
+    // of payments (a distinct revision, so nothing is shared), made before
+    // the clock starts; earlier tenants stay loaded.
+    let scratch = tempfile::tempdir().unwrap();
+    let template = format!("{}/{{tenant}}", scratch.path().display());
+    let running = {
+        let _guard = rt.enter();
+        Host::new(
+            HostConfig::default(),
+            Arc::new(SourceTemplate::new(template, Limits::default()).unwrap()),
+        )
+    };
+    let mut leases = Vec::new();
+    let mut next = 0_u64;
+    g.bench_function("payments_new_tenant_on_running_host", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let tenant = format!("t{next}");
+                next += 1;
+                let dir = scratch.path().join(&tenant);
+                copy_dir(&examples().join("bundles/payments"), &dir);
+                std::fs::write(
+                    dir.join(".manifest"),
+                    format!(r#"{{"revision": "{tenant}", "roots": ["payments"]}}"#),
+                )
+                .unwrap();
+                let start = std::time::Instant::now();
+                let d = rt.block_on(async {
+                    leases.push(running.acquire(&tenant).unwrap());
+                    running
+                        .decide(&tenant, "data.payments.authz.allow", &input)
+                        .await
+                        .map(|d| d.result)
+                });
+                total += start.elapsed();
+                assert_eq!(d.unwrap(), Some(serde_json::json!(true)));
             }
             total
         })
