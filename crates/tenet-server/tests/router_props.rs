@@ -401,6 +401,14 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     if status == StatusCode::OK && path == "/metrics" {
         return Ok(());
     }
+    // The status page (docs/api.md): HTML, on `GET /` and `GET /ui`.
+    if status == StatusCode::OK && (path == "/" || path == "/ui") {
+        prop_assert!(
+            content_type.starts_with("text/html"),
+            "{status}: content type {content_type:?} for the status page"
+        );
+        return Ok(());
+    }
     let parsed: Option<Value> = (!body.is_empty())
         .then(|| serde_json::from_slice(&body))
         .transpose()
