@@ -101,10 +101,33 @@ pub(crate) fn decision_log(
     Some(id)
 }
 
-/// An engine input, converted to JSON on the recorder's worker.
+/// An engine input, encoded on the recorder's worker (straight to JSON
+/// text when the tenant has no log rules or masks).
 pub(crate) fn deferred(input: &Input) -> Option<LoggedInput> {
-    let input = input.clone();
-    Some(LoggedInput::Deferred(Box::new(move || input.to_json())))
+    Some(LoggedInput::Document(Box::new(LoggedEngineInput(
+        input.clone(),
+    ))))
+}
+
+/// An engine input as the decision log takes it.
+pub(crate) struct LoggedEngineInput(pub(crate) Input);
+
+impl tenet_telemetry::InputDocument for LoggedEngineInput {
+    fn to_value(&self) -> Option<Value> {
+        self.0.to_json()
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        match self.0.to_json_bytes() {
+            Some(Ok(bytes)) => {
+                out.extend_from_slice(&bytes);
+                true
+            }
+            // An engine value that JSON cannot carry is logged without it,
+            // as `to_value` leaves it out.
+            _ => false,
+        }
+    }
 }
 
 /// OPA's form of a decision path: slash-separated, without `data`.

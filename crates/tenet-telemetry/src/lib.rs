@@ -17,6 +17,7 @@
 //! builds events from its decisions.
 
 mod buffer;
+mod encode;
 mod event;
 mod file_sink;
 mod mask;
@@ -30,6 +31,8 @@ pub use buffer::{DecisionLogConfig, DecisionLogs, TenantLogStats};
 pub use event::DecisionEvent;
 pub use file_sink::{FileSink, FileSinkConfig};
 pub use mask::{apply_log_rules, check_mask_pointer, LogRules, MaskError};
-pub use recorder::{Decided, LoggedInput, Recorder, RecorderOptions, RuleEvaluator, RuleFuture};
+pub use recorder::{
+    Decided, InputDocument, LoggedInput, Recorder, RecorderOptions, RuleEvaluator, RuleFuture,
+};
 pub use status::{StatusConfig, StatusReport, StatusUploads};
 pub use upload::{RoundReport, UploadConfig, UploadError};

@@ -2,7 +2,9 @@
 //! it decided ([`Decided`]: a few clones and an id) and returns; a worker
 //! task builds the OPA event, applies the tenant's `system.log.drop` and
 //! `system.log.mask` rules (evaluated through the [`RuleEvaluator`] the
-//! embedder supplies, since this crate knows no hosts) and buffers it. The
+//! embedder supplies, since this crate knows no hosts) and buffers it; a
+//! tenant with no such rules and no configured masks has its event
+//! encoded straight to JSON text (`encode.rs`), the same bytes. The
 //! hand-over queue is bounded: when it is full the decision is counted as
 //! dropped for its tenant, never waited for.
 
@@ -40,6 +42,18 @@ pub trait RuleEvaluator: Send + Sync + 'static {
 pub enum LoggedInput {
     Json(Value),
     Deferred(Box<dyn FnOnce() -> Option<Value> + Send>),
+    /// A document the worker encodes itself: straight to JSON text when
+    /// nothing needs the event as a value (no log rules, no masks).
+    Document(Box<dyn InputDocument>),
+}
+
+/// An input document in the front end's own form (an engine value, say).
+pub trait InputDocument: Send {
+    /// The document as a JSON value; `None` when there is none.
+    fn to_value(&self) -> Option<Value>;
+    /// Appends the document's JSON text to `out`; false (nothing
+    /// appended) when there is none.
+    fn write_json(&self, out: &mut Vec<u8>) -> bool;
 }
 
 impl std::fmt::Debug for LoggedInput {
@@ -47,6 +61,7 @@ impl std::fmt::Debug for LoggedInput {
         match self {
             Self::Json(v) => f.debug_tuple("Json").field(v).finish(),
             Self::Deferred(_) => f.write_str("Deferred"),
+            Self::Document(_) => f.write_str("Document"),
         }
     }
 }
@@ -140,6 +155,7 @@ impl Recorder {
         let worker_logs = logs.clone();
         let file = options.file.clone();
         tokio::spawn(async move {
+            let mut label_cache = crate::encode::LabelCache::default();
             while let Some(message) = rx.recv().await {
                 let d = match message {
                     Message::Decided(d) => *d,
@@ -149,33 +165,45 @@ impl Recorder {
                     }
                 };
                 let tenant = d.tenant.clone();
-                let mut own = labels.clone();
-                own.extend(rules.labels(&tenant));
-                let event = event(&own, d);
                 let rules_here = rules.rules(&tenant);
-                let evaluate =
-                    |path: &'static str, input: Value| rules.evaluate(&tenant, path, input);
-                let Some(mut event) = apply_log_rules(&tenant, rules_here, event, evaluate).await
-                else {
-                    worker_logs.count_dropped(&tenant);
-                    continue;
-                };
                 let pointers: Vec<Value> = ["*", tenant.as_str()]
                     .iter()
                     .filter_map(|key| options.masks.get(*key))
                     .flatten()
                     .map(|p| Value::String(p.clone()))
                     .collect();
-                if !pointers.is_empty() && event.mask(&Value::Array(pointers)).is_err() {
-                    // The pointers were checked with the configuration.
-                    worker_logs.count_dropped(&tenant);
-                    continue;
-                }
-                if let Some(file) = &options.file {
-                    file.write(event.to_json());
-                }
-                if options.upload {
-                    worker_logs.record(&tenant, &event);
+                let json = if !rules_here.drop && !rules_here.mask && pointers.is_empty() {
+                    // Nothing reads the event as a value: encode it at once.
+                    let own =
+                        label_cache.get(&labels, &tenant, &d.revision, || rules.labels(&tenant));
+                    crate::encode::event_json(own, d)
+                } else {
+                    let mut own = labels.clone();
+                    own.extend(rules.labels(&tenant));
+                    let event = event(&own, d);
+                    let evaluate =
+                        |path: &'static str, input: Value| rules.evaluate(&tenant, path, input);
+                    let Some(mut event) =
+                        apply_log_rules(&tenant, rules_here, event, evaluate).await
+                    else {
+                        worker_logs.count_dropped(&tenant);
+                        continue;
+                    };
+                    if !pointers.is_empty() && event.mask(&Value::Array(pointers)).is_err() {
+                        // The pointers were checked with the configuration.
+                        worker_logs.count_dropped(&tenant);
+                        continue;
+                    }
+                    event.to_json()
+                };
+                match (&options.file, options.upload) {
+                    (Some(file), true) => {
+                        file.write(json.clone());
+                        worker_logs.record_json(&tenant, json);
+                    }
+                    (Some(file), false) => file.write(json),
+                    (None, true) => worker_logs.record_json(&tenant, json),
+                    (None, false) => {}
                 }
             }
         });
@@ -215,7 +243,7 @@ impl Recorder {
     }
 }
 
-fn event(labels: &Map<String, Value>, d: Decided) -> DecisionEvent {
+pub(crate) fn event(labels: &Map<String, Value>, d: Decided) -> DecisionEvent {
     let mut labels = labels.clone();
     labels.insert("tenant".into(), Value::String(d.tenant.clone()));
     let mut event = DecisionEvent::new(labels, d.decision_id, &d.tenant, &d.revision, d.path);
@@ -223,6 +251,7 @@ fn event(labels: &Map<String, Value>, d: Decided) -> DecisionEvent {
     event.input = match d.input {
         Some(LoggedInput::Json(v)) => Some(v),
         Some(LoggedInput::Deferred(f)) => f(),
+        Some(LoggedInput::Document(doc)) => doc.to_value(),
         None => None,
     };
     event.result = d.result;
