@@ -312,11 +312,9 @@ struct Restored {
 /// outlives the process.
 impl HostInner {
     /// Starts polling (and, for a local source, watching) a new instance;
-    /// its first poll runs at once (for a watched source, as soon as the
-    /// watch is set up, so no change can slip between the two).
+    /// its first poll runs at once, and a watched source's watches are
+    /// armed beside it (`Watch::register` says how no change is missed).
     pub(crate) fn track(&self, instance: &Arc<Instance>) {
-        // The first load starts at once; the watches are armed beside it
-        // (`Watch::register` says how no change is missed).
         self.scheduler.add(instance);
         if let (Some(watch), Some(path)) = (&self.watch, instance.source.watch_path()) {
             watch.register(instance, path);
