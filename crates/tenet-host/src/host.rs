@@ -363,6 +363,21 @@ impl Host {
         activation.policy.rule_paths().contains(&path)
     }
 
+    /// [`Host::defines_rule`] for several paths at once, with one lookup of
+    /// the tenant and no allocation (the decision-log worker asks this for
+    /// every event).
+    pub fn defines_rules<const N: usize>(&self, tenant: &str, paths: [&[String]; N]) -> [bool; N] {
+        let Some(instance) = self.inner.lookup(tenant) else {
+            return [false; N];
+        };
+        let current = instance.current();
+        let Some(activation) = current.as_ref() else {
+            return [false; N];
+        };
+        let defined = activation.policy.rule_paths();
+        paths.map(|path| defined.contains(path))
+    }
+
     /// A handle that does not keep the host alive.
     pub fn downgrade(&self) -> WeakHost {
         WeakHost(Arc::downgrade(&self.inner))

@@ -840,3 +840,27 @@ async fn cheap_tenants_decide_inline_and_a_slow_turn_moves_to_the_pool() {
     }
     assert_eq!(inline(), before + 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_rules_a_revision_defines_are_answered_for_several_paths_at_once() {
+    let f = fixture(&["a"]);
+    let h = host(&f, false, config());
+    let path = |p: &[&str]| -> Vec<String> { p.iter().map(|c| c.to_string()).collect() };
+    let (allow_rule, mask) = (path(&["app", "allow"]), path(&["system", "log", "mask"]));
+    // No instance yet: nothing is defined.
+    assert_eq!(h.defines_rules("a", [&allow_rule, &mask]), [false, false]);
+    let _a = h.acquire("a").unwrap();
+    assert_eq!(allow(&h, "a").await.unwrap(), Some(json!(true)));
+    assert_eq!(h.defines_rules("a", [&allow_rule, &mask]), [true, false]);
+    assert!(h.defines_rule("a", &["app", "allow"]));
+    // A revision that adds `system.log.mask` is seen at once.
+    std::fs::write(
+        f.root.join("a/log.rego"),
+        "package system.log\n\nmask contains \"/input/password\"\n",
+    )
+    .unwrap();
+    write_bundle(&f.root.join("a"), "a-2", ALLOW);
+    assert_eq!(h.reload("a").await.unwrap().as_deref(), Some("a-2"));
+    assert_eq!(h.defines_rules("a", [&allow_rule, &mask]), [true, true]);
+    assert_eq!(h.defines_rules("b", [&mask]), [false]);
+}

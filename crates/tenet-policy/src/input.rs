@@ -47,11 +47,19 @@ impl Input {
     /// The input as JSON text, to hand to another process (which reads it
     /// back with [`Input::from_json`]); `None` when there is no input.
     pub fn to_json_bytes(&self) -> Option<Result<Vec<u8>, PolicyError>> {
+        let mut out = Vec::new();
+        self.write_json(&mut out).map(|r| r.map(|()| out))
+    }
+
+    /// [`Input::to_json_bytes`] appended to `out` instead of a new buffer
+    /// (a decision-log event takes its input this way); after an error
+    /// `out` may end with part of the document.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Option<Result<(), PolicyError>> {
         if self.is_none() {
             return None;
         }
         Some(
-            serde_json::to_vec(&self.0).map_err(|e| PolicyError::InvalidInput {
+            serde_json::to_writer(out, &self.0).map_err(|e| PolicyError::InvalidInput {
                 reason: format!("the input cannot be written as JSON: {e}"),
             }),
         )
@@ -211,6 +219,24 @@ fn measure(value: &serde_json::Value, max_size: u64, max_depth: usize) -> Result
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_json_appends_what_to_json_bytes_gives() {
+        let limits = EvalLimits::default();
+        let input =
+            Input::from_json(r#"{"user": "alice", "n": [1, 2.5], "s": "a\"b"}"#, &limits).unwrap();
+        let mut out = b"{\"input\":".to_vec();
+        input.write_json(&mut out).unwrap().unwrap();
+        let alone = input.to_json_bytes().unwrap().unwrap();
+        assert_eq!(out[9..], alone[..]);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&alone).unwrap(),
+            serde_json::json!({"user": "alice", "n": [1, 2.5], "s": "a\"b"})
+        );
+        let mut untouched = b"x".to_vec();
+        assert!(Input::none().write_json(&mut untouched).is_none());
+        assert_eq!(untouched, b"x");
+    }
 
     #[test]
     fn envelopes_give_their_input_and_tell_missing_from_null() {

@@ -118,20 +118,32 @@ impl tenet_telemetry::InputDocument for LoggedEngineInput {
     }
 
     fn write_json(&self, out: &mut Vec<u8>) -> bool {
-        match self.0.to_json_bytes() {
-            Some(Ok(bytes)) => {
-                out.extend_from_slice(&bytes);
-                true
-            }
+        let mark = out.len();
+        match self.0.write_json(out) {
+            Some(Ok(())) => true,
             // An engine value that JSON cannot carry is logged without it,
             // as `to_value` leaves it out.
-            _ => false,
+            _ => {
+                out.truncate(mark);
+                false
+            }
         }
     }
 }
 
 /// OPA's form of a decision path: slash-separated, without `data`.
 pub fn slash_path(path: &str) -> String {
+    // The common form, `data.a.b_c`, without parsing it (this runs for
+    // every logged decision); anything else (brackets, quotes, spaces)
+    // through the parser.
+    if let Some(rest) = path.strip_prefix("data.") {
+        let plain = rest
+            .split('.')
+            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        if plain {
+            return rest.replace('.', "/");
+        }
+    }
     tenet::QueryPath::parse(path).map_or_else(|_| path.to_string(), |p| p.components().join("/"))
 }
 
@@ -153,10 +165,11 @@ impl RuleEvaluator for HostLogRules {
     }
 
     fn rules(&self, tenant: &str) -> LogRules {
-        LogRules {
-            drop: self.0.defines_rule(tenant, &["system", "log", "drop"]),
-            mask: self.0.defines_rule(tenant, &["system", "log", "mask"]),
-        }
+        static PATHS: std::sync::LazyLock<[Vec<String>; 2]> = std::sync::LazyLock::new(|| {
+            ["drop", "mask"].map(|rule| vec!["system".into(), "log".into(), rule.into()])
+        });
+        let [drop, mask] = self.0.defines_rules(tenant, [&PATHS[0], &PATHS[1]]);
+        LogRules { drop, mask }
     }
 
     fn evaluate(&self, tenant: &str, path: &'static str, document: Value) -> RuleFuture {
@@ -170,5 +183,30 @@ impl RuleEvaluator for HostLogRules {
                 .map(|d| d.result)
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slash_paths_are_those_the_parser_gives() {
+        for (path, want) in [
+            ("data.payments.authz.allow", "payments/authz/allow"),
+            ("data.a_1.B2", "a_1/B2"),
+            ("data", ""),
+            ("data.a[\"b-c\"].d", "a/b-c/d"),
+            ("data.a..b", "data.a..b"),
+            ("data.a.", "data.a."),
+            ("data.é", "data.é"),
+            ("payments/authz", "payments/authz"),
+        ] {
+            assert_eq!(slash_path(path), want, "{path}");
+            let parsed = tenet::QueryPath::parse(path)
+                .map_or_else(|_| path.to_string(), |p| p.components().join("/"));
+            assert_eq!(slash_path(path), parsed, "{path}");
+        }
     }
 }

@@ -10,6 +10,7 @@ use crate::recorder::{Decided, LoggedInput};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::io::Write;
 
 /// Tenants whose labels are kept encoded, at most (the cache is emptied
 /// when full; it refills as events arrive).
@@ -105,8 +106,12 @@ pub(crate) fn event_json(labels: &[u8], d: Decided) -> Vec<u8> {
         out.extend_from_slice(b",\"req_id\":");
         put(&mut out, &id);
     }
-    out.extend_from_slice(b",\"timestamp\":");
-    put(&mut out, &humantime::format_rfc3339_nanos(d.at).to_string());
+    // RFC 3339 text has nothing JSON escapes: written as it is formatted.
+    let _ = write!(
+        out,
+        ",\"timestamp\":\"{}\"",
+        humantime::format_rfc3339_nanos(d.at)
+    );
     if !d.metrics.is_empty() {
         out.extend_from_slice(b",\"metrics\":{");
         for (i, (name, value)) in d.metrics.iter().enumerate() {
