@@ -8,14 +8,16 @@
 //! and reports requests per second, p50 and p99. Targets: one tenant, 1,000
 //! tenants (round-robin, all on the payments bundle, so the compiled policy
 //! is shared), one tenant through a second listener whose state records
-//! every decision in the decision logs and uploads them (every 1–2 s, to a
+//! every decision in the decision logs and uploads them (every 0.25–0.5 s, to a
 //! collector route of the first listener), and the no-op route. Client and server share the machine's
 //! two cores, so compare ratios within one run.
 //!
 //! Run: `cargo bench -p tenet-server --bench http` (`-- --secs N` per level;
 //! `TENET_BENCH_INLINE=1` evaluates on the async workers instead of the
 //! evaluation pool; `TENET_BENCH_POOL=1` turns inline turns off, so every
-//! evaluation is handed to the pool).
+//! evaluation is handed to the pool; `TENET_BENCH_ONLY=<text>` drives only
+//! the targets whose name contains it and `TENET_BENCH_CONCURRENCY=16` only
+//! that level, for a profiler: the no-op ceiling is measured regardless).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::routing::post;
@@ -41,6 +43,10 @@ fn examples() -> PathBuf {
 
 struct Level {
     rps: f64,
+    /// Requests answered.
+    requests: usize,
+    /// Seconds they took.
+    elapsed: f64,
     p50: Duration,
     p99: Duration,
     errors: u64,
@@ -94,10 +100,56 @@ async fn drive(
     };
     Level {
         rps: all.len() as f64 / elapsed,
+        requests: all.len(),
+        elapsed,
         p50: pct(0.50),
         p99: pct(0.99),
         errors,
     }
+}
+
+/// CPU time this process has used (user and system), in seconds, from
+/// `/proc/self/stat` (clock ticks of 10 ms: enough over a second on two
+/// cores). Client and server share the process, so this is the CPU of a
+/// request at both ends.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime: fields 14 and 15 of the line, 12 and 13 after `)`.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Waits until `logged` decisions have left the decision logs (uploaded or
+/// dropped); the seconds it waited. The logged target's time includes
+/// them, so every event it logged is encoded, gzipped and sent inside it.
+async fn drain(recorder: &tenet_telemetry::Recorder, logged: u64) -> f64 {
+    let started = Instant::now();
+    recorder.flush().await;
+    recorder.logs().flush();
+    let gone = || {
+        recorder
+            .logs()
+            .stats()
+            .iter()
+            .map(|t| t.uploaded + t.dropped)
+            .sum::<u64>()
+    };
+    while gone() < logged && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(gone() >= logged, "decision logs did not drain in 60 s");
+    started.elapsed().as_secs_f64()
 }
 
 fn main() {
@@ -154,13 +206,26 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        // The same host behind a listener that logs every decision.
-        let logs = tenet_telemetry::DecisionLogs::new(Default::default());
+        // The same host behind a listener that logs every decision. Its
+        // buffer holds what arrives between two uploads (OPA's default
+        // 10,000 events would drop most of them at this rate, and a dropped
+        // event is never gzipped or sent): every event is uploaded, and the
+        // target's time runs until the last one is (see `drain`).
+        let logs = tenet_telemetry::DecisionLogs::new(tenet_telemetry::DecisionLogConfig {
+            max_events: 1_000_000,
+            max_bytes: 1 << 30,
+            max_total_bytes: 1 << 30,
+        });
         let uploads = tenet_telemetry::UploadConfig {
             url: base.clone(),
             resource: "/bench/logs".into(),
-            min_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(2),
+            // Frequent rounds: the work per event is the same whatever the
+            // delay (chunks of `upload_size_limit_bytes`), but the backlog
+            // `drain` waits for at the end of a run is shorter, so the
+            // target's time is the machine's work and not its wait for the
+            // last round.
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_millis(500),
             ..Default::default()
         };
         let http = tenet_source::HttpClient::new(&Default::default(), Limits::default()).unwrap();
@@ -172,6 +237,8 @@ fn main() {
         );
         let stats = host.clone();
         let mut logged = state(host);
+        let log_stats = recorder.logs().clone();
+        let drain_recorder = recorder.clone();
         logged.decision_logs = Some(recorder);
         let logged_app = tenet_server::app(logged);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -201,9 +268,71 @@ fn main() {
             let r = client.post(url).json(&*body).send().await.unwrap();
             assert!(r.status().is_success(), "{url}: {}", r.status());
         }
+        // Decisions of the logged target so far (warm-up: none).
+        let mut logged_requests = 0u64;
+        if let Ok(pairs) = std::env::var("TENET_BENCH_PAIRS") {
+            // Decision logs on vs off, alternating, at one concurrency (16
+            // unless set): a noisy machine moves both sides of a pair alike.
+            let pairs: usize = pairs.parse().expect("TENET_BENCH_PAIRS: a number");
+            let concurrency = std::env::var("TENET_BENCH_CONCURRENCY")
+                .map_or(16, |c| c.parse().expect("TENET_BENCH_CONCURRENCY: a number"));
+            println!("| pair | without, rps | with decision logs, rps (drain) | with ÷ without |");
+            println!("|---|---|---|---|");
+            let (mut off, mut on) = ((0usize, 0f64), (0usize, 0f64));
+            let (mut off_cpu, mut on_cpu) = (0f64, 0f64);
+            let mut ratios = Vec::new();
+            for pair in 1..=pairs {
+                let cpu = cpu_seconds();
+                let a = drive(&client, one.clone(), body.clone(), concurrency, secs).await;
+                let between = cpu_seconds();
+                let b = drive(&client, one_logged.clone(), body.clone(), concurrency, secs).await;
+                logged_requests += b.requests as u64;
+                let waited = drain(&drain_recorder, logged_requests).await;
+                (off_cpu, on_cpu) = (off_cpu + between - cpu, on_cpu + cpu_seconds() - between);
+                let (a_rps, b_rps) = (a.rps, b.requests as f64 / (b.elapsed + waited));
+                off = (off.0 + a.requests, off.1 + a.elapsed);
+                on = (on.0 + b.requests, on.1 + b.elapsed + waited);
+                ratios.push(b_rps / a_rps);
+                println!(
+                    "| {pair} | {a_rps:.0} | {b_rps:.0} ({:.0} ms) | {:.1} % |",
+                    waited * 1e3,
+                    100.0 * b_rps / a_rps
+                );
+            }
+            ratios.sort_by(f64::total_cmp);
+            println!(
+                "\nAt concurrency {concurrency}: with ÷ without over all pairs {:.1} %, median pair {:.1} %",
+                100.0 * (on.0 as f64 / on.1) / (off.0 as f64 / off.1),
+                100.0 * ratios[ratios.len() / 2]
+            );
+            // CPU per request, client and server together (the drain's
+            // uploads included): what throughput is when both cores are
+            // busy, less moved by other guests than the wall clock.
+            let (off_us, on_us) = (
+                1e6 * off_cpu / off.0 as f64,
+                1e6 * on_cpu / on.0 as f64,
+            );
+            println!(
+                "CPU per request: without {off_us:.1} µs, with decision logs {on_us:.1} µs ({:.1} µs more; without ÷ with {:.1} %)",
+                on_us - off_us,
+                100.0 * off_us / on_us
+            );
+            for t in log_stats.stats() {
+                println!(
+                    "Decision logs of {}: {} uploaded, {} dropped, {} buffered",
+                    t.tenant, t.uploaded, t.dropped, t.buffered_events
+                );
+            }
+            return;
+        }
         println!("| target | concurrency | rps | p50 | p99 | errors | rps vs no-op |");
         println!("|---|---|---|---|---|---|---|");
-        for concurrency in [1, 4, 16, 64] {
+        let only = std::env::var("TENET_BENCH_ONLY").ok();
+        let levels: Vec<usize> = match std::env::var("TENET_BENCH_CONCURRENCY") {
+            Ok(level) => vec![level.parse().expect("TENET_BENCH_CONCURRENCY: a number")],
+            Err(_) => vec![1, 4, 16, 64],
+        };
+        for concurrency in levels {
             let ceiling = drive(&client, noop.clone(), body.clone(), concurrency, secs).await;
             for (name, urls) in [
                 ("no-op handler", None),
@@ -211,12 +340,21 @@ fn main() {
                 ("1,000 tenants", Some(&many)),
                 ("1 tenant, decision logs", Some(&one_logged)),
             ] {
-                let level = match urls {
+                if only.as_deref().is_some_and(|o| !name.contains(o)) && urls.is_some() {
+                    continue;
+                }
+                let mut level = match urls {
                     None => Level { ..ceiling },
                     Some(urls) => {
                         drive(&client, urls.clone(), body.clone(), concurrency, secs).await
                     }
                 };
+                if urls == Some(&one_logged) {
+                    logged_requests += level.requests as u64;
+                    let waited = drain(&drain_recorder, logged_requests).await;
+                    level.elapsed += waited;
+                    level.rps = level.requests as f64 / level.elapsed;
+                }
                 println!(
                     "| {name} | {concurrency} | {:.0} | {:.0} µs | {:.0} µs | {} | {:.0} % |",
                     level.rps,
@@ -232,5 +370,14 @@ fn main() {
             "\nInline evaluations: {}, cut off at the inline budget: {}",
             s.inline_evaluations, s.inline_overruns
         );
+        // Events the logged target's buffer dropped (full between two
+        // uploads) were encoded but never sent: a share that hides upload
+        // cost.
+        for t in log_stats.stats() {
+            println!(
+                "Decision logs of {}: {} uploaded, {} dropped, {} buffered",
+                t.tenant, t.uploaded, t.dropped, t.buffered_events
+            );
+        }
     });
 }
