@@ -8,9 +8,16 @@
 //! and reports requests per second, p50 and p99. Targets: one tenant, 1,000
 //! tenants (round-robin, all on the payments bundle, so the compiled policy
 //! is shared), one tenant through a second listener whose state records
-//! every decision in the decision logs and uploads them (every 0.25–0.5 s, to a
-//! collector route of the first listener), and the no-op route. Client and server share the machine's
-//! two cores, so compare ratios within one run.
+//! every decision in the decision logs and uploads them (every 0.25–0.5 s,
+//! to a collector route of the first listener; the target's time runs until
+//! its last event is uploaded), and the no-op route. Client and server
+//! share the machine's two cores, so compare ratios within one run.
+//!
+//! `TENET_BENCH_PAIRS=N` instead alternates the one-tenant target without
+//! and with decision logs N times (at concurrency 16, or
+//! `TENET_BENCH_CONCURRENCY`) and reports the ratio and the CPU time per
+//! request of each: the decision-log cost, with the machine's noise moving
+//! both sides of a pair alike.
 //!
 //! Run: `cargo bench -p tenet-server --bench http` (`-- --secs N` per level;
 //! `TENET_BENCH_INLINE=1` evaluates on the async workers instead of the
