@@ -187,7 +187,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
         .with_state(state.clone());
     let router = if state.decision_logs.is_some() {
-        router.layer(middleware::from_fn(crate::decision_log::request_info))
+        router.layer(crate::decision_log::RequestInfoLayer)
     } else {
         router
     };

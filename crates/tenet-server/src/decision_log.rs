@@ -6,26 +6,25 @@
 //! only clones what the event needs.
 
 use crate::api::AppState;
-use axum::extract::{ConnectInfo, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::ConnectInfo;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 use tenet::{Host, Input};
 use tenet_telemetry::{Decided, LogRules, LoggedInput, RuleEvaluator, RuleFuture};
 
 /// What a decision-log event says of the request it answered.
 #[derive(Debug, Clone)]
-struct RequestInfo {
+pub(crate) struct RequestInfo {
     remote: Option<SocketAddr>,
     req_id: u64,
     started: Instant,
 }
 
 tokio::task_local! {
-    /// The request the current task answers (set by [`request_info`]).
+    /// The request the current task answers (set by [`RequestInfoLayer`]).
     static REQUEST: RequestInfo;
 }
 
@@ -33,17 +32,47 @@ tokio::task_local! {
 static NEXT_REQ_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Middleware (with decision logs on): numbers each request and keeps its
-/// client address and start for the events its decisions log.
-pub(crate) async fn request_info(request: Request, next: Next) -> Response {
-    let info = RequestInfo {
-        remote: request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0),
-        req_id: NEXT_REQ_ID.fetch_add(1, Ordering::Relaxed),
-        started: Instant::now(),
-    };
-    REQUEST.scope(info, next.run(request)).await
+/// client address and start for the events its decisions log. A tower
+/// layer rather than `axum::middleware::from_fn`, which clones the route
+/// and boxes two futures for every request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestInfoLayer;
+
+impl<S> tower::Layer<S> for RequestInfoLayer {
+    type Service = RequestInfoService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestInfoService(inner)
+    }
+}
+
+/// The service [`RequestInfoLayer`] wraps a route in.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestInfoService<S>(S);
+
+impl<S, B> tower::Service<axum::http::Request<B>> for RequestInfoService<S>
+where
+    S: tower::Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tokio::task::futures::TaskLocalFuture<RequestInfo, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let info = RequestInfo {
+            remote: request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+            req_id: NEXT_REQ_ID.fetch_add(1, Ordering::Relaxed),
+            started: Instant::now(),
+        };
+        REQUEST.scope(info, self.0.call(request))
+    }
 }
 
 /// With decision logging on, logs `decision` under a fresh decision id and
