@@ -6,7 +6,9 @@
 //! tenant with no such rules and no configured masks has its event
 //! encoded straight to JSON text (`encode.rs`), the same bytes. The
 //! hand-over queue is bounded: when it is full the decision is counted as
-//! dropped for its tenant, never waited for.
+//! dropped for its tenant, never waited for. The worker takes decisions in
+//! batches and then lets the next ones gather for a moment, so a busy
+//! server wakes it a few hundred times a second, not once per decision.
 
 use crate::mask::{apply_log_rules, LogRules};
 use crate::{DecisionEvent, DecisionLogs};
@@ -19,6 +21,12 @@ use tokio::sync::mpsc;
 
 /// Decisions waiting for the worker, at most.
 const QUEUE: usize = 10_000;
+
+/// Decisions taken from the queue at once.
+const BATCH: usize = 256;
+
+/// How long the worker lets decisions gather after a batch.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// A boxed future of a rule's result.
 pub type RuleFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, String>> + Send>>;
@@ -156,54 +164,67 @@ impl Recorder {
         let file = options.file.clone();
         tokio::spawn(async move {
             let mut label_cache = crate::encode::LabelCache::default();
-            while let Some(message) = rx.recv().await {
-                let d = match message {
-                    Message::Decided(d) => *d,
-                    Message::Flush(done) => {
-                        let _ = done.send(());
-                        continue;
-                    }
-                };
-                let tenant = d.tenant.clone();
-                let rules_here = rules.rules(&tenant);
-                let pointers: Vec<Value> = ["*", tenant.as_str()]
-                    .iter()
-                    .filter_map(|key| options.masks.get(*key))
-                    .flatten()
-                    .map(|p| Value::String(p.clone()))
-                    .collect();
-                let json = if !rules_here.drop && !rules_here.mask && pointers.is_empty() {
-                    // Nothing reads the event as a value: encode it at once.
-                    let own =
-                        label_cache.get(&labels, &tenant, &d.revision, || rules.labels(&tenant));
-                    crate::encode::event_json(own, d)
-                } else {
-                    let mut own = labels.clone();
-                    own.extend(rules.labels(&tenant));
-                    let event = event(&own, d);
-                    let evaluate =
-                        |path: &'static str, input: Value| rules.evaluate(&tenant, path, input);
-                    let Some(mut event) =
-                        apply_log_rules(&tenant, rules_here, event, evaluate).await
-                    else {
-                        worker_logs.count_dropped(&tenant);
-                        continue;
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                let taken = rx.recv_many(&mut batch, BATCH).await;
+                if taken == 0 {
+                    break;
+                }
+                for message in batch.drain(..) {
+                    let d = match message {
+                        Message::Decided(d) => *d,
+                        Message::Flush(done) => {
+                            let _ = done.send(());
+                            continue;
+                        }
                     };
-                    if !pointers.is_empty() && event.mask(&Value::Array(pointers)).is_err() {
-                        // The pointers were checked with the configuration.
-                        worker_logs.count_dropped(&tenant);
-                        continue;
+                    let tenant = d.tenant.clone();
+                    let rules_here = rules.rules(&tenant);
+                    let pointers: Vec<Value> = ["*", tenant.as_str()]
+                        .iter()
+                        .filter_map(|key| options.masks.get(*key))
+                        .flatten()
+                        .map(|p| Value::String(p.clone()))
+                        .collect();
+                    let json = if !rules_here.drop && !rules_here.mask && pointers.is_empty() {
+                        // Nothing reads the event as a value: encode it at once.
+                        let own = label_cache
+                            .get(&labels, &tenant, &d.revision, || rules.labels(&tenant));
+                        crate::encode::event_json(own, d)
+                    } else {
+                        let mut own = labels.clone();
+                        own.extend(rules.labels(&tenant));
+                        let event = event(&own, d);
+                        let evaluate =
+                            |path: &'static str, input: Value| rules.evaluate(&tenant, path, input);
+                        let Some(mut event) =
+                            apply_log_rules(&tenant, rules_here, event, evaluate).await
+                        else {
+                            worker_logs.count_dropped(&tenant);
+                            continue;
+                        };
+                        if !pointers.is_empty() && event.mask(&Value::Array(pointers)).is_err() {
+                            // The pointers were checked with the configuration.
+                            worker_logs.count_dropped(&tenant);
+                            continue;
+                        }
+                        event.to_json()
+                    };
+                    match (&options.file, options.upload) {
+                        (Some(file), true) => {
+                            file.write(json.clone());
+                            worker_logs.record_json(&tenant, json);
+                        }
+                        (Some(file), false) => file.write(json),
+                        (None, true) => worker_logs.record_json(&tenant, json),
+                        (None, false) => {}
                     }
-                    event.to_json()
-                };
-                match (&options.file, options.upload) {
-                    (Some(file), true) => {
-                        file.write(json.clone());
-                        worker_logs.record_json(&tenant, json);
-                    }
-                    (Some(file), false) => file.write(json),
-                    (None, true) => worker_logs.record_json(&tenant, json),
-                    (None, false) => {}
+                }
+                // Let decisions gather rather than waking for each one
+                // (a wake-up per decision costs the busy server more than
+                // encoding it); an event waits at most this long.
+                if taken < BATCH {
+                    tokio::time::sleep(GATHER).await;
                 }
             }
         });
