@@ -160,10 +160,15 @@ impl Recorder {
         options: RecorderOptions,
     ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
-        let worker_logs = logs.clone();
         let file = options.file.clone();
+        let mut worker = Worker {
+            logs: logs.clone(),
+            labels,
+            rules,
+            options,
+            label_cache: crate::encode::LabelCache::default(),
+        };
         tokio::spawn(async move {
-            let mut label_cache = crate::encode::LabelCache::default();
             let mut batch = Vec::with_capacity(BATCH);
             loop {
                 let taken = rx.recv_many(&mut batch, BATCH).await;
@@ -171,53 +176,11 @@ impl Recorder {
                     break;
                 }
                 for message in batch.drain(..) {
-                    let d = match message {
-                        Message::Decided(d) => *d,
+                    match message {
+                        Message::Decided(d) => worker.record(*d).await,
                         Message::Flush(done) => {
                             let _ = done.send(());
-                            continue;
                         }
-                    };
-                    let tenant = d.tenant.clone();
-                    let rules_here = rules.rules(&tenant);
-                    let pointers: Vec<Value> = ["*", tenant.as_str()]
-                        .iter()
-                        .filter_map(|key| options.masks.get(*key))
-                        .flatten()
-                        .map(|p| Value::String(p.clone()))
-                        .collect();
-                    let json = if !rules_here.drop && !rules_here.mask && pointers.is_empty() {
-                        // Nothing reads the event as a value: encode it at once.
-                        let own = label_cache
-                            .get(&labels, &tenant, &d.revision, || rules.labels(&tenant));
-                        crate::encode::event_json(own, d)
-                    } else {
-                        let mut own = labels.clone();
-                        own.extend(rules.labels(&tenant));
-                        let event = event(&own, d);
-                        let evaluate =
-                            |path: &'static str, input: Value| rules.evaluate(&tenant, path, input);
-                        let Some(mut event) =
-                            apply_log_rules(&tenant, rules_here, event, evaluate).await
-                        else {
-                            worker_logs.count_dropped(&tenant);
-                            continue;
-                        };
-                        if !pointers.is_empty() && event.mask(&Value::Array(pointers)).is_err() {
-                            // The pointers were checked with the configuration.
-                            worker_logs.count_dropped(&tenant);
-                            continue;
-                        }
-                        event.to_json()
-                    };
-                    match (&options.file, options.upload) {
-                        (Some(file), true) => {
-                            file.write(json.clone());
-                            worker_logs.record_json(&tenant, json);
-                        }
-                        (Some(file), false) => file.write(json),
-                        (None, true) => worker_logs.record_json(&tenant, json),
-                        (None, false) => {}
                     }
                 }
                 // Let decisions gather rather than waking for each one
@@ -261,6 +224,67 @@ impl Recorder {
     /// The buffers it records into.
     pub fn logs(&self) -> &DecisionLogs {
         &self.logs
+    }
+}
+
+/// The recorder's worker: turns each decision into its event and hands it
+/// to the sinks.
+struct Worker {
+    logs: DecisionLogs,
+    /// The process's labels.
+    labels: Map<String, Value>,
+    rules: Arc<dyn RuleEvaluator>,
+    options: RecorderOptions,
+    label_cache: crate::encode::LabelCache,
+}
+
+impl Worker {
+    /// Builds the event of `d` (the tenant's log rules and the configured
+    /// masks applied; dropped and counted when they say so) and writes it
+    /// to the file and the upload buffer.
+    async fn record(&mut self, d: Decided) {
+        let tenant = d.tenant.clone();
+        let rules_here = self.rules.rules(&tenant);
+        let pointers: Vec<Value> = ["*", tenant.as_str()]
+            .iter()
+            .filter_map(|key| self.options.masks.get(*key))
+            .flatten()
+            .map(|p| Value::String(p.clone()))
+            .collect();
+        let json = if !rules_here.drop && !rules_here.mask && pointers.is_empty() {
+            // Nothing reads the event as a value: encode it at once.
+            let rules = &self.rules;
+            let own = self
+                .label_cache
+                .get(&self.labels, &tenant, &d.revision, || rules.labels(&tenant));
+            crate::encode::event_json(own, d)
+        } else {
+            let mut own = self.labels.clone();
+            own.extend(self.rules.labels(&tenant));
+            let event = event(&own, d);
+            let evaluate =
+                |path: &'static str, input: Value| self.rules.evaluate(&tenant, path, input);
+            let Some(mut event) = apply_log_rules(&tenant, rules_here, event, evaluate).await
+            else {
+                self.logs.count_dropped(&tenant);
+                return;
+            };
+            if !pointers.is_empty() && event.mask(&Value::Array(pointers)).is_err() {
+                // The pointers were checked with the configuration.
+                self.logs.count_dropped(&tenant);
+                return;
+            }
+            event.to_json()
+        };
+        match (&self.options.file, self.options.upload) {
+            (Some(file), true) => {
+                file.write(json.clone());
+                self.logs.record_json(&tenant, json);
+            }
+            (Some(file), false) => file.write(json),
+            (None, true) => self.logs.record_json(&tenant, json),
+            (None, false) => {}
+        }
     }
 }
 
