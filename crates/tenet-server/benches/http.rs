@@ -17,7 +17,9 @@
 //! and with decision logs N times (at concurrency 16, or
 //! `TENET_BENCH_CONCURRENCY`) and reports the ratio and the CPU time per
 //! request of each: the decision-log cost, with the machine's noise moving
-//! both sides of a pair alike.
+//! both sides of a pair alike. With `TENET_BENCH_PAIRS_OF=noop` the pairs
+//! are the no-op handler and the one-tenant target: what a decision costs
+//! against the ceiling, read the same way.
 //!
 //! Run: `cargo bench -p tenet-server --bench http` (`-- --secs N` per level;
 //! `TENET_BENCH_INLINE=1` evaluates on the async workers instead of the
@@ -283,18 +285,30 @@ fn main() {
             let pairs: usize = pairs.parse().expect("TENET_BENCH_PAIRS: a number");
             let concurrency = std::env::var("TENET_BENCH_CONCURRENCY")
                 .map_or(16, |c| c.parse().expect("TENET_BENCH_CONCURRENCY: a number"));
-            println!("| pair | without, rps | with decision logs, rps (drain) | with ÷ without |");
+            // TENET_BENCH_PAIRS_OF=noop alternates the no-op handler and
+            // the one-tenant target instead: #9's decisions ÷ no-op ratio.
+            let of_noop = std::env::var("TENET_BENCH_PAIRS_OF").is_ok_and(|v| v == "noop");
+            let (first, second, what) = if of_noop {
+                (noop.clone(), one.clone(), "decisions")
+            } else {
+                (one.clone(), one_logged.clone(), "decision logs")
+            };
+            println!("| pair | without, rps | with {what}, rps (drain) | with ÷ without |");
             println!("|---|---|---|---|");
             let (mut off, mut on) = ((0usize, 0f64), (0usize, 0f64));
             let (mut off_cpu, mut on_cpu) = (0f64, 0f64);
             let mut ratios = Vec::new();
             for pair in 1..=pairs {
                 let cpu = cpu_seconds();
-                let a = drive(&client, one.clone(), body.clone(), concurrency, secs).await;
+                let a = drive(&client, first.clone(), body.clone(), concurrency, secs).await;
                 let between = cpu_seconds();
-                let b = drive(&client, one_logged.clone(), body.clone(), concurrency, secs).await;
-                logged_requests += b.requests as u64;
-                let waited = drain(&drain_recorder, logged_requests).await;
+                let b = drive(&client, second.clone(), body.clone(), concurrency, secs).await;
+                let waited = if of_noop {
+                    0.0
+                } else {
+                    logged_requests += b.requests as u64;
+                    drain(&drain_recorder, logged_requests).await
+                };
                 (off_cpu, on_cpu) = (off_cpu + between - cpu, on_cpu + cpu_seconds() - between);
                 let (a_rps, b_rps) = (a.rps, b.requests as f64 / (b.elapsed + waited));
                 off = (off.0 + a.requests, off.1 + a.elapsed);
@@ -320,7 +334,7 @@ fn main() {
                 1e6 * on_cpu / on.0 as f64,
             );
             println!(
-                "CPU per request: without {off_us:.1} µs, with decision logs {on_us:.1} µs ({:.1} µs more; without ÷ with {:.1} %)",
+                "CPU per request: without {off_us:.1} µs, with {what} {on_us:.1} µs ({:.1} µs more; without ÷ with {:.1} %)",
                 on_us - off_us,
                 100.0 * off_us / on_us
             );

@@ -6,6 +6,7 @@
 
 use crate::auth::{Auth, Scope};
 use crate::decision_log::{decision_log, deferred};
+use crate::front::{GuardLayer, Guarded, OpaRoutingLayer};
 use crate::input::{input_from_value, is_yaml, parse_input_document, parse_json};
 use crate::ApiError;
 use axum::body::Bytes;
@@ -117,7 +118,7 @@ pub fn app(state: AppState) -> Router {
     let mut decisions = Router::new();
     // Every API route twice: bare (tenant from the header) and under
     // `/tenants/{tenant}`. Trailing slashes are redirected (see
-    // `trailing_slash`).
+    // `OpaRoutingLayer`).
     for prefix in ["", "/tenants/{tenant}"] {
         decisions = decisions
             .route(&format!("{prefix}/v1/data"), data_methods())
@@ -150,7 +151,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", post(default_decision))
         .route("/tenants/{tenant}", post(default_decision))
         .route("/tenants/{tenant}/", post(default_decision))
-        .route_layer(middleware::from_fn_with_state(state.clone(), decision_auth));
+        .route_layer(GuardLayer::new(state.clone(), Guarded::Decisions));
     let admin = Router::new()
         .route("/v1/tenants", get(list_tenants))
         .route(
@@ -169,7 +170,7 @@ pub fn app(state: AppState) -> Router {
         )
         // The tenant's status document for admins (the status page).
         .route("/v1/tenants/{tenant}/status", get(crate::status::status))
-        .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth));
+        .route_layer(GuardLayer::new(state.clone(), Guarded::Admin));
     let router = Router::new()
         .route("/health", get(health))
         // The status page holds no data (its calls are admin calls).
@@ -181,7 +182,7 @@ pub fn app(state: AppState) -> Router {
         .merge(decisions)
         .merge(admin)
         .fallback(not_found)
-        .layer(middleware::from_fn(trailing_slash))
+        .layer(OpaRoutingLayer)
         // The body limit is enforced by `body()` below with an OPA-shaped
         // 413; axum's own limit is lifted so it does not answer first.
         .layer(DefaultBodyLimit::max(limit.saturating_add(1)))
@@ -197,123 +198,6 @@ pub fn app(state: AppState) -> Router {
         router
     };
     crate::metrics::instrument(router, &state)
-}
-
-/// A path ending in `/` is redirected to the same path without it (query
-/// kept); `/` itself, and `/tenants/{tenant}/` (the tenant's `/`), are
-/// served. GET (and DELETE, which has no body) get OPA's 301; POST, PUT and
-/// PATCH get a 308, which keeps the method and the body: fetch-based clients
-/// follow a 301 as a GET without the body, so a policy would run without its
-/// input and a deny-shaped rule would fail open (OPA issue 2137).
-async fn trailing_slash(request: axum::extract::Request, next: middleware::Next) -> Response {
-    // OPA's router has no HEAD routes; axum would answer HEAD like GET.
-    if request.method() == Method::HEAD {
-        return ApiError::method_not_allowed().into_response();
-    }
-    let path = request.uri().path();
-    // `/tenants/{tenant}/`: one non-empty segment, then the slash. (Found
-    // by the router property test: `/tenants/` alone underflowed here.)
-    let tenant_root = path
-        .strip_prefix("/tenants/")
-        .and_then(|rest| rest.strip_suffix('/'))
-        .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'));
-    if path.len() > 1 && path.ends_with('/') && !tenant_root {
-        let mut target = path.trim_end_matches('/').to_string();
-        if target.is_empty() {
-            target.push('/');
-        }
-        if let Some(query) = request.uri().query() {
-            target.push('?');
-            target.push_str(query);
-        }
-        let status = if matches!(*request.method(), Method::GET | Method::DELETE) {
-            StatusCode::MOVED_PERMANENTLY
-        } else {
-            StatusCode::PERMANENT_REDIRECT
-        };
-        return (status, [(axum::http::header::LOCATION, target)]).into_response();
-    }
-    let response = next.run(request).await;
-    plain_rejection_as_json(response).await
-}
-
-/// axum's own extractor rejections (a path segment that is not UTF-8, a
-/// malformed query string) answer in plain text; OPA always answers JSON,
-/// so they are rewrapped as `invalid_parameter` (or the status they had).
-async fn plain_rejection_as_json(response: Response) -> Response {
-    let plain = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.starts_with("text/plain"));
-    if !plain || !response.status().is_client_error() {
-        return response;
-    }
-    let status = response.status();
-    // axum's method router answers 405 with an empty body; keep its `Allow`.
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        let allow = response.headers().get(axum::http::header::ALLOW).cloned();
-        let mut out = ApiError::method_not_allowed().into_response();
-        if let Some(allow) = allow {
-            out.headers_mut().insert(axum::http::header::ALLOW, allow);
-        }
-        return out;
-    }
-    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let code = if status == StatusCode::BAD_REQUEST {
-        "invalid_parameter"
-    } else {
-        "bad_request"
-    };
-    ApiError::new(status, code, text.trim().to_string()).into_response()
-}
-
-async fn admin_auth(
-    State(state): State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: middleware::Next,
-) -> Response {
-    // Pinning, unpinning and reloading change what the server holds: while
-    // no token is configured they follow the write rule (by default only
-    // on a loopback address), as policy and data writes do, so that nobody
-    // who can reach the server can pin a tenant without a bundle and hold
-    // `/health/ready` at 500.
-    let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
-    let allowed = state
-        .auth
-        .check(Scope::Admin, request.headers())
-        .and_then(|()| {
-            if changes && !state.auth.any_token() {
-                state.auth.check(Scope::Write, request.headers())
-            } else {
-                Ok(())
-            }
-        });
-    match allowed {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-/// Decisions and reads need the `decide` scope; writes (policy and data
-/// pushes change what the tenant decides) the `write` scope (auth.rs).
-async fn decision_auth(
-    State(state): State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: middleware::Next,
-) -> Response {
-    let writes = matches!(
-        *request.method(),
-        Method::PUT | Method::PATCH | Method::DELETE
-    );
-    let scope = if writes { Scope::Write } else { Scope::Decide };
-    match state.auth.check(scope, request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
-    }
 }
 
 async fn list_tenants(State(state): State<Arc<AppState>>) -> Json<Value> {

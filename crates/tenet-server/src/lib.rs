@@ -55,6 +55,7 @@ mod batch;
 pub mod config;
 pub mod decision_log;
 mod error;
+mod front;
 mod grpc_metrics;
 mod grpc_status;
 mod idle;

@@ -29,22 +29,28 @@
 
 use crate::label_cap::{LabelCap, OTHER};
 use crate::AppState;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use pin_project_lite::pin_project;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::{BTreeMap, HashSet};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 use tenet::{Host, InstanceState};
 
@@ -58,13 +64,45 @@ const BUCKETS: [f64; 14] = [
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    handler: String,
+    handler: Route,
     code: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HandlerLabels {
-    handler: String,
+    handler: Route,
+}
+
+/// The `handler` label: the route template a request matched, or
+/// `unmatched`. It holds axum's own shared template, so labelling a
+/// request allocates nothing.
+#[derive(Debug, Clone)]
+struct Route(Option<MatchedPath>);
+
+impl Route {
+    fn as_str(&self) -> &str {
+        self.0.as_ref().map_or("unmatched", MatchedPath::as_str)
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Route {}
+
+impl std::hash::Hash for Route {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelValue for Route {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
 }
 
 pub(crate) fn histogram() -> Histogram {
@@ -163,7 +201,7 @@ pub(crate) fn instrument(router: Router, state: &Arc<AppState>) -> Router {
     };
     router
         .route("/metrics", get(scrape))
-        .layer(middleware::from_fn_with_state(metrics, track))
+        .layer(TrackLayer(metrics))
 }
 
 fn scrape(metrics: &Metrics, state: &AppState, headers: &HeaderMap) -> Response {
@@ -185,32 +223,96 @@ fn scrape(metrics: &Metrics, state: &AppState, headers: &HeaderMap) -> Response 
     }
 }
 
-async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let handler = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_string();
-    let timed_out = request.extensions().get::<BodyTimedOut>().cloned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let code = if timed_out.is_some_and(|t| t.get()) {
-        StatusCode::REQUEST_TIMEOUT.as_u16()
-    } else {
-        response.status().as_u16()
-    };
-    metrics
-        .durations
-        .get_or_create(&HandlerLabels {
-            handler: handler.clone(),
-        })
-        .observe(elapsed);
-    metrics
-        .requests
-        .get_or_create(&RequestLabels { handler, code })
-        .inc();
-    response
+/// Counts and times every request ([`Metrics::requests`],
+/// [`Metrics::durations`]). A tower layer rather than
+/// `axum::middleware::from_fn`, which clones the route and boxes the
+/// middleware's future on every request (see front.rs).
+#[derive(Debug, Clone)]
+struct TrackLayer(Arc<Metrics>);
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Track {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// The service [`TrackLayer`] wraps a route in.
+#[derive(Debug, Clone)]
+struct Track<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = Route(request.extensions().get::<MatchedPath>().cloned());
+        let timed_out = request.extensions().get::<BodyTimedOut>().cloned();
+        Tracked {
+            future: self.inner.call(request),
+            metrics: self.metrics.clone(),
+            route,
+            timed_out,
+            started: Instant::now(),
+        }
+    }
+}
+
+pin_project! {
+    /// A route's answer, counted when it comes.
+    struct Tracked<F> {
+        #[pin]
+        future: F,
+        metrics: Arc<Metrics>,
+        route: Route,
+        timed_out: Option<BodyTimedOut>,
+        started: Instant,
+    }
+}
+
+impl<F> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = ready!(this.future.poll(cx));
+        let elapsed = this.started.elapsed().as_secs_f64();
+        let code = if this.timed_out.as_ref().is_some_and(BodyTimedOut::get) {
+            StatusCode::REQUEST_TIMEOUT.as_u16()
+        } else {
+            response.status().as_u16()
+        };
+        let handler = this.route.clone();
+        this.metrics
+            .durations
+            .get_or_create(&HandlerLabels {
+                handler: handler.clone(),
+            })
+            .observe(elapsed);
+        this.metrics
+            .requests
+            .get_or_create(&RequestLabels { handler, code })
+            .inc();
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// Reads the host at scrape time.
