@@ -53,6 +53,12 @@ pub mod pb {
     /// The encoded `FileDescriptorSet` of `tenet.v1` (for reflection).
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/tenet_v1_descriptor.bin"));
+
+    /// The encoded `FileDescriptorSet` of Envoy's
+    /// `envoy.service.auth.v3.Authorization` and its imports (for
+    /// reflection; the types themselves come from `envoy-types`).
+    pub const ENVOY_AUTHZ_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/envoy_authz_descriptor.bin"));
 }
 
 pub use attributes::RenderError;

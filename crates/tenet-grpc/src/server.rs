@@ -1,6 +1,6 @@
 //! The gRPC services and their listener. [`Grpc`] holds the routes
 //! (`envoy.service.auth.v3.Authorization`, `tenet.v1.Decisions`,
-//! `grpc.health.v1.Health`, and server reflection for the last two) with
+//! `grpc.health.v1.Health`, and server reflection for all three) with
 //! their message bound, and the health reporter; [`serve`] runs them on a
 //! listener of their own (plain or TLS) with the header and stream bounds
 //! of [`GrpcConfig`], until a shutdown signal; then health turns
@@ -78,6 +78,7 @@ impl Grpc {
             let reflection = || {
                 tonic_reflection::server::Builder::configure()
                     .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+                    .register_encoded_file_descriptor_set(crate::pb::ENVOY_AUTHZ_DESCRIPTOR_SET)
                     .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             };
             builder

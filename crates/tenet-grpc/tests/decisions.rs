@@ -1,7 +1,7 @@
 //! The native `tenet.v1.Decisions` service end to end over a loopback
 //! socket, with the generated tonic client: decisions with JSON and
 //! `Value` inputs, batches, the bidirectional stream, `Is`, AuthZEN and
-//! PORC, the token rule, reflection, and bad input (unknown tenants, bad
+//! PORC, the token rule, and bad input (unknown tenants, bad
 //! JSON, a Struct past the depth limit, malformed protobuf, an oversize
 //! message, an evaluation past its deadline), each with its status code and
 //! the server still answering afterwards.
@@ -567,52 +567,6 @@ async fn bad_input_gets_clear_codes_and_the_server_keeps_answering() {
     assert_eq!(result(ok.get_ref()), Some(json!(true)));
     server.stop().await;
     server2.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reflection_lists_the_services_and_serves_their_descriptors() {
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let (server, _client) = start().await;
-    let channel = Channel::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut reflection = ServerReflectionClient::new(channel);
-    let ask = |m: MessageRequest| ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(m),
-    };
-    let requests = futures_util::stream::iter(vec![
-        ask(MessageRequest::ListServices(String::new())),
-        ask(MessageRequest::FileContainingSymbol(
-            "tenet.v1.Decisions".into(),
-        )),
-    ]);
-    let mut answers = reflection
-        .server_reflection_info(requests)
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) =
-        answers.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("no service list")
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for want in ["tenet.v1.Decisions", "grpc.health.v1.Health"] {
-        assert!(names.iter().any(|n| n == want), "{names:?}");
-    }
-    let Some(MessageResponse::FileDescriptorResponse(files)) =
-        answers.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("no descriptor")
-    };
-    assert!(!files.file_descriptor_proto.is_empty());
-    server.stop().await;
 }
 
 /// No decision-log rules.
