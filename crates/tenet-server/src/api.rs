@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
@@ -463,16 +463,35 @@ pub(crate) fn flag(q: &HashMap<String, String>, name: &str) -> bool {
 
 /// A JSON answer, indented with two spaces under `?pretty`.
 pub(crate) fn reply(status: StatusCode, body: Value, pretty: bool) -> Response {
-    if !pretty {
-        return (status, Json(body)).into_response();
+    reply_with(status, &body, pretty)
+}
+
+/// [`reply`] for anything serializable.
+fn reply_with(status: StatusCode, body: &impl serde::Serialize, pretty: bool) -> Response {
+    let text = if pretty {
+        serde_json::to_vec_pretty(body)
+    } else {
+        serde_json::to_vec(body)
+    };
+    match text {
+        Ok(text) => (
+            status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            text,
+        )
+            .into_response(),
+        // Values from the engine and serde_json always serialize; should
+        // one not, the client gets OPA's shape of an internal error.
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!("encoding the answer failed: {e}"),
+        )
+        .into_response(),
     }
-    let text = serde_json::to_string_pretty(&body).unwrap_or_default();
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        text,
-    )
-        .into_response()
 }
 
 /// What `?provenance` adds: the build and the revision that decided.
@@ -554,38 +573,45 @@ async fn decide_data(
     let parsed = Instant::now();
     let decision = state.decide(tenant, headers, path, &input).await?;
     let evaluated = Instant::now();
-    let mut out = Map::new();
-    if let Some(id) = decision_log(state, tenant, path, &decision, || deferred(&input)) {
-        out.insert("decision_id".into(), Value::String(id));
-    }
-    if let Some(result) = decision.result {
-        out.insert("result".into(), result);
-    }
-    if !given && method == Method::POST {
-        out.insert(
-            "warning".into(),
-            json!({"code": "api_usage_warning", "message": "'input' key missing from the request"}),
-        );
-    }
-    if flag(q, "provenance") {
-        out.insert("provenance".into(), provenance(tenant, &decision.revision));
-    }
-    if flag(q, "metrics") {
+    let decision_id = decision_log(state, tenant, path, &decision, || deferred(&input));
+    let metrics = flag(q, "metrics").then(|| {
         let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        out.insert(
-            "metrics".into(),
-            json!({
-                "counter_server_query_cache_hit": u64::from(decision.cached),
-                "timer_rego_input_parse_ns": ns(parsed - started),
-                "timer_rego_query_eval_ns": ns(evaluated - parsed),
-                "timer_server_handler_ns": ns(started.elapsed()),
-                // Which evaluator decided (tenet's own; OPA has one).
-                "counter_tenet_eval_vm": u64::from(decision.evaluator == Some(Evaluator::Vm)),
-                "counter_tenet_eval_interpreter": u64::from(decision.evaluator == Some(Evaluator::Interpreter)),
-            }),
-        );
-    }
-    Ok(reply(StatusCode::OK, Value::Object(out), flag(q, "pretty")))
+        json!({
+            "counter_server_query_cache_hit": u64::from(decision.cached),
+            "timer_rego_input_parse_ns": ns(parsed - started),
+            "timer_rego_query_eval_ns": ns(evaluated - parsed),
+            "timer_server_handler_ns": ns(started.elapsed()),
+            // Which evaluator decided (tenet's own; OPA has one).
+            "counter_tenet_eval_vm": u64::from(decision.evaluator == Some(Evaluator::Vm)),
+            "counter_tenet_eval_interpreter": u64::from(decision.evaluator == Some(Evaluator::Interpreter)),
+        })
+    });
+    let answer = DataAnswer {
+        decision_id: decision_id.as_deref(),
+        result: decision.result.as_ref(),
+        warning: (!given && method == Method::POST).then(|| {
+            json!({"code": "api_usage_warning", "message": "'input' key missing from the request"})
+        }),
+        provenance: flag(q, "provenance").then(|| provenance(tenant, &decision.revision)),
+        metrics,
+    };
+    Ok(reply_with(StatusCode::OK, &answer, flag(q, "pretty")))
+}
+
+/// The answer of the data API, in OPA's key order; absent keys are left
+/// out. Serialized straight from the decision (no JSON map is built).
+#[derive(serde::Serialize)]
+struct DataAnswer<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<Value>,
 }
 
 /// OPA's webhook API, `POST /v0/data/{path}`: the body is the input and the
