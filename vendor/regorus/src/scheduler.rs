@@ -645,8 +645,31 @@ impl Analyzer {
         first_use: &mut BTreeMap<SourceStr, Span>,
         used_vars: &mut Vec<SourceStr>,
     ) -> Result<()> {
-        self.scopes.push(scope.clone());
+        if comprs.is_empty() {
+            return Ok(());
+        }
+        // The comprehensions' queries read `scope` (its locals and unscoped
+        // vars) from the scope stack. It is lent to the stack for their
+        // analysis and taken back after, not cloned: a clone per statement
+        // made a body of n statements cost O(n^2) to analyse.
+        let depth = self.scopes.len();
+        self.scopes.push(core::mem::take(scope));
+        let analysed = self.process_comprs_in_lent_scope(comprs, first_use, used_vars);
+        self.scopes.truncate(depth + 1);
+        if let Some(lent) = self.scopes.pop() {
+            *scope = lent;
+        }
+        analysed
+    }
 
+    /// [`Self::process_comprs`] with the current scope on top of the scope
+    /// stack.
+    fn process_comprs_in_lent_scope(
+        &mut self,
+        comprs: &[Ref<Expr>],
+        first_use: &mut BTreeMap<SourceStr, Span>,
+        used_vars: &mut Vec<SourceStr>,
+    ) -> Result<()> {
         for compr in comprs {
             let compr_scope = match compr.as_ref() {
                 Expr::ArrayCompr { query, term, .. } | Expr::SetCompr { query, term, .. } => {
@@ -673,6 +696,9 @@ impl Analyzer {
                 _ => break,
             };
 
+            let Some(scope) = self.scopes.last_mut() else {
+                bail!("internal error: scope stack empty");
+            };
             // Record vars used by the comprehension scope.
             if let Some(compr_scope) = compr_scope {
                 // Propagate input usage from nested scope to parent
@@ -692,8 +718,6 @@ impl Analyzer {
                 }
             }
         }
-
-        self.scopes.pop();
         Ok(())
     }
 

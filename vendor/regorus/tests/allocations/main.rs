@@ -9,5 +9,6 @@
 mod counting;
 mod hoister;
 mod parser;
+mod scheduler;
 #[cfg(feature = "rvm")]
 mod rvm;
