@@ -9,6 +9,6 @@
 mod counting;
 mod hoister;
 mod parser;
-mod scheduler;
 #[cfg(feature = "rvm")]
 mod rvm;
+mod scheduler;
